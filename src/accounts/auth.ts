@@ -1,0 +1,76 @@
+/**
+ * Who is calling the operator API: a browser session (cookie `pano_session`) or an operator token
+ * (`Authorization: Bearer pano_op_…`, for the CLI and scripts). Cookie-authenticated mutations must
+ * come from our own origin: SameSite=Strict already keeps the cookie off cross-site requests, and
+ * we also refuse any that a browser labels cross-site (Sec-Fetch-Site) or whose Origin is foreign.
+ */
+import crypto from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.js';
+import type { Services } from '../http/server.js';
+import { hashSecret, isWellFormedToken, OPERATOR_TOKEN_PREFIX } from '../keys/tokens.js';
+
+export const SESSION_COOKIE = 'pano_session';
+
+export interface Operator {
+  accountId: string;
+  via: 'session' | 'token';
+  credentialHash: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    operator: Operator | null;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function newSessionToken(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+/** preHandler for every /api route that needs a signed-in operator. */
+export function requireOperator(services: Services) {
+  return async function authenticateOperator(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const [scheme, value] = header.split(' ', 2);
+      if (scheme?.toLowerCase() !== 'bearer' || value === undefined || !isWellFormedToken(OPERATOR_TOKEN_PREFIX, value.trim())) {
+        throw new ApiError('unauthenticated', 'The Bearer value is not a well-formed operator token (pano_op_…)');
+      }
+      const hash = hashSecret(value.trim());
+      const token = await services.store.findOperatorToken(hash);
+      if (token === null) throw new ApiError('unauthenticated', 'The operator token is unknown or revoked');
+      request.operator = { accountId: token.accountId, via: 'token', credentialHash: hash };
+      return;
+    }
+    const cookieValue = request.cookies[SESSION_COOKIE];
+    if (cookieValue === undefined || cookieValue === '') throw new ApiError('unauthenticated');
+    const hash = hashSecret(cookieValue);
+    const session = await services.store.findSession(hash, services.now());
+    if (session === null) throw new ApiError('unauthenticated', 'The session has expired; sign in again');
+    if (!SAFE_METHODS.has(request.method)) assertSameOrigin(request);
+    request.operator = { accountId: session.accountId, via: 'session', credentialHash: hash };
+  };
+}
+
+export function assertSameOrigin(request: FastifyRequest): void {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new ApiError('csrf_rejected');
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    let host: string;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      throw new ApiError('csrf_rejected');
+    }
+    if (host !== request.headers.host) throw new ApiError('csrf_rejected');
+  }
+}
+
+export function operatorOf(request: FastifyRequest): Operator {
+  if (request.operator === null) throw new ApiError('unauthenticated');
+  return request.operator;
+}

@@ -1,0 +1,76 @@
+/** /api/apps: create, list, read and update the caller's applications. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { operatorOf, requireOperator } from '../accounts/auth.js';
+import { ApiError } from '../errors.js';
+import { appJson } from '../http/format.js';
+import { errorResponses } from '../http/openapi.js';
+import type { Services } from '../http/server.js';
+import { CLIENT_ID_PATTERN } from '../traces/schema.js';
+import type { App } from '../store/types.js';
+import { createApp, updateApp } from './service.js';
+
+export const AppJson = Type.Object({
+  client_id: Type.String(),
+  name: Type.String(),
+  panopticon_enabled: Type.Boolean(),
+  created_at: Type.String(),
+});
+
+export const ClientIdParams = Type.Object({ client_id: Type.String({ pattern: CLIENT_ID_PATTERN }) });
+
+const AppName = Type.String({ minLength: 1, maxLength: 100 });
+
+/** Loads the app named in the path, as seen by the calling operator; another account's app is a 404. */
+export async function ownedApp(services: Services, request: FastifyRequest): Promise<App> {
+  const { client_id } = request.params as { client_id: string };
+  const app = await services.store.findApp(operatorOf(request).accountId, client_id);
+  if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
+  return app;
+}
+
+export function registerAppRoutes(app: FastifyInstance, services: Services): void {
+  const { store, now } = services;
+  const authenticated = requireOperator(services);
+
+  app.post('/api/apps', {
+    preHandler: authenticated,
+    schema: {
+      tags: ['apps'],
+      summary: 'Create an application; its client_id is generated',
+      body: Type.Object({ name: AppName }, { additionalProperties: false }),
+      response: { 201: AppJson, ...errorResponses(400, 401, 403) },
+    },
+  }, async (request, reply) => {
+    const { name } = request.body as { name: string };
+    const created = await createApp(store, operatorOf(request).accountId, name, now());
+    return reply.code(201).send(appJson(created));
+  });
+
+  app.get('/api/apps', {
+    preHandler: authenticated,
+    schema: { tags: ['apps'], summary: "The caller's applications", response: { 200: Type.Object({ apps: Type.Array(AppJson) }), ...errorResponses(401) } },
+  }, async (request) => ({ apps: (await store.listApps(operatorOf(request).accountId)).map(appJson) }));
+
+  app.get('/api/apps/:client_id', {
+    preHandler: authenticated,
+    schema: { tags: ['apps'], summary: 'One application', params: ClientIdParams, response: { 200: AppJson, ...errorResponses(400, 401, 404) } },
+  }, async (request) => appJson(await ownedApp(services, request)));
+
+  app.patch('/api/apps/:client_id', {
+    preHandler: authenticated,
+    schema: {
+      tags: ['apps'],
+      summary: 'Rename an application or turn Panopticon on or off for it',
+      params: ClientIdParams,
+      body: Type.Object({ name: Type.Optional(AppName), panopticon_enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false, minProperties: 1 }),
+      response: { 200: AppJson, ...errorResponses(400, 401, 403, 404) },
+    },
+  }, async (request) => {
+    const { client_id } = request.params as { client_id: string };
+    const body = request.body as { name?: string; panopticon_enabled?: boolean };
+    const updated = await updateApp(store, operatorOf(request).accountId, client_id, { name: body.name, panopticonEnabled: body.panopticon_enabled });
+    if (updated === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
+    return appJson(updated);
+  });
+}

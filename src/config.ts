@@ -1,0 +1,126 @@
+/**
+ * Configuration, parsed once at boot from the environment and validated against a schema.
+ * Nothing else in the codebase reads `process.env`: the server gets a `ServerConfig`, the CLI a
+ * `CliConfig`. A bad value fails fast with a message that names the variable.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import os from 'node:os';
+import path from 'node:path';
+
+const ServerEnv = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+  /** A file path selects SQLite (the embedded default); a postgres:// URL selects PostgreSQL. */
+  PANOPTICON_DB: Type.String({ default: './data/panopticon.db', minLength: 1 }),
+  PANOPTICON_LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** `open`: anyone may sign up; `closed`: only the first account (the install's owner) may. */
+  PANOPTICON_SIGNUP: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
+  /** Requests per second allowed for one PAK (a token bucket refilled every second). */
+  PANOPTICON_PAK_RATE_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
+  /** Largest number of traces written in one group commit. */
+  PANOPTICON_COMMIT_BATCH: Type.Integer({ default: 512, minimum: 1, maximum: 2000 }),
+  /** Size of the PostgreSQL connection pool of this node. */
+  PANOPTICON_PG_POOL: Type.Integer({ default: 10, minimum: 2, maximum: 200 }),
+  /** Session cookie lifetime in hours. */
+  PANOPTICON_SESSION_HOURS: Type.Integer({ default: 24 * 14, minimum: 1 }),
+  /** Set the session cookie's Secure flag (on when served over HTTPS behind a proxy). */
+  PANOPTICON_SECURE_COOKIES: Type.Boolean({ default: false }),
+});
+
+export type ServerEnv = Static<typeof ServerEnv>;
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  database: StoreLocation;
+  logLevel: ServerEnv['PANOPTICON_LOG_LEVEL'];
+  signup: 'open' | 'closed';
+  pakRateLimitPerSecond: number;
+  commitBatchSize: number;
+  pgPoolSize: number;
+  sessionTtlMs: number;
+  secureCookies: boolean;
+}
+
+export type StoreLocation =
+  | { engine: 'sqlite'; file: string }
+  | { engine: 'postgres'; url: string; schema: string | undefined };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** `postgres://…?schema=x` picks a schema (tests use one per run); anything else is a SQLite file. */
+export function parseStoreLocation(value: string): StoreLocation {
+  if (/^postgres(ql)?:\/\//i.test(value)) {
+    const url = new URL(value);
+    const schema = url.searchParams.get('schema') ?? undefined;
+    url.searchParams.delete('schema');
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new ConfigError(`PANOPTICON_DB: schema "${schema}" must match [a-z_][a-z0-9_]*`);
+    }
+    return { engine: 'postgres', url: url.toString(), schema };
+  }
+  return { engine: 'sqlite', file: value === ':memory:' ? value : path.resolve(value) };
+}
+
+function parseEnv<T extends import('@sinclair/typebox').TObject>(
+  schema: T,
+  env: NodeJS.ProcessEnv,
+): Static<T> {
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const raw = env[key];
+    if (raw !== undefined && raw !== '') picked[key] = raw;
+  }
+  const value = Value.Convert(schema, Value.Default(schema, picked));
+  const errors = [...Value.Errors(schema, value)];
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `  ${e.path.slice(1) || '(root)'}: ${e.message} (got ${JSON.stringify(e.value)})`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return value as Static<T>;
+}
+
+export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const e = parseEnv(ServerEnv, env);
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    database: parseStoreLocation(e.PANOPTICON_DB),
+    logLevel: e.PANOPTICON_LOG_LEVEL,
+    signup: e.PANOPTICON_SIGNUP,
+    pakRateLimitPerSecond: e.PANOPTICON_PAK_RATE_LIMIT,
+    commitBatchSize: e.PANOPTICON_COMMIT_BATCH,
+    pgPoolSize: e.PANOPTICON_PG_POOL,
+    sessionTtlMs: e.PANOPTICON_SESSION_HOURS * 3600_000,
+    secureCookies: e.PANOPTICON_SECURE_COOKIES,
+  };
+}
+
+const CliEnv = Type.Object({
+  LOGI_URL: Type.Optional(Type.String({ minLength: 1 })),
+  LOGI_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  XDG_CONFIG_HOME: Type.Optional(Type.String({ minLength: 1 })),
+  NO_COLOR: Type.Optional(Type.String()),
+});
+
+export interface CliConfig {
+  url: string | undefined;
+  token: string | undefined;
+  credentialsFile: string;
+}
+
+export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
+  const e = parseEnv(CliEnv, env);
+  const configDir = e.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
+  return {
+    url: e.LOGI_URL,
+    token: e.LOGI_TOKEN,
+    credentialsFile: path.join(configDir, 'logi', 'credentials.json'),
+  };
+}

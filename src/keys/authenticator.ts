@@ -1,0 +1,80 @@
+/**
+ * Authenticates PAKs on the trace hot path without a store round trip per request: records are
+ * cached per node by key hash and dropped whenever any node signals a key or app change (revoke is
+ * immediate everywhere). Unknown keys are cached briefly too, so a flood of bad keys cannot turn
+ * into a flood of queries; issuing a key signals a change, which clears that negative entry.
+ *
+ * Last-used times are kept in memory and written in one statement every few seconds (and on close),
+ * not once per request.
+ */
+import type { Store } from '../store/types.js';
+import type { PakAuthRecord } from '../store/types.js';
+import { constantTimeEqualHex, hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
+
+export type PakAuthResult =
+  | { ok: true; key: PakAuthRecord }
+  | { ok: false; code: 'pak_missing' | 'pak_malformed' | 'pak_invalid' | 'pak_revoked' | 'panopticon_disabled' };
+
+interface CacheEntry {
+  record: PakAuthRecord | null;
+  loadedAt: number;
+}
+
+const POSITIVE_TTL_MS = 60_000;
+const NEGATIVE_TTL_MS = 5_000;
+const MAX_ENTRIES = 50_000;
+const TOUCH_INTERVAL_MS = 5_000;
+
+export class PakAuthenticator {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly lastUsed = new Map<string, number>();
+  private readonly unsubscribe: () => void;
+  private readonly touchTimer: NodeJS.Timeout;
+
+  constructor(private readonly store: Store, private readonly now: () => number = Date.now) {
+    this.unsubscribe = store.subscribe((signal) => {
+      if (signal.kind === 'keys_changed') this.cache.clear();
+    });
+    this.touchTimer = setInterval(() => void this.flushLastUsed().catch(() => {}), TOUCH_INTERVAL_MS);
+    this.touchTimer.unref();
+  }
+
+  /** Parses an Authorization header value and decides; never throws for a bad key. */
+  async authenticate(authorization: string | undefined): Promise<PakAuthResult> {
+    if (authorization === undefined || authorization === '') return { ok: false, code: 'pak_missing' };
+    const space = authorization.indexOf(' ');
+    if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return { ok: false, code: 'pak_malformed' };
+    const presented = authorization.slice(space + 1).trim();
+    if (!isWellFormedToken(PAK_PREFIX, presented)) return { ok: false, code: 'pak_malformed' };
+
+    const hash = hashSecret(presented);
+    const now = this.now();
+    let entry = this.cache.get(hash);
+    if (entry === undefined || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) {
+      entry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
+      if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
+      this.cache.set(hash, entry);
+    }
+    const record = entry.record;
+    // The lookup was by hash; comparing the hashes again in constant time keeps the decision itself
+    // free of data-dependent timing.
+    if (record === null || !constantTimeEqualHex(record.keyHash, hash)) return { ok: false, code: 'pak_invalid' };
+    if (record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= now)) return { ok: false, code: 'pak_revoked' };
+    if (!record.panopticonEnabled) return { ok: false, code: 'panopticon_disabled' };
+    this.lastUsed.set(record.keyId, now);
+    return { ok: true, key: record };
+  }
+
+  async flushLastUsed(): Promise<void> {
+    if (this.lastUsed.size === 0) return;
+    const batch = new Map(this.lastUsed);
+    this.lastUsed.clear();
+    await this.store.touchPaks(batch);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.touchTimer);
+    this.unsubscribe();
+    await this.flushLastUsed().catch(() => {});
+  }
+}

@@ -1,0 +1,21 @@
+import type { StoreLocation } from '../config.js';
+import { PostgresStore } from './postgres.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export type { Store } from './types.js';
+
+/** Opens the engine the location names and brings its schema up to date. */
+export async function openStore(location: StoreLocation, options: { pgPoolSize?: number } = {}): Promise<Store> {
+  const store =
+    location.engine === 'sqlite'
+      ? new SqliteStore(location.file)
+      : new PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return store;
+}

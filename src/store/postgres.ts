@@ -1,0 +1,367 @@
+/**
+ * The production engine: PostgreSQL through a `pg` pool, `synchronous_commit=on` so a commit that
+ * returned is durable. Many stateless nodes can share one database; cross-node signals ride
+ * LISTEN/NOTIFY on a channel named after the schema, so installs (and test runs) sharing a server
+ * do not hear each other.
+ */
+import pg from 'pg';
+import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
+import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
+import type { NewPak, Store, StoreSignal, TraceRow } from './types.js';
+
+type Row = Record<string, unknown>;
+
+const INT8_OID = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+const TRACE_ARRAY_TYPES = [
+  'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'bigint',
+] as const;
+
+/**
+ * One statement, so one round trip and one implicit transaction: insert the new rows, add them to
+ * the daily usage, and report which (app, event_id) pairs were new. Rows arrive as column arrays
+ * (one bind parameter each), so the statement is prepared once whatever the batch size.
+ */
+const INSERT_TRACES_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest(${TRACE_ARRAY_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
+      AS t(${TRACE_COLUMNS.join(', ')})
+  ), ins AS (
+    INSERT INTO traces (${TRACE_COLUMNS.join(', ')})
+    SELECT ${TRACE_COLUMNS.join(', ')} FROM input
+    ON CONFLICT (client_id, event_id) DO NOTHING
+    RETURNING client_id, event_id, day, status
+  ), usage AS (
+    INSERT INTO usage_daily (client_id, day, traces, errors)
+    SELECT client_id, day, count(*), count(*) FILTER (WHERE status IN ('error', 'timeout'))
+    FROM ins GROUP BY client_id, day ORDER BY client_id, day
+    ON CONFLICT (client_id, day) DO UPDATE SET traces = usage_daily.traces + excluded.traces,
+      errors = usage_daily.errors + excluded.errors
+  )
+  SELECT client_id, event_id FROM ins`;
+
+const DEADLOCK = '40P01';
+
+export class PostgresStore implements Store {
+  readonly engine = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly schema: string;
+  private readonly channel: string;
+  private readonly listeners = new Set<(signal: StoreSignal) => void>();
+  private listener: pg.Client | undefined;
+  private closed = false;
+
+  constructor(private readonly url: string, schema: string | undefined, poolSize: number) {
+    this.schema = schema ?? 'public';
+    this.channel = `panopticon_${this.schema}`.slice(0, 63);
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      types,
+      options: `-c search_path=${this.schema} -c synchronous_commit=on`,
+      connectionTimeoutMillis: 5000,
+    });
+    // An idle client that loses its connection must not crash the process; the next query reconnects.
+    this.pool.on('error', () => {});
+  }
+
+  private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.pool.query(sql, params)).rows as Row[];
+  }
+
+  private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const admin = new pg.Client({ connectionString: this.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+    } finally {
+      await admin.end();
+    }
+    await this.tx(async (c) => {
+      // Nodes booting together take turns; the first applies, the rest find it done.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`panopticon_migrate_${this.schema}`]);
+      await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
+      const applied = new Set((await c.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+      for (const m of postgresMigrations) {
+        if (applied.has(m.version)) continue;
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      }
+    });
+    await this.listen();
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client({ connectionString: this.url });
+    client.on('notification', (msg) => {
+      if (msg.channel !== this.channel || msg.payload === undefined) return;
+      let signal: StoreSignal;
+      try {
+        signal = JSON.parse(msg.payload) as StoreSignal;
+      } catch {
+        return;
+      }
+      for (const l of this.listeners) l(signal);
+    });
+    client.on('error', () => {
+      // Reconnect; meanwhile caches may be stale, so tell listeners to drop them when we are back.
+      this.listener = undefined;
+      client.end().catch(() => {});
+      setTimeout(() => {
+        this.listen()
+          .then(() => {
+            for (const l of this.listeners) l({ kind: 'keys_changed', clientId: '*' });
+          })
+          .catch(() => {});
+      }, 500).unref();
+    });
+    await client.connect();
+    await client.query(`LISTEN "${this.channel}"`);
+    this.listener = client;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.listener?.end().catch(() => {});
+    await this.pool.end();
+  }
+
+  async ping(): Promise<void> {
+    await this.q('SELECT 1');
+  }
+
+  /** Drops this store's schema: tests call it to leave the shared server as they found it. */
+  async dropSchema(): Promise<void> {
+    if (this.schema === 'public') throw new Error('refusing to drop the public schema');
+    await this.q(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+
+  async createAccount(input: { id: string; email: string; passwordHash: string; now: number }) {
+    return this.tx(async (c) => {
+      await c.query('LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE');
+      if ((await c.query('SELECT 1 FROM accounts WHERE email = $1', [input.email])).rowCount) return null;
+      const isOwner = (await c.query('SELECT 1 FROM accounts LIMIT 1')).rowCount === 0;
+      const { rows } = await c.query(
+        'INSERT INTO accounts (id, email, password_hash, is_owner, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+        [input.id, input.email, input.passwordHash, isOwner, input.now],
+      );
+      return toAccount(rows[0] as Row);
+    });
+  }
+
+  async countAccounts() {
+    return Number((await this.q('SELECT count(*) AS n FROM accounts'))[0]!.n);
+  }
+
+  async findAccountByEmail(email: string) {
+    const [r] = await this.q('SELECT * FROM accounts WHERE email = $1', [email]);
+    return r ? toAccount(r) : null;
+  }
+
+  async findAccountById(id: string) {
+    const [r] = await this.q('SELECT * FROM accounts WHERE id = $1', [id]);
+    return r ? toAccount(r) : null;
+  }
+
+  async createSession(input: { tokenHash: string; accountId: string; now: number; expiresAt: number }) {
+    await this.q('INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [
+      input.tokenHash, input.accountId, input.now, input.expiresAt,
+    ]);
+  }
+
+  async findSession(tokenHash: string, now: number) {
+    const [r] = await this.q('SELECT account_id, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2', [tokenHash, now]);
+    return r ? { accountId: String(r.account_id), expiresAt: Number(r.expires_at) } : null;
+  }
+
+  async deleteSession(tokenHash: string) {
+    await this.q('DELETE FROM sessions WHERE token_hash = $1', [tokenHash]);
+  }
+
+  async createOperatorToken(input: { id: string; tokenHash: string; accountId: string; prefix: string; name: string; now: number }) {
+    const [r] = await this.q(
+      'INSERT INTO operator_tokens (id, token_hash, account_id, prefix, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+      [input.id, input.tokenHash, input.accountId, input.prefix, input.name, input.now],
+    );
+    return toOperatorToken(r!);
+  }
+
+  async findOperatorToken(tokenHash: string) {
+    const [r] = await this.q('SELECT * FROM operator_tokens WHERE token_hash = $1 AND revoked_at IS NULL', [tokenHash]);
+    return r ? toOperatorToken(r) : null;
+  }
+
+  async revokeOperatorToken(tokenHash: string, now: number) {
+    const rows = await this.q('UPDATE operator_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL RETURNING id', [now, tokenHash]);
+    return rows.length > 0;
+  }
+
+  async createApp(input: { clientId: string; accountId: string; name: string; now: number }) {
+    const [r] = await this.q(
+      'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES ($1, $2, $3, FALSE, $4) RETURNING *',
+      [input.clientId, input.accountId, input.name, input.now],
+    );
+    return toApp(r!);
+  }
+
+  async listApps(accountId: string) {
+    return (await this.q('SELECT * FROM apps WHERE account_id = $1 ORDER BY created_at, client_id', [accountId])).map(toApp);
+  }
+
+  async findApp(accountId: string, clientId: string) {
+    const [r] = await this.q('SELECT * FROM apps WHERE account_id = $1 AND client_id = $2', [accountId, clientId]);
+    return r ? toApp(r) : null;
+  }
+
+  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }) {
+    const [r] = await this.q(
+      `UPDATE apps SET name = COALESCE($1, name), panopticon_enabled = COALESCE($2, panopticon_enabled)
+       WHERE account_id = $3 AND client_id = $4 RETURNING *`,
+      [patch.name ?? null, patch.panopticonEnabled ?? null, accountId, clientId],
+    );
+    return r ? toApp(r) : null;
+  }
+
+  async insertPak(input: NewPak) {
+    const [r] = await this.q(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
+    return r ? toPak(r) : null;
+  }
+
+  async rotatePak(input: NewPak & { expiresAt: number }) {
+    return this.tx(async (c) => {
+      // Serialise rotations of one app so two at once cannot both become primary.
+      await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR UPDATE', [input.clientId]);
+      const previous = (await c.query(EXPIRE_PAKS_SQL(postgresPlaceholder), [input.expiresAt, input.now, input.clientId])).rows.map(toPak);
+      const { rows } = await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
+      return { pak: toPak(rows[0] as Row), previous };
+    });
+  }
+
+  async listPaks(clientId: string) {
+    return (await this.q('SELECT * FROM paks WHERE client_id = $1 ORDER BY created_at DESC, id', [clientId])).map(toPak);
+  }
+
+  async activePaks(clientId: string, now: number) {
+    return (
+      await this.q(
+        'SELECT * FROM paks WHERE client_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC',
+        [clientId, now],
+      )
+    ).map(toPak);
+  }
+
+  async revokePaks(clientId: string, now: number, keyId?: string) {
+    return (
+      await this.q(
+        'UPDATE paks SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR id = $3) RETURNING *',
+        [now, clientId, keyId ?? null],
+      )
+    ).map(toPak);
+  }
+
+  async findPakForAuth(keyHash: string) {
+    const [r] = await this.q(
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+       FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = $1`,
+      [keyHash],
+    );
+    return r ? toPakAuth(r) : null;
+  }
+
+  async touchPaks(lastUsed: ReadonlyMap<string, number>) {
+    if (lastUsed.size === 0) return;
+    await this.q(
+      `UPDATE paks p SET last_used_at = GREATEST(COALESCE(p.last_used_at, 0), u.at)
+       FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE p.id = u.id`,
+      [[...lastUsed.keys()], [...lastUsed.values()]],
+    );
+  }
+
+  async insertTraces(rows: readonly TraceRow[]): Promise<boolean[]> {
+    if (rows.length === 0) return [];
+    // Sorted input makes concurrent commits (several nodes) take row locks in one order.
+    const order = rows.map((_, i) => i).sort((a, b) => compareKey(rows[a]!, rows[b]!));
+    const columns: unknown[][] = TRACE_COLUMNS.map(() => new Array(rows.length));
+    order.forEach((rowIndex, k) => {
+      const r = rows[rowIndex]!;
+      columns[0]![k] = r.clientId;
+      columns[1]![k] = r.eventId;
+      columns[2]![k] = r.tool;
+      columns[3]![k] = r.scopeUsed;
+      columns[4]![k] = r.status;
+      columns[5]![k] = r.startedAtUs;
+      columns[6]![k] = r.day;
+      columns[7]![k] = r.durationMs;
+      columns[8]![k] = r.userSub;
+      columns[9]![k] = r.errorMessage;
+      columns[10]![k] = r.sessionId;
+      columns[11]![k] = r.attributes;
+      columns[12]![k] = r.keyId;
+      columns[13]![k] = r.receivedAt;
+    });
+    let inserted: Row[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        inserted = (await this.pool.query({ name: 'panopticon_insert_traces', text: INSERT_TRACES_SQL, values: columns })).rows as Row[];
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== DEADLOCK || attempt >= 3) throw err;
+      }
+    }
+    const newKeys = new Set(inserted.map((r) => `${r.client_id as string}\u0000${r.event_id as string}`));
+    return rows.map((row) => newKeys.delete(`${row.clientId}\u0000${row.eventId}`));
+  }
+
+  async insertTraceUnbatched(row: TraceRow): Promise<boolean> {
+    const [isNew] = await this.insertTraces([row]);
+    return isNew === true;
+  }
+
+  async listTraces(query: Parameters<Store['listTraces']>[0]) {
+    const { sql, params } = traceListQuery(query, postgresPlaceholder);
+    return (await this.q(sql, params)).map(toTrace);
+  }
+
+  async countTraces(clientId: string) {
+    return Number((await this.q('SELECT count(*) AS n FROM traces WHERE client_id = $1', [clientId]))[0]!.n);
+  }
+
+  async usage(clientId: string, sinceDay: string, untilDay: string) {
+    return (await this.q(USAGE_SQL(postgresPlaceholder), [clientId, sinceDay, untilDay])).map(toUsage);
+  }
+
+  async publish(signal: StoreSignal) {
+    await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(signal)]);
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function compareKey(a: TraceRow, b: TraceRow): number {
+  if (a.clientId !== b.clientId) return a.clientId < b.clientId ? -1 : 1;
+  return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
+}

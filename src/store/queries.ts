@@ -1,0 +1,58 @@
+/** SQL that both engines share, parameterised by the engine's placeholder syntax. */
+import type { TraceQuery } from './types.js';
+
+export type Placeholder = (index: number) => string;
+
+/** better-sqlite3 binds numbered parameters by name: `@p1` takes `{ p1: value }` (see `numbered`). */
+export const sqlitePlaceholder: Placeholder = (i) => `@p${i}`;
+
+export function numbered(params: readonly unknown[]): Record<string, unknown> {
+  const bound: Record<string, unknown> = {};
+  params.forEach((v, i) => (bound[`p${i + 1}`] = v));
+  return bound;
+}
+export const postgresPlaceholder: Placeholder = (i) => `$${i}`;
+
+export function traceListQuery(q: TraceQuery, ph: Placeholder): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const add = (v: unknown): string => {
+    params.push(v);
+    return ph(params.length);
+  };
+  const where = [`client_id = ${add(q.clientId)}`];
+  if (q.tool !== undefined) where.push(`tool = ${add(q.tool)}`);
+  if (q.status !== undefined) where.push(`status = ${add(q.status)}`);
+  if (q.userSub !== undefined) where.push(`user_sub = ${add(q.userSub)}`);
+  if (q.sinceUs !== undefined) where.push(`started_at_us >= ${add(q.sinceUs)}`);
+  if (q.untilUs !== undefined) where.push(`started_at_us < ${add(q.untilUs)}`);
+  if (q.before !== undefined) {
+    const t = add(q.before.startedAtUs);
+    where.push(`(started_at_us < ${t} OR (started_at_us = ${add(q.before.startedAtUs)} AND seq < ${add(q.before.seq)}))`);
+  }
+  const sql = `SELECT * FROM traces WHERE ${where.join(' AND ')} ORDER BY started_at_us DESC, seq DESC LIMIT ${add(q.limit)}`;
+  return { sql, params };
+}
+
+export const USAGE_SQL = (ph: Placeholder): string =>
+  `SELECT day, traces, errors, hitl_requests, kill_switch FROM usage_daily
+   WHERE client_id = ${ph(1)} AND day >= ${ph(2)} AND day <= ${ph(3)} ORDER BY day`;
+
+export const USAGE_UPSERT_SQL = (ph: Placeholder): string =>
+  `INSERT INTO usage_daily (client_id, day, traces, errors) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)})
+   ON CONFLICT (client_id, day) DO UPDATE SET traces = usage_daily.traces + excluded.traces,
+     errors = usage_daily.errors + excluded.errors`;
+
+/**
+ * Rotation: every key still valid at $2 now expires at $1, or earlier
+ * if it already did; a grace of zero revokes them on the spot.
+ */
+export const EXPIRE_PAKS_SQL = (ph: Placeholder): string =>
+  `UPDATE paks SET
+     expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${ph(1)} THEN ${ph(1)} ELSE expires_at END,
+     revoked_at = CASE WHEN ${ph(1)} <= ${ph(2)} THEN ${ph(2)} ELSE NULL END
+   WHERE client_id = ${ph(3)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
+   RETURNING *`;
+
+export const INSERT_PAK_SQL = (ph: Placeholder): string =>
+  `INSERT INTO paks (id, client_id, key_hash, prefix, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}, ${ph(5)})
+   ON CONFLICT (client_id) WHERE revoked_at IS NULL AND expires_at IS NULL DO NOTHING RETURNING *`;

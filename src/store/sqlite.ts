@@ -1,0 +1,247 @@
+/**
+ * The embedded engine: better-sqlite3 in WAL mode with synchronous=FULL, so a commit that returned
+ * is on disk (it survives a crash of the process and of the machine). better-sqlite3 is
+ * synchronous, so every method runs its statements (and its transaction) without yielding: no other
+ * request can interleave inside a transaction, and no lock is needed.
+ *
+ * One process owns the file; several Panopticon nodes need the PostgreSQL engine.
+ */
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+import { sqliteMigrations, TRACE_COLUMNS } from './schema.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceListQuery, USAGE_SQL, USAGE_UPSERT_SQL } from './queries.js';
+import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage, traceValues } from './rows.js';
+import { usageIncrements, type NewPak, type Store, type StoreSignal, type TraceRow } from './types.js';
+
+type Row = Record<string, unknown>;
+
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly listeners = new Set<(signal: StoreSignal) => void>();
+  private readonly insertStatements = new Map<number, Database.Statement>();
+  private upsertUsage: Database.Statement | undefined;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+    for (const m of sqliteMigrations) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      }).immediate();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  private one(sql: string, ...params: unknown[]): Row | undefined {
+    return this.db.prepare(sql).get(...params) as Row | undefined;
+  }
+
+  private all(sql: string, ...params: unknown[]): Row[] {
+    return this.db.prepare(sql).all(...params) as Row[];
+  }
+
+  async createAccount(input: { id: string; email: string; passwordHash: string; now: number }) {
+    return this.db.transaction(() => {
+      if (this.one('SELECT 1 FROM accounts WHERE email = ?', input.email)) return null;
+      const isOwner = this.one('SELECT 1 FROM accounts LIMIT 1') === undefined;
+      const row = this.one(
+        'INSERT INTO accounts (id, email, password_hash, is_owner, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
+        input.id, input.email, input.passwordHash, isOwner ? 1 : 0, input.now,
+      );
+      return toAccount(row!);
+    }).immediate();
+  }
+
+  async countAccounts() {
+    return Number(this.one('SELECT count(*) AS n FROM accounts')!.n);
+  }
+
+  async findAccountByEmail(email: string) {
+    const r = this.one('SELECT * FROM accounts WHERE email = ?', email);
+    return r ? toAccount(r) : null;
+  }
+
+  async findAccountById(id: string) {
+    const r = this.one('SELECT * FROM accounts WHERE id = ?', id);
+    return r ? toAccount(r) : null;
+  }
+
+  async createSession(input: { tokenHash: string; accountId: string; now: number; expiresAt: number }) {
+    this.db.prepare('INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(input.tokenHash, input.accountId, input.now, input.expiresAt);
+  }
+
+  async findSession(tokenHash: string, now: number) {
+    const r = this.one('SELECT account_id, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?', tokenHash, now);
+    return r ? { accountId: String(r.account_id), expiresAt: Number(r.expires_at) } : null;
+  }
+
+  async deleteSession(tokenHash: string) {
+    this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(tokenHash);
+  }
+
+  async createOperatorToken(input: { id: string; tokenHash: string; accountId: string; prefix: string; name: string; now: number }) {
+    const r = this.one(
+      'INSERT INTO operator_tokens (id, token_hash, account_id, prefix, name, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *',
+      input.id, input.tokenHash, input.accountId, input.prefix, input.name, input.now,
+    );
+    return toOperatorToken(r!);
+  }
+
+  async findOperatorToken(tokenHash: string) {
+    const r = this.one('SELECT * FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL', tokenHash);
+    return r ? toOperatorToken(r) : null;
+  }
+
+  async revokeOperatorToken(tokenHash: string, now: number) {
+    return this.db.prepare('UPDATE operator_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL').run(now, tokenHash).changes > 0;
+  }
+
+  async createApp(input: { clientId: string; accountId: string; name: string; now: number }) {
+    const r = this.one(
+      'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES (?, ?, ?, 0, ?) RETURNING *',
+      input.clientId, input.accountId, input.name, input.now,
+    );
+    return toApp(r!);
+  }
+
+  async listApps(accountId: string) {
+    return this.all('SELECT * FROM apps WHERE account_id = ? ORDER BY created_at, client_id', accountId).map(toApp);
+  }
+
+  async findApp(accountId: string, clientId: string) {
+    const r = this.one('SELECT * FROM apps WHERE account_id = ? AND client_id = ?', accountId, clientId);
+    return r ? toApp(r) : null;
+  }
+
+  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }) {
+    const r = this.one(
+      `UPDATE apps SET name = COALESCE(?, name), panopticon_enabled = COALESCE(?, panopticon_enabled)
+       WHERE account_id = ? AND client_id = ? RETURNING *`,
+      patch.name ?? null, patch.panopticonEnabled === undefined ? null : patch.panopticonEnabled ? 1 : 0, accountId, clientId,
+    );
+    return r ? toApp(r) : null;
+  }
+
+  async insertPak(input: NewPak) {
+    const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+    return r ? toPak(r) : null;
+  }
+
+  async rotatePak(input: NewPak & { expiresAt: number }) {
+    return this.db.transaction(() => {
+      const previous = this.all(EXPIRE_PAKS_SQL(sqlitePlaceholder), numbered([input.expiresAt, input.now, input.clientId])).map(toPak);
+      const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+      return { pak: toPak(r!), previous };
+    }).immediate();
+  }
+
+  async listPaks(clientId: string) {
+    return this.all('SELECT * FROM paks WHERE client_id = ? ORDER BY created_at DESC, id', clientId).map(toPak);
+  }
+
+  async activePaks(clientId: string, now: number) {
+    return this.all(
+      'SELECT * FROM paks WHERE client_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC',
+      clientId, now,
+    ).map(toPak);
+  }
+
+  async revokePaks(clientId: string, now: number, keyId?: string) {
+    return this.all(
+      `UPDATE paks SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND (? IS NULL OR id = ?) RETURNING *`,
+      now, clientId, keyId ?? null, keyId ?? null,
+    ).map(toPak);
+  }
+
+  async findPakForAuth(keyHash: string) {
+    const r = this.one(
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+       FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = ?`,
+      keyHash,
+    );
+    return r ? toPakAuth(r) : null;
+  }
+
+  async touchPaks(lastUsed: ReadonlyMap<string, number>) {
+    const update = this.db.prepare('UPDATE paks SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?');
+    this.db.transaction(() => {
+      for (const [id, at] of lastUsed) update.run(at, id);
+    })();
+  }
+
+  private insertStatement(count: number): Database.Statement {
+    let stmt = this.insertStatements.get(count);
+    if (stmt === undefined) {
+      const tuple = `(${TRACE_COLUMNS.map(() => '?').join(', ')})`;
+      stmt = this.db.prepare(
+        `INSERT INTO traces (${TRACE_COLUMNS.join(', ')}) VALUES ${Array(count).fill(tuple).join(', ')}
+         ON CONFLICT (client_id, event_id) DO NOTHING RETURNING client_id, event_id`,
+      );
+      this.insertStatements.set(count, stmt);
+    }
+    return stmt;
+  }
+
+  async insertTraces(rows: readonly TraceRow[]): Promise<boolean[]> {
+    if (rows.length === 0) return [];
+    const params: unknown[] = [];
+    for (const row of rows) params.push(...traceValues(row));
+    const upsertUsage = (this.upsertUsage ??= this.db.prepare(USAGE_UPSERT_SQL(sqlitePlaceholder)));
+    return this.db.transaction(() => {
+      const inserted = this.insertStatement(rows.length).all(...params) as Row[];
+      const newKeys = new Set(inserted.map((r) => `${r.client_id as string}\u0000${r.event_id as string}`));
+      // The first occurrence of a key in the batch claims "new"; later repeats are duplicates.
+      const isNew = rows.map((row) => newKeys.delete(`${row.clientId}\u0000${row.eventId}`));
+      for (const inc of usageIncrements(rows, isNew)) upsertUsage.run(numbered([inc.clientId, inc.day, inc.traces, inc.errors]));
+      return isNew;
+    }).immediate();
+  }
+
+  async insertTraceUnbatched(row: TraceRow): Promise<boolean> {
+    const [isNew] = await this.insertTraces([row]);
+    return isNew === true;
+  }
+
+  async listTraces(query: Parameters<Store['listTraces']>[0]) {
+    const { sql, params } = traceListQuery(query, sqlitePlaceholder);
+    return this.all(sql, numbered(params)).map(toTrace);
+  }
+
+  async countTraces(clientId: string) {
+    return Number(this.one('SELECT count(*) AS n FROM traces WHERE client_id = ?', clientId)!.n);
+  }
+
+  async usage(clientId: string, sinceDay: string, untilDay: string) {
+    return this.all(USAGE_SQL(sqlitePlaceholder), numbered([clientId, sinceDay, untilDay])).map(toUsage);
+  }
+
+  async publish(signal: StoreSignal) {
+    for (const listener of this.listeners) listener(signal);
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Pure steps of ingestion, between "the body matched the schema" and "the row is committed":
+ * bounds the schema cannot express (attribute depth and size), time normalisation, and the row.
+ */
+import type { TraceRow } from '../store/types.js';
+import { LIMITS, type TraceEvent } from './schema.js';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export type PreparedTrace = { ok: true; row: TraceRow } | { ok: false; errors: FieldError[] };
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/** Microseconds since the epoch, in UTC; null when the text is not RFC 3339. */
+export function parseTimestampMicros(text: string): number | null {
+  const m = RFC3339.exec(text);
+  if (m === null) return null;
+  const [, y, mo, d, h, mi, s, frac, , sign, oh, om] = m;
+  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  if (Number.isNaN(ms)) return null;
+  if (sign !== undefined) ms -= (sign === '-' ? -1 : 1) * (Number(oh) * 60 + Number(om)) * 60_000;
+  const micros = frac === undefined ? 0 : Number(frac.slice(0, 6).padEnd(6, '0'));
+  return ms * 1000 + micros;
+}
+
+/** RFC 3339 in UTC, with microseconds only when there are any. */
+export function formatMicros(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const iso = new Date(ms).toISOString();
+  const rest = us - ms * 1000;
+  return rest === 0 ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
+}
+
+export function utcDay(us: number): string {
+  return new Date(Math.floor(us / 1000)).toISOString().slice(0, 10);
+}
+
+function depthOf(value: unknown, limit: number, depth = 1): number {
+  if (depth > limit || value === null || typeof value !== 'object') return depth - 1;
+  let max = depth;
+  for (const child of Object.values(value as Record<string, unknown>)) {
+    if (child !== null && typeof child === 'object') max = Math.max(max, depthOf(child, limit, depth + 1));
+    if (max > limit) break;
+  }
+  return max;
+}
+
+export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: number): PreparedTrace {
+  const startedAtUs = parseTimestampMicros(event.started_at);
+  if (startedAtUs === null) return { ok: false, errors: [{ field: 'started_at', message: 'must be an RFC 3339 date-time' }] };
+  let attributes: string | null = null;
+  if (event.attributes !== undefined && event.attributes !== null) {
+    if (depthOf(event.attributes, LIMITS.attributesDepth) > LIMITS.attributesDepth) {
+      return { ok: false, errors: [{ field: 'attributes', message: `must not nest deeper than ${LIMITS.attributesDepth} levels` }] };
+    }
+    attributes = JSON.stringify(event.attributes);
+    if (Buffer.byteLength(attributes) > LIMITS.attributesBytes) {
+      return { ok: false, errors: [{ field: 'attributes', message: `must not exceed ${LIMITS.attributesBytes} bytes as JSON` }] };
+    }
+  }
+  return {
+    ok: true,
+    row: {
+      clientId: event.client_id,
+      eventId: event.event_id.toLowerCase(),
+      tool: event.tool,
+      scopeUsed: event.scope_used,
+      status: event.status,
+      startedAtUs,
+      day: utcDay(startedAtUs),
+      durationMs: event.duration_ms,
+      userSub: event.user_sub ?? null,
+      errorMessage: event.error_message ?? null,
+      sessionId: event.session_id ?? null,
+      attributes,
+      keyId,
+      receivedAt,
+    },
+  };
+}

@@ -1,0 +1,238 @@
+/**
+ * Trace ingestion and the activity timeline.
+ *
+ * POST /panopticon/trace, in stages (each stage's failure stores nothing):
+ *   1. onRequest  - PAK from the Authorization header: 401 missing/malformed/unknown/revoked,
+ *                   403 when Panopticon is disabled for its app (decided from a per-node cache).
+ *   2. onRequest  - per-PAK rate limit: 429 with Retry-After.
+ *   3. parsing    - 415 when not JSON, 413 over the body limit, 400 malformed JSON.
+ *   4. validation - the TraceEvent schema: 400 naming every offending field.
+ *   5. handler    - 403 when client_id is not the PAK's app; attribute depth/size bounds (400);
+ *                   then the group commit. 202 accepted / 200 duplicate only after the commit
+ *                   returned; 503 with Retry-After when the store failed.
+ * POST /panopticon/traces runs stages 1-3 on the envelope, then 4-5 per item: one bad item is
+ * reported in its slot (207) and does not sink the others.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ValidateFunction } from 'ajv';
+import { requireOperator } from '../accounts/auth.js';
+import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ApiError, ERRORS, type ErrorCode } from '../errors.js';
+import { errorResponses } from '../http/openapi.js';
+import type { Services } from '../http/server.js';
+import { bodyAjv, fieldErrors } from '../http/validation.js';
+import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
+import { formatMicros, parseTimestampMicros, prepareTrace, type FieldError } from './ingest.js';
+import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    pak: PakAuthRecord | null;
+  }
+}
+
+const PAK_ERRORS = errorResponses(400, 401, 403, 413, 415, 429, 503);
+
+type ItemResult =
+  | { event_id: string | null; status: 'accepted' | 'duplicate' }
+  | { event_id: string | null; status: 'rejected'; error: { code: ErrorCode; message: string; fields?: FieldError[] } };
+
+export function registerTraceRoutes(app: FastifyInstance, services: Services): void {
+  const { writer, paks, config, now } = services;
+  app.decorateRequest('pak', null);
+
+  async function authenticatePak(request: FastifyRequest): Promise<void> {
+    const result = await paks.authenticate(request.headers.authorization);
+    if (!result.ok) throw new ApiError(result.code);
+    request.pak = result.key;
+  }
+
+  const rateLimit = {
+    max: config.pakRateLimitPerSecond,
+    timeWindow: 1000,
+    hook: 'onRequest' as const,
+    keyGenerator: (request: FastifyRequest) => request.pak?.keyId ?? request.ip,
+  };
+
+  app.post('/panopticon/trace', {
+    onRequest: authenticatePak,
+    config: { rateLimit },
+    bodyLimit: LIMITS.traceBodyBytes,
+    schema: {
+      tags: ['traces'],
+      summary: 'Record one tool call. 202 once it is durably stored; 200 when this app already has the event_id.',
+      security: [{ pak: [] }],
+      body: TraceEvent,
+      response: { 200: TraceAck, 202: TraceAck, ...PAK_ERRORS },
+    },
+  }, async (request, reply) => {
+    const event = request.body as TraceEvent;
+    const key = request.pak!;
+    if (event.client_id !== key.clientId) throw new ApiError('client_id_mismatch');
+    const prepared = prepareTrace(event, key.keyId, now());
+    if (!prepared.ok) throw new ApiError('validation_failed', undefined, { fields: prepared.errors });
+    const [isNew] = await writer.write([prepared.row]);
+    // event_id is a validated UUID, so it needs no escaping.
+    return reply
+      .code(isNew ? 202 : 200)
+      .type('application/json; charset=utf-8')
+      .send(`{"event_id":"${event.event_id}","status":"${isNew ? 'accepted' : 'duplicate'}"}`);
+  });
+
+  const validateItem = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
+
+  app.post('/panopticon/traces', {
+    onRequest: authenticatePak,
+    config: { rateLimit },
+    bodyLimit: LIMITS.batchBodyBytes,
+    schema: {
+      tags: ['traces'],
+      summary: `Record up to ${LIMITS.batchItems} tool calls; a result per item, in input order. 200 when none was rejected, 207 otherwise.`,
+      security: [{ pak: [] }],
+      body: TraceBatch,
+      response: {
+        200: Type.Ref('TraceBatchResult'),
+        207: Type.Ref('TraceBatchResult'),
+        ...PAK_ERRORS,
+      },
+    },
+  }, async (request, reply) => {
+    const key = request.pak!;
+    const items = (request.body as TraceBatch).traces;
+    const results: ItemResult[] = new Array(items.length);
+    const rows: TraceRow[] = [];
+    const slots: number[] = [];
+    const receivedAt = now();
+    items.forEach((item: Record<string, unknown>, i) => {
+      const eventId = typeof item.event_id === 'string' ? item.event_id : null;
+      const reject = (code: ErrorCode, fields?: FieldError[]) => {
+        results[i] = { event_id: eventId, status: 'rejected', error: { code, message: ERRORS[code].message, ...(fields ? { fields } : {}) } };
+      };
+      if (!validateItem(item)) return reject('validation_failed', fieldErrors(validateItem.errors));
+      if (item.client_id !== key.clientId) return reject('client_id_mismatch');
+      const prepared = prepareTrace(item, key.keyId, receivedAt);
+      if (!prepared.ok) return reject('validation_failed', prepared.errors);
+      rows.push(prepared.row);
+      slots.push(i);
+    });
+    const isNew = rows.length > 0 ? await writer.write(rows) : [];
+    slots.forEach((slot, k) => {
+      results[slot] = { event_id: (items[slot] as TraceEvent).event_id, status: isNew[k] ? 'accepted' : 'duplicate' };
+    });
+    const counts = { accepted: 0, duplicate: 0, rejected: 0 };
+    for (const r of results) counts[r.status]++;
+    return reply.code(counts.rejected > 0 ? 207 : 200).send({ ...counts, results });
+  });
+
+  app.addSchema({
+    $id: 'TraceBatchResult',
+    type: 'object',
+    properties: {
+      accepted: { type: 'integer' },
+      duplicate: { type: 'integer' },
+      rejected: { type: 'integer' },
+      results: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            event_id: { type: ['string', 'null'] },
+            status: { type: 'string', enum: ['accepted', 'duplicate', 'rejected'] },
+            error: {
+              type: 'object',
+              properties: {
+                code: { type: 'string' },
+                message: { type: 'string' },
+                fields: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+              },
+            },
+          },
+        },
+      },
+    },
+  });
+
+  registerTimeline(app, services);
+}
+
+const TraceJson = Type.Object({
+  event_id: Type.String(),
+  client_id: Type.String(),
+  tool: Type.String(),
+  scope_used: Type.String(),
+  status: TraceStatusSchema,
+  started_at: Type.String(),
+  duration_ms: Type.Integer(),
+  user_sub: Type.Union([Type.String(), Type.Null()]),
+  error_message: Type.Union([Type.String(), Type.Null()]),
+  session_id: Type.Union([Type.String(), Type.Null()]),
+  attributes: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  received_at: Type.String(),
+  key_id: Type.String(),
+});
+
+export function traceJson(t: StoredTrace) {
+  return {
+    event_id: t.eventId,
+    client_id: t.clientId,
+    tool: t.tool,
+    scope_used: t.scopeUsed,
+    status: t.status,
+    started_at: formatMicros(t.startedAtUs),
+    duration_ms: t.durationMs,
+    user_sub: t.userSub,
+    error_message: t.errorMessage,
+    session_id: t.sessionId,
+    attributes: t.attributes === null ? null : (JSON.parse(t.attributes) as Record<string, unknown>),
+    received_at: new Date(t.receivedAt).toISOString(),
+    key_id: t.keyId,
+  };
+}
+
+function encodeCursor(t: StoredTrace): string {
+  return Buffer.from(`${t.startedAtUs}.${t.seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { startedAtUs: number; seq: number } {
+  const m = /^(-?\d{1,17})\.(\d{1,17})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (m === null) throw new ApiError('invalid_cursor');
+  return { startedAtUs: Number(m[1]), seq: Number(m[2]) };
+}
+
+function registerTimeline(app: FastifyInstance, services: Services): void {
+  const authenticated = requireOperator(services);
+  app.get('/api/apps/:client_id/traces', {
+    preHandler: authenticated,
+    schema: {
+      tags: ['traces'],
+      summary: 'Traces of an application, newest first (by started_at), with keyset pagination',
+      params: ClientIdParams,
+      querystring: Type.Object({
+        limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+        tool: Type.Optional(Type.String({ maxLength: LIMITS.toolLength })),
+        status: Type.Optional(TraceStatusSchema),
+        user_sub: Type.Optional(Type.String({ maxLength: LIMITS.userSubLength })),
+        since: Type.Optional(Type.String({ format: 'date-time', description: 'started_at >= since' })),
+        until: Type.Optional(Type.String({ format: 'date-time', description: 'started_at < until' })),
+        cursor: Type.Optional(Type.String({ maxLength: 64, description: 'next_cursor of the previous page' })),
+      }, { additionalProperties: false }),
+      response: { 200: Type.Object({ traces: Type.Array(TraceJson), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401, 404) },
+    },
+  }, async (request) => {
+    const target = await ownedApp(services, request);
+    const q = request.query as { limit: number; tool?: string; status?: TraceStatus; user_sub?: string; since?: string; until?: string; cursor?: string };
+    const traces = await services.store.listTraces({
+      clientId: target.clientId,
+      limit: q.limit + 1,
+      tool: q.tool,
+      status: q.status,
+      userSub: q.user_sub,
+      sinceUs: q.since === undefined ? undefined : (parseTimestampMicros(q.since) ?? undefined),
+      untilUs: q.until === undefined ? undefined : (parseTimestampMicros(q.until) ?? undefined),
+      before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+    });
+    const page = traces.slice(0, q.limit);
+    return { traces: page.map(traceJson), next_cursor: traces.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
+  });
+}

@@ -1,0 +1,48 @@
+/** GET /api/apps/:client_id/usage: the product page's step 5. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { requireOperator } from '../accounts/auth.js';
+import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ApiError } from '../errors.js';
+import { errorResponses } from '../http/openapi.js';
+import type { Services } from '../http/server.js';
+import { addDays, todayUtc, usageReport } from './service.js';
+
+const Counters = {
+  traces: Type.Integer(),
+  errors: Type.Integer({ description: 'status error or timeout' }),
+  hitl_requests: Type.Integer(),
+  kill_switch: Type.Integer(),
+};
+
+export function registerUsageRoutes(app: FastifyInstance, services: Services): void {
+  app.get('/api/apps/:client_id/usage', {
+    preHandler: requireOperator(services),
+    schema: {
+      tags: ['usage'],
+      summary: 'Daily counters per UTC date of started_at; only dates with activity are listed',
+      params: ClientIdParams,
+      querystring: Type.Object({
+        since: Type.Optional(Type.String({ format: 'date', description: 'First date, inclusive (default: 29 days before until)' })),
+        until: Type.Optional(Type.String({ format: 'date', description: 'Last date, inclusive (default: today, UTC)' })),
+      }, { additionalProperties: false }),
+      response: {
+        200: Type.Object({
+          client_id: Type.String(),
+          since: Type.String(),
+          until: Type.String(),
+          rows: Type.Array(Type.Object({ date: Type.String(), ...Counters })),
+          totals: Type.Object(Counters),
+        }),
+        ...errorResponses(400, 401, 404),
+      },
+    },
+  }, async (request) => {
+    const target = await ownedApp(services, request);
+    const q = request.query as { since?: string; until?: string };
+    const until = q.until ?? todayUtc(services.now());
+    const since = q.since ?? addDays(until, -29);
+    if (since > until) throw new ApiError('validation_failed', 'since must not be after until', { fields: [{ field: 'since', message: 'must not be after until' }] });
+    return usageReport(services.store, target.clientId, since, until);
+  });
+}
