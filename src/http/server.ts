@@ -66,6 +66,8 @@ export async function buildServer(config: ServerConfig, store: Store, options: {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
+  // Every body we accept is JSON; anything else is a 415, not a string for the schema to reject.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err: FastifyError, request, reply) => renderError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, request, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);

@@ -38,11 +38,12 @@ export function utcDay(us: number): string {
   return new Date(Math.floor(us / 1000)).toISOString().slice(0, 10);
 }
 
-function depthOf(value: unknown, limit: number, depth = 1): number {
-  if (depth > limit || value === null || typeof value !== 'object') return depth - 1;
+/** Nesting depth of objects and arrays (the value itself is level 1), counted no further than limit + 1. */
+function depthOf(value: object, limit: number, depth = 1): number {
   let max = depth;
-  for (const child of Object.values(value as Record<string, unknown>)) {
-    if (child !== null && typeof child === 'object') max = Math.max(max, depthOf(child, limit, depth + 1));
+  for (const child of Object.values(value)) {
+    if (child === null || typeof child !== 'object') continue;
+    max = Math.max(max, depth + 1 > limit ? depth + 1 : depthOf(child as object, limit, depth + 1));
     if (max > limit) break;
   }
   return max;

@@ -1,0 +1,187 @@
+/**
+ * Test harness: real servers on real databases. Every server gets a store of its own (a fresh
+ * SQLite file, or a fresh PostgreSQL schema in the `test` database, dropped afterwards), so test
+ * files and CI runs never collide.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
+import { buildServer } from '../http/server.js';
+import { openStore } from '../store/index.js';
+import { PostgresStore } from '../store/postgres.js';
+import type { Store } from '../store/types.js';
+
+export const ENGINES = ['sqlite', 'postgres'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const LOGI_BIN = path.join(REPO_ROOT, 'bin', 'logi.js');
+
+export function tempDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `panopticon-${label}-`));
+}
+
+/** A fresh, empty store location for one engine, and how to get rid of it. */
+export function freshLocation(engine: Engine): { location: StoreLocation; dbValue: string; cleanup: () => Promise<void> } {
+  if (engine === 'sqlite') {
+    const dir = tempDir('db');
+    const file = path.join(dir, 'panopticon.db');
+    return { location: { engine, file }, dbValue: file, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  const schema = `pano_t_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+  return {
+    location: { engine, url: PG_URL, schema },
+    dbValue: `${PG_URL}?schema=${schema}`,
+    cleanup: async () => {
+      const admin = new PostgresStore(PG_URL, schema, 2);
+      await admin.dropSchema().finally(() => admin.close());
+    },
+  };
+}
+
+export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', ...overrides };
+}
+
+export interface RunningServer {
+  url: string;
+  store: Store;
+  engine: Engine;
+  close(): Promise<void>;
+}
+
+/** Starts the real server in this process on an ephemeral port. */
+export async function startServer(engine: Engine, overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
+  const { location, cleanup } = freshLocation(engine);
+  const config = testConfig(location, overrides);
+  const store = await openStore(location, { pgPoolSize: config.pgPoolSize });
+  const { app } = await buildServer(config, store);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url,
+    store,
+    engine,
+    async close() {
+      await app.close();
+      await store.close();
+      await cleanup();
+    },
+  };
+}
+
+export interface SpawnedServer {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code once the process ended. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `logi serve` as a child process (for crash, signal and CLI tests). */
+export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
+  const child = spawn(process.execPath, [LOGI_BIN, 'serve'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', PANOPTICON_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 20_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before listening:\n${output}`));
+    });
+  });
+  return { url, child, output: () => output, exited };
+}
+
+export interface HttpResult<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** A small fetch wrapper: JSON in, JSON (or text) out, never throws on HTTP status. */
+export async function http<T = any>(
+  url: string,
+  method: string,
+  pathAndQuery: string,
+  options: { body?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {},
+): Promise<HttpResult<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  let payload: string | undefined;
+  if (options.raw !== undefined) payload = options.raw;
+  else if (options.body !== undefined) {
+    payload = JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const res = await fetch(url + pathAndQuery, { method, headers, body: payload });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text === '' ? null : JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, body: body as T, text };
+}
+
+export interface Tenant {
+  email: string;
+  password: string;
+  token: string;
+  clientId: string;
+  pak: string;
+}
+
+let tenantCounter = 0;
+
+/** Account → operator token → app → enabled → PAK, over the HTTP API. */
+export async function createTenant(url: string, options: { enable?: boolean; issuePak?: boolean } = {}): Promise<Tenant> {
+  const email = `op${process.pid}-${++tenantCounter}-${crypto.randomBytes(3).toString('hex')}@example.com`;
+  const password = 'correct horse battery staple';
+  const signup = await http(url, 'POST', '/api/auth/signup', { body: { email, password } });
+  if (signup.status !== 201) throw new Error(`signup failed: ${signup.text}`);
+  const token = (await http(url, 'POST', '/api/auth/token', { body: { email, password } })).body.token as string;
+  const app = await http(url, 'POST', '/api/apps', { token, body: { name: 'test app' } });
+  const clientId = app.body.client_id as string;
+  if (options.enable !== false) await http(url, 'PATCH', `/api/apps/${clientId}`, { token, body: { panopticon_enabled: true } });
+  let pak = '';
+  if (options.issuePak !== false) pak = (await http(url, 'POST', `/api/apps/${clientId}/paks`, { token })).body.pak as string;
+  return { email, password, token, clientId, pak };
+}
+
+/** A valid trace body for the app, with a fresh event_id unless one is given. */
+export function traceBody(clientId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    event_id: crypto.randomUUID(),
+    client_id: clientId,
+    tool: 'hello',
+    scope_used: 'agent:read',
+    status: 'ok',
+    started_at: '2026-05-09T10:11:12Z',
+    duration_ms: 12,
+    ...overrides,
+  };
+}
+
+export function postTrace(url: string, pak: string, body: unknown, headers: Record<string, string> = {}) {
+  return http(url, 'POST', '/panopticon/trace', { body, token: pak, headers });
+}

@@ -1,0 +1,130 @@
+/** POST /panopticon/trace against the real server on both engines: happy, error and security. */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+
+for (const engine of ENGINES) {
+  describe(`trace ingest [${engine}]`, () => {
+    let server: RunningServer;
+    let tenant: Tenant;
+    let other: Tenant;
+
+    before(async () => {
+      server = await startServer(engine);
+      tenant = await createTenant(server.url);
+      other = await createTenant(server.url);
+    });
+    after(() => server.close());
+
+    const count = () => server.store.countTraces(tenant.clientId);
+
+    it('answers 202 accepted, then 200 duplicate for the same event_id, storing one row', async () => {
+      const body = traceBody(tenant.clientId);
+      const first = await postTrace(server.url, tenant.pak, body);
+      assert.equal(first.status, 202);
+      assert.equal(first.text, `{"event_id":"${body.event_id as string}","status":"accepted"}`);
+      const again = await postTrace(server.url, tenant.pak, body);
+      assert.equal(again.status, 200);
+      assert.equal(again.text, `{"event_id":"${body.event_id as string}","status":"duplicate"}`);
+      const stored = await server.store.listTraces({ clientId: tenant.clientId, limit: 10 });
+      assert.equal(stored.filter((t) => t.eventId === body.event_id).length, 1);
+    });
+
+    it('scopes idempotency per app: the same event_id is new for another app', async () => {
+      const eventId = crypto.randomUUID();
+      assert.equal((await postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { event_id: eventId }))).status, 202);
+      assert.equal((await postTrace(server.url, other.pak, traceBody(other.clientId, { event_id: eventId }))).status, 202);
+    });
+
+    it('accepts exactly one of N concurrent sends of one event_id', async () => {
+      const body = traceBody(tenant.clientId);
+      const results = await Promise.all(Array.from({ length: 40 }, () => postTrace(server.url, tenant.pak, body)));
+      assert.deepEqual(results.map((r) => r.status).sort(), [202, ...Array(39).fill(200)].sort());
+    });
+
+    it('keeps started_at in UTC to the microsecond and the optional fields', async () => {
+      const body = traceBody(tenant.clientId, {
+        started_at: '2026-05-09T12:11:12.123456+02:00',
+        user_sub: 'user-1',
+        session_id: 's-1',
+        error_message: 'boom',
+        status: 'error',
+        attributes: { model: 'x', nested: { a: [1, 2] } },
+      });
+      assert.equal((await postTrace(server.url, tenant.pak, body)).status, 202);
+      const [row] = (await server.store.listTraces({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === body.event_id);
+      assert.ok(row);
+      assert.equal(row.startedAtUs, Date.parse('2026-05-09T10:11:12.123Z') * 1000 + 456);
+      assert.equal(row.day, '2026-05-09');
+      assert.equal(row.userSub, 'user-1');
+      assert.equal(row.sessionId, 's-1');
+      assert.equal(row.errorMessage, 'boom');
+      assert.deepEqual(JSON.parse(row.attributes!), { model: 'x', nested: { a: [1, 2] } });
+    });
+
+    it('accepts user_sub null, as the product page example sends', async () => {
+      assert.equal((await postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { user_sub: null }))).status, 202);
+    });
+
+    describe('errors store nothing', () => {
+      const cases: Array<{ name: string; status: number; code: string; send: () => Promise<{ status: number; body: any; headers: Headers }> }> = [
+        { name: 'missing PAK', status: 401, code: 'pak_missing', send: () => http(server.url, 'POST', '/panopticon/trace', { body: traceBody(tenant.clientId) }) },
+        { name: 'not Bearer', status: 401, code: 'pak_malformed', send: () => http(server.url, 'POST', '/panopticon/trace', { body: traceBody(tenant.clientId), headers: { authorization: `Basic ${tenant.pak}` } }) },
+        { name: 'bad checksum', status: 401, code: 'pak_malformed', send: () => postTrace(server.url, tenant.pak.slice(0, -1) + (tenant.pak.endsWith('A') ? 'B' : 'A'), traceBody(tenant.clientId)) },
+        { name: 'unknown PAK', status: 401, code: 'pak_invalid', send: () => postTrace(server.url, 'pano_pak_' + 'A'.repeat(32) + checksumFor('A'.repeat(32)), traceBody(tenant.clientId)) },
+        { name: "another app's client_id", status: 403, code: 'client_id_mismatch', send: () => postTrace(server.url, tenant.pak, traceBody(other.clientId)) },
+        { name: 'not JSON', status: 415, code: 'unsupported_media_type', send: () => http(server.url, 'POST', '/panopticon/trace', { raw: 'hello', token: tenant.pak, headers: { 'content-type': 'text/plain' } }) },
+        { name: 'malformed JSON', status: 400, code: 'malformed_json', send: () => http(server.url, 'POST', '/panopticon/trace', { raw: '{"event_id":', token: tenant.pak, headers: { 'content-type': 'application/json' } }) },
+        { name: 'too large', status: 413, code: 'payload_too_large', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { error_message: 'x'.repeat(70_000) })) },
+        { name: 'attributes too deep', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } })) },
+        { name: 'string duration', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { duration_ms: '12' })) },
+      ];
+      for (const c of cases) {
+        it(`${c.name} → ${c.status} ${c.code}`, async () => {
+          const before = await count();
+          const res = await c.send();
+          assert.equal(res.status, c.status);
+          assert.equal(res.body.error.code, c.code);
+          assert.match(res.body.error.request_id, /^req_/);
+          assert.equal(await count(), before);
+        });
+      }
+
+      it('a schema violation names every offending field', async () => {
+        const res = await postTrace(server.url, tenant.pak, { ...traceBody(tenant.clientId, { status: 'great', duration_ms: -1, extra: 1 }), tool: undefined });
+        assert.equal(res.status, 400);
+        const fields = (res.body.error.fields as Array<{ field: string }>).map((f) => f.field).sort();
+        assert.deepEqual(fields, ['duration_ms', 'extra', 'status', 'tool']);
+      });
+
+      it('disabled app → 403 panopticon_disabled', async () => {
+        await http(server.url, 'PATCH', `/api/apps/${tenant.clientId}`, { token: tenant.token, body: { panopticon_enabled: false } });
+        try {
+          const res = await postTrace(server.url, tenant.pak, traceBody(tenant.clientId));
+          assert.equal(res.status, 403);
+          assert.equal(res.body.error.code, 'panopticon_disabled');
+        } finally {
+          await http(server.url, 'PATCH', `/api/apps/${tenant.clientId}`, { token: tenant.token, body: { panopticon_enabled: true } });
+        }
+        assert.equal((await postTrace(server.url, tenant.pak, traceBody(tenant.clientId))).status, 202);
+      });
+    });
+  });
+}
+
+import { generateToken } from '../keys/tokens.js';
+import zlib from 'node:zlib';
+function checksumFor(body: string): string {
+  // Build a well-formed key that was never issued, using the same checksum as real ones.
+  const token = generateToken('pano_pak_');
+  void token;
+  const B = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  let v = zlib.crc32('pano_pak_' + body);
+  let out = '';
+  for (let i = 0; i < 6; i++) {
+    out = B[v % 62] + out;
+    v = Math.floor(v / 62);
+  }
+  return out;
+}
