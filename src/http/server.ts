@@ -42,12 +42,18 @@ export const REDACTED_LOG_PATHS = [
   'pak',
 ];
 
-export async function buildServer(config: ServerConfig, store: Store, options: { now?: () => number } = {}) {
+export interface BuildOptions {
+  now?: () => number;
+  /** The benchmark's naive baseline; never used in production. */
+  ingestMode?: 'group-commit' | 'per-request';
+}
+
+export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
   const services: Services = {
     config,
     store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1),
+    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode),
     paks: new PakAuthenticator(store, now),
     now,
   };

@@ -34,11 +34,14 @@ export class TraceWriter {
     private readonly maxBatchRows: number,
     private readonly maxInFlight = 1,
     private readonly maxQueuedRows = 100_000,
+    /** `per-request` is the naive design (one durable commit per row), kept only as the benchmark's baseline. */
+    private readonly mode: 'group-commit' | 'per-request' = 'group-commit',
   ) {}
 
   /** Resolves with, per row, whether it was new; rejects with StoreUnavailableError. */
   write(rows: readonly TraceRow[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('writer is shutting down'));
+    if (this.mode === 'per-request') return this.writeUnbatched(rows);
     // Past this much backlog the store is not keeping up; shed load instead of growing memory.
     if (this.queuedRows + rows.length > this.maxQueuedRows) return Promise.reject(new StoreUnavailableError('write queue full'));
     return new Promise<boolean[]>((resolve, reject) => {
@@ -92,6 +95,16 @@ export class TraceWriter {
         for (const w of waiters) w();
       }
     }
+  }
+
+  private async writeUnbatched(rows: readonly TraceRow[]): Promise<boolean[]> {
+    const isNew: boolean[] = [];
+    try {
+      for (const row of rows) isNew.push(await this.store.insertTraceUnbatched(row));
+    } catch (err) {
+      throw new StoreUnavailableError(err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    return isNew;
   }
 
   /** Waits until every queued row is committed (or failed). */
