@@ -100,7 +100,11 @@ export class TraceWriter {
   private async writeUnbatched(rows: readonly TraceRow[]): Promise<boolean[]> {
     const isNew: boolean[] = [];
     try {
-      for (const row of rows) isNew.push(await this.store.insertTraceUnbatched(row));
+      for (const row of rows) {
+        isNew.push(await this.store.insertTraceUnbatched(row));
+        this.stats.commits++;
+        this.stats.rows++;
+      }
     } catch (err) {
       throw new StoreUnavailableError(err instanceof Error ? err.message : String(err), { cause: err });
     }

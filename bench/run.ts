@@ -1,0 +1,401 @@
+/**
+ * `npm run bench`: the ingest benchmark. Every server under test runs in a child process of its own
+ * (bench/server.ts, bench/ceiling.ts); autocannon generates the load from this process, on
+ * loopback, with a fixed number of connections for a fixed time per scenario, after a warm-up.
+ *
+ *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 10] [--warmup 2]
+ *                          [--connections 64] [--profile-duration 6] [--no-profile]
+ *
+ * Writes a markdown report (results, targets with PASS/MISS, where the time goes) to --out.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { readProfile, summariseProfile, type ProfileSummary } from './profile.js';
+import { renderReport } from './report.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(HERE, '../..');
+
+export type Engine = 'sqlite' | 'postgres';
+export type ServerKind = 'ceiling' | 'group-commit' | 'per-request';
+export type Load = 'unique' | 'dup30' | 'batch100';
+
+export interface Scenario {
+  id: string;
+  label: string;
+  engine: Engine | null;
+  server: ServerKind;
+  load: Load;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  durationS: number;
+  requests: number;
+  reqPerSec: number;
+  tracesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  status: Record<string, number>;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duplicatesSent: number;
+  peakRssMb: number | null;
+  /** Peak RSS of the set-up (start, migrations, tenant creation), before it was reset. */
+  setupPeakRssMb: number | null;
+  peakRssReset: boolean;
+  commits: number | null;
+  rows: number | null;
+}
+
+export interface ProfileResult {
+  engine: Engine;
+  durationS: number;
+  reqPerSec: number;
+  summary: ProfileSummary;
+  commits: number | null;
+  rows: number | null;
+}
+
+export interface Options {
+  smoke: boolean;
+  out: string;
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  profile: boolean;
+  profileDurationS: number;
+}
+
+const BATCH_ITEMS = 100;
+const DUPLICATE_P = 0.3;
+
+function parseOptions(argv: string[]): Options {
+  const smoke = argv.includes('--smoke');
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+    return v;
+  };
+  const num = (name: string, dflt: number, min: number): number => {
+    const v = value(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`${name}: expected a number >= ${min}, got ${v}`);
+    return n;
+  };
+  const out = path.resolve(value('--out') ?? path.join(REPO_ROOT, 'docs', 'benchmarks.md'));
+  return {
+    smoke,
+    out,
+    durationS: num('--duration', smoke ? 1.5 : 10, 0.5),
+    warmupS: num('--warmup', smoke ? 0.5 : 2, 0),
+    connections: Math.floor(num('--connections', smoke ? 32 : 64, 1)),
+    profile: !argv.includes('--no-profile'),
+    profileDurationS: num('--profile-duration', smoke ? 1 : 6, 0.5),
+  };
+}
+
+export function scenarios(smoke: boolean): Scenario[] {
+  const list: Scenario[] = [{ id: 'ceiling', label: 'CEILING: bare Fastify + same validation', engine: null, server: 'ceiling', load: 'unique' }];
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    list.push({ id: `${engine}-single`, label: 'single trace, unique ids', engine, server: 'group-commit', load: 'unique' });
+    if (!smoke) {
+      list.push({ id: `${engine}-dup30`, label: 'single trace, 30% duplicates', engine, server: 'group-commit', load: 'dup30' });
+      list.push({ id: `${engine}-batch`, label: `batch of ${BATCH_ITEMS}`, engine, server: 'group-commit', load: 'batch100' });
+      list.push({ id: `${engine}-naive`, label: 'NAIVE: one commit per request', engine, server: 'per-request', load: 'unique' });
+    }
+  }
+  return list;
+}
+
+// --- the server child process ---------------------------------------------------------------
+
+interface Child {
+  proc: ChildProcess;
+  info: { url: string; clientId: string; pak: string; pid: number };
+  next(predicate: (msg: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+async function startChild(kind: ServerKind, engine: Engine | null, nodeArgs: string[] = []): Promise<Child> {
+  const script = kind === 'ceiling' ? path.join(HERE, 'ceiling.js') : path.join(HERE, 'server.js');
+  const args = kind === 'ceiling' ? [] : [engine!, kind];
+  const proc = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.length > 20_000) stderr = stderr.slice(-20_000);
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const messages: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  readline.createInterface({ input: proc.stdout! }).on('line', (text) => {
+    try {
+      messages.push(JSON.parse(text) as Record<string, unknown>);
+    } catch {
+      return;
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const next = async (predicate: (msg: Record<string, unknown>) => boolean, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = messages.findIndex(predicate);
+      if (i >= 0) return messages.splice(i, 1)[0]!;
+      const left = deadline - Date.now();
+      if (left <= 0 || proc.exitCode !== null) throw new Error(`bench ${kind} server: no expected output (exit ${proc.exitCode})\n${stderr}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 250));
+        waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  };
+  const info = (await next((m) => typeof m.url === 'string')) as unknown as Child['info'];
+  return { proc, info, next, exited, stderr: () => stderr };
+}
+
+async function mark(child: Child): Promise<{ hrtimeUs: number; stats: { commits: number; rows: number } | null }> {
+  child.proc.kill('SIGUSR2');
+  const m = await child.next((msg) => msg.mark === true, 10_000);
+  return m as unknown as { hrtimeUs: number; stats: { commits: number; rows: number } | null };
+}
+
+function peakRssMb(pid: number): number | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    return m === null ? null : Number(m[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resets the process's peak RSS (VmHWM) to its current RSS, so the peak read at the end is the
+ * peak under load and not that of the set-up (creating the tenant hashes a password with scrypt at
+ * N=2^17, r=8: 128 MB for a moment). Returns the set-up peak, or null where Linux refuses.
+ */
+function resetPeakRss(pid: number): { setupPeakMb: number | null; reset: boolean } {
+  const setupPeakMb = peakRssMb(pid);
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return { setupPeakMb, reset: true };
+  } catch {
+    return { setupPeakMb, reset: false };
+  }
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.proc.exitCode !== null) return;
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), 25_000);
+  const code = await child.exited;
+  clearTimeout(timer);
+  if (code !== 0) process.stderr.write(`bench: server exited with ${code}\n${child.stderr()}\n`);
+}
+
+// --- load -------------------------------------------------------------------------------------
+
+function traceJson(clientId: string, eventId: string): string {
+  return (
+    `{"event_id":"${eventId}","client_id":"${clientId}","tool":"search_docs","scope_used":"agent:read",` +
+    `"status":"ok","started_at":"2026-05-09T10:11:12.345Z","duration_ms":12,"user_sub":"user-42",` +
+    `"session_id":"sess-7","attributes":{"model":"m-1","tokens":512,"cached":false}}`
+  );
+}
+
+export const SAMPLE_PAYLOAD = traceJson('logi_0123456789ab', '00000000-0000-4000-8000-000000000000');
+
+interface LoadState {
+  duplicatesSent: number;
+}
+
+function loadRequest(load: Load, clientId: string, state: LoadState): autocannon.Request {
+  if (load === 'batch100') {
+    return {
+      method: 'POST',
+      path: '/panopticon/traces',
+      setupRequest: (req) => {
+        let body = '{"traces":[';
+        for (let i = 0; i < BATCH_ITEMS; i++) body += (i === 0 ? '' : ',') + traceJson(clientId, crypto.randomUUID());
+        return { ...req, body: `${body}]}` };
+      },
+    };
+  }
+  const recent: string[] = [];
+  let cursor = 0;
+  return {
+    method: 'POST',
+    path: '/panopticon/trace',
+    setupRequest: (req) => {
+      let id: string;
+      if (load === 'dup30' && recent.length > 0 && Math.random() < DUPLICATE_P) {
+        id = recent[Math.floor(Math.random() * recent.length)]!;
+        state.duplicatesSent++;
+      } else {
+        id = crypto.randomUUID();
+        if (load === 'dup30') {
+          // The last 4096 ids sent: a resend picks one of them.
+          if (recent.length < 4096) recent.push(id);
+          else recent[cursor++ % 4096] = id;
+        }
+      }
+      return { ...req, body: traceJson(clientId, id) };
+    },
+  };
+}
+
+async function drive(url: string, pak: string, load: Load, clientId: string, durationS: number, connections: number, state: LoadState) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (pak !== '') headers.authorization = `Bearer ${pak}`;
+  const started = process.hrtime.bigint();
+  const result = await autocannon({
+    url,
+    connections,
+    pipelining: 1,
+    duration: durationS,
+    timeout: 20,
+    headers,
+    requests: [loadRequest(load, clientId, state)],
+  });
+  const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+  return { result, wallS };
+}
+
+function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omit<ScenarioResult, 'peakRssMb' | 'setupPeakRssMb' | 'peakRssReset' | 'commits' | 'rows' | 'duplicatesSent'> {
+  const status: Record<string, number> = {};
+  for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) status[code] = (v as { count?: number }).count ?? 0;
+  const durationS = r.start && r.finish ? (new Date(r.finish).getTime() - new Date(r.start).getTime()) / 1000 : wallS;
+  const ok = r['2xx'];
+  const items = scenario.load === 'batch100' ? BATCH_ITEMS : 1;
+  return {
+    scenario,
+    durationS,
+    requests: r.requests.total,
+    reqPerSec: r.requests.total / durationS,
+    tracesPerSec: (ok * items) / durationS,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    status,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+  };
+}
+
+async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioResult> {
+  const child = await startChild(scenario.server, scenario.engine);
+  try {
+    const state: LoadState = { duplicatesSent: 0 };
+    const { url, pak, clientId, pid } = child.info;
+    const { setupPeakMb, reset } = resetPeakRss(pid);
+    if (opts.warmupS > 0) await drive(url, pak, scenario.load, clientId, opts.warmupS, opts.connections, state);
+    const before = await mark(child);
+    state.duplicatesSent = 0;
+    const { result, wallS } = await drive(url, pak, scenario.load, clientId, opts.durationS, opts.connections, state);
+    const after = await mark(child);
+    const peak = peakRssMb(pid);
+    const s = summarise(scenario, result, wallS);
+    return {
+      ...s,
+      duplicatesSent: state.duplicatesSent,
+      peakRssMb: peak,
+      setupPeakRssMb: setupPeakMb,
+      peakRssReset: reset,
+      commits: after.stats && before.stats ? after.stats.commits - before.stats.commits : null,
+      rows: after.stats && before.stats ? after.stats.rows - before.stats.rows : null,
+    };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+async function runProfile(engine: Engine, opts: Options): Promise<ProfileResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'panopticon-cpuprof-'));
+  try {
+    const child = await startChild('group-commit', engine, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    let window: { fromUs: number; toUs: number };
+    let stats: { commits: number; rows: number } | null = null;
+    let reqPerSec = 0;
+    try {
+      const state: LoadState = { duplicatesSent: 0 };
+      const { url, pak, clientId } = child.info;
+      if (opts.warmupS > 0) await drive(url, pak, 'unique', clientId, opts.warmupS, opts.connections, state);
+      const before = await mark(child);
+      const { result, wallS } = await drive(url, pak, 'unique', clientId, opts.profileDurationS, opts.connections, state);
+      const after = await mark(child);
+      reqPerSec = summarise({ id: 'profile', label: '', engine, server: 'group-commit', load: 'unique' }, result, wallS).reqPerSec;
+      window = { fromUs: before.hrtimeUs, toUs: after.hrtimeUs };
+      if (after.stats && before.stats) stats = { commits: after.stats.commits - before.stats.commits, rows: after.stats.rows - before.stats.rows };
+    } finally {
+      await stopChild(child);
+    }
+    const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`);
+    const summary = summariseProfile(readProfile(path.join(dir, file)), window);
+    return { engine, durationS: opts.profileDurationS, reqPerSec, summary, commits: stats?.commits ?? null, rows: stats?.rows ?? null };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function machine() {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  return {
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    cpuModel: model,
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    memoryGb: os.totalmem() / 1024 ** 3,
+  };
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const list = scenarios(opts.smoke);
+  const started = Date.now();
+  const results: ScenarioResult[] = [];
+  for (const scenario of list) {
+    process.stderr.write(`bench: ${scenario.id} (${scenario.label}) ... `);
+    const r = await runScenario(scenario, opts);
+    results.push(r);
+    process.stderr.write(`${fmt(r.reqPerSec)} req/s, ${fmt(r.tracesPerSec)} traces/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}\n`);
+  }
+  const profiles: ProfileResult[] = [];
+  if (opts.profile) {
+    for (const engine of opts.smoke ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+      process.stderr.write(`bench: profile ${engine} single trace ... `);
+      const p = await runProfile(engine, opts);
+      profiles.push(p);
+      process.stderr.write(`${fmt(p.reqPerSec)} req/s under --cpu-prof, idle ${fmt(p.summary.idleShare * 100)}%\n`);
+    }
+  }
+  const report = renderReport({ opts, machine: machine(), results, profiles, startedAt: new Date(started), elapsedS: (Date.now() - started) / 1000, payload: SAMPLE_PAYLOAD, batchItems: BATCH_ITEMS, duplicateP: DUPLICATE_P });
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  fs.writeFileSync(opts.out, report.markdown);
+  process.stderr.write(`\n${report.console}\nbench: wrote ${opts.out} in ${fmt((Date.now() - started) / 1000, 1)} s\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
