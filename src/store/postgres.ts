@@ -108,7 +108,7 @@ export class PostgresStore implements Store {
         await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
       }
     });
-    await this.listen();
+    if (this.listener === undefined) await this.listen();
   }
 
   private async listen(): Promise<void> {

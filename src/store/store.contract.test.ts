@@ -1,0 +1,186 @@
+/** One contract, every engine: the Store interface behaves the same on SQLite and PostgreSQL. */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { ENGINES, freshLocation } from '../testing/harness.js';
+import { openStore } from './index.js';
+import type { Store, TraceRow } from './types.js';
+
+function row(clientId: string, overrides: Partial<TraceRow> = {}): TraceRow {
+  return {
+    clientId,
+    eventId: crypto.randomUUID(),
+    tool: 'search',
+    scopeUsed: 'agent:read',
+    status: 'ok',
+    startedAtUs: Date.parse('2026-05-09T10:11:12Z') * 1000,
+    day: '2026-05-09',
+    durationMs: 5,
+    userSub: null,
+    errorMessage: null,
+    sessionId: null,
+    attributes: null,
+    keyId: 'pak_test',
+    receivedAt: Date.now(),
+    ...overrides,
+  };
+}
+
+for (const engine of ENGINES) {
+  describe(`store contract [${engine}]`, () => {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+    let accountId: string;
+    const now = 1_780_000_000_000;
+
+    before(async () => {
+      const fresh = freshLocation(engine);
+      cleanup = fresh.cleanup;
+      store = await openStore(fresh.location);
+      const account = await store.createAccount({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now });
+      accountId = account!.id;
+    });
+    after(async () => {
+      await store.close();
+      await cleanup();
+    });
+
+    it('migrations are idempotent', async () => {
+      await store.migrate();
+      assert.equal(await store.countAccounts(), 1);
+    });
+
+    it('the first account owns the install; later ones do not; emails are unique', async () => {
+      const first = await store.findAccountById(accountId);
+      assert.equal(first?.isOwner, true);
+      const second = await store.createAccount({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now });
+      assert.equal(second?.isOwner, false);
+      assert.equal(await store.createAccount({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), null);
+    });
+
+    it('sessions expire and can be deleted', async () => {
+      await store.createSession({ tokenHash: 's1', accountId, now, expiresAt: now + 1000 });
+      assert.equal((await store.findSession('s1', now))?.accountId, accountId);
+      assert.equal(await store.findSession('s1', now + 1000), null);
+      await store.deleteSession('s1');
+      assert.equal(await store.findSession('s1', now), null);
+    });
+
+    it('operator tokens are found by hash until revoked', async () => {
+      await store.createOperatorToken({ id: 'tok_1', tokenHash: 't1', accountId, prefix: 'pano_op_abc', name: 'cli', now });
+      assert.equal((await store.findOperatorToken('t1'))?.id, 'tok_1');
+      assert.equal(await store.revokeOperatorToken('t1', now), true);
+      assert.equal(await store.findOperatorToken('t1'), null);
+      assert.equal(await store.revokeOperatorToken('t1', now), false);
+    });
+
+    it('apps are scoped to their account', async () => {
+      await store.createApp({ clientId: 'logi_000000000001', accountId, name: 'one', now });
+      assert.equal((await store.findApp(accountId, 'logi_000000000001'))?.name, 'one');
+      assert.equal(await store.findApp('acct_2', 'logi_000000000001'), null);
+      assert.equal(await store.updateApp('acct_2', 'logi_000000000001', { name: 'stolen' }), null);
+      const updated = await store.updateApp(accountId, 'logi_000000000001', { panopticonEnabled: true });
+      assert.equal(updated?.panopticonEnabled, true);
+      assert.equal(updated?.name, 'one');
+      assert.deepEqual((await store.listApps('acct_2')).map((a) => a.clientId), []);
+    });
+
+    it('keys: one primary per app, rotation with grace, revocation', async () => {
+      const clientId = 'logi_000000000002';
+      await store.createApp({ clientId, accountId, name: 'keys', now });
+      const first = await store.insertPak({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
+      assert.equal(first?.id, 'pak_1');
+      assert.equal(await store.insertPak({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
+
+      const rotated = await store.rotatePak({ id: 'pak_2', clientId, keyHash: 'h2', prefix: 'p2', now: now + 10, expiresAt: now + 10 + 3600_000 });
+      assert.equal(rotated.pak.id, 'pak_2');
+      assert.deepEqual(rotated.previous.map((p) => [p.id, p.expiresAt, p.revokedAt]), [['pak_1', now + 10 + 3600_000, null]]);
+      assert.deepEqual((await store.activePaks(clientId, now + 20)).map((p) => p.id).sort(), ['pak_1', 'pak_2']);
+      assert.deepEqual((await store.activePaks(clientId, now + 10 + 3600_000)).map((p) => p.id), ['pak_2']);
+
+      const auth = await store.findPakForAuth('h1');
+      assert.equal(auth?.clientId, clientId);
+      assert.equal(auth?.expiresAt, now + 10 + 3600_000);
+
+      // A rotation with no grace revokes the others on the spot.
+      const immediate = await store.rotatePak({ id: 'pak_3', clientId, keyHash: 'h3', prefix: 'p3', now: now + 30, expiresAt: now + 30 });
+      assert.deepEqual(immediate.previous.map((p) => p.id).sort(), ['pak_1', 'pak_2']);
+      assert.ok(immediate.previous.every((p) => p.revokedAt === now + 30));
+      assert.deepEqual((await store.activePaks(clientId, now + 31)).map((p) => p.id), ['pak_3']);
+
+      const revoked = await store.revokePaks(clientId, now + 40);
+      assert.deepEqual(revoked.map((p) => p.id), ['pak_3']);
+      assert.equal((await store.findPakForAuth('h3'))?.revokedAt, now + 40);
+      assert.equal(await store.findPakForAuth('nope'), null);
+
+      await store.touchPaks(new Map([['pak_3', now + 50]]));
+      assert.equal((await store.listPaks(clientId)).find((p) => p.id === 'pak_3')?.lastUsedAt, now + 50);
+    });
+
+    it('insertTraces reports which rows were new, first occurrence wins, and counts usage once', async () => {
+      const clientId = 'logi_000000000003';
+      await store.createApp({ clientId, accountId, name: 'traces', now });
+      const a = row(clientId);
+      const b = row(clientId, { status: 'error', day: '2026-05-10', startedAtUs: Date.parse('2026-05-10T00:00:00Z') * 1000 });
+      assert.deepEqual(await store.insertTraces([a, b, { ...a }]), [true, true, false]);
+      assert.deepEqual(await store.insertTraces([a, row(clientId, { status: 'timeout' })]), [false, true]);
+      assert.equal(await store.countTraces(clientId), 3);
+      const usage = await store.usage(clientId, '2026-05-01', '2026-05-31');
+      assert.deepEqual(usage, [
+        { day: '2026-05-09', traces: 2, errors: 1, hitlRequests: 0, killSwitch: 0 },
+        { day: '2026-05-10', traces: 1, errors: 1, hitlRequests: 0, killSwitch: 0 },
+      ]);
+      assert.equal(await store.insertTraceUnbatched(a), false);
+      assert.equal(await store.insertTraceUnbatched(row(clientId)), true);
+    });
+
+    it('the same event_id in two apps is two traces', async () => {
+      await store.createApp({ clientId: 'logi_000000000004', accountId, name: 'x', now });
+      await store.createApp({ clientId: 'logi_000000000005', accountId, name: 'y', now });
+      const eventId = crypto.randomUUID();
+      assert.deepEqual(
+        await store.insertTraces([row('logi_000000000004', { eventId }), row('logi_000000000005', { eventId })]),
+        [true, true],
+      );
+    });
+
+    it('lists traces newest first with filters and a keyset cursor', async () => {
+      const clientId = 'logi_000000000006';
+      await store.createApp({ clientId, accountId, name: 'list', now });
+      const base = Date.parse('2026-06-01T00:00:00Z') * 1000;
+      const rows = Array.from({ length: 7 }, (_, i) => row(clientId, { startedAtUs: base + (i % 3) * 1000, tool: i % 2 ? 'odd' : 'even', userSub: `u${i % 2}` }));
+      await store.insertTraces(rows);
+      const all = await store.listTraces({ clientId, limit: 100 });
+      assert.equal(all.length, 7);
+      for (let i = 1; i < all.length; i++) {
+        const [p, c] = [all[i - 1]!, all[i]!];
+        assert.ok(p.startedAtUs > c.startedAtUs || (p.startedAtUs === c.startedAtUs && p.seq > c.seq));
+      }
+      const pages: string[] = [];
+      let before: { startedAtUs: number; seq: number } | undefined;
+      for (;;) {
+        const page = await store.listTraces({ clientId, limit: 3, before });
+        pages.push(...page.map((t) => t.eventId));
+        if (page.length < 3) break;
+        const last = page[page.length - 1]!;
+        before = { startedAtUs: last.startedAtUs, seq: last.seq };
+      }
+      assert.deepEqual(pages, all.map((t) => t.eventId));
+      assert.equal((await store.listTraces({ clientId, limit: 100, tool: 'odd' })).length, 3);
+      assert.equal((await store.listTraces({ clientId, limit: 100, userSub: 'u0' })).length, 4);
+      assert.equal((await store.listTraces({ clientId, limit: 100, sinceUs: base + 1000, untilUs: base + 2000 })).length, 2);
+      assert.equal((await store.listTraces({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
+    });
+
+    it('signals reach subscribers', async () => {
+      const got = new Promise((resolve) => {
+        const off = store.subscribe((s) => {
+          off();
+          resolve(s);
+        });
+      });
+      await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000001' });
+      assert.deepEqual(await got, { kind: 'keys_changed', clientId: 'logi_000000000001' });
+    });
+  });
+}
