@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
-import { buildServer } from '../http/server.js';
+import { buildServer, type Services } from '../http/server.js';
 import { openStore } from '../store/index.js';
 import { PostgresStore } from '../store/postgres.js';
 import type { Store } from '../store/types.js';
@@ -51,25 +51,36 @@ export function testConfig(location: StoreLocation, overrides: Partial<ServerCon
 export interface RunningServer {
   url: string;
   store: Store;
+  services: Services;
   engine: Engine;
+  location: StoreLocation;
   close(): Promise<void>;
 }
 
-/** Starts the real server in this process on an ephemeral port. */
-export async function startServer(engine: Engine, overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
-  const { location, cleanup } = freshLocation(engine);
-  const config = testConfig(location, overrides);
-  const store = await openStore(location, { pgPoolSize: config.pgPoolSize });
-  const { app } = await buildServer(config, store);
+/**
+ * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
+ * (a second node of the same database; the caller then owns the clean-up).
+ */
+export async function startServer(
+  engine: Engine,
+  overrides: Partial<ServerConfig> = {},
+  shared?: StoreLocation,
+): Promise<RunningServer> {
+  const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
+  const config = testConfig(fresh.location, overrides);
+  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize });
+  const { app, services } = await buildServer(config, store);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url,
     store,
+    services,
     engine,
+    location: fresh.location,
     async close() {
       await app.close();
       await store.close();
-      await cleanup();
+      await fresh.cleanup();
     },
   };
 }

@@ -1,0 +1,135 @@
+/** Operator accounts over HTTP on both engines: sign-up, sign-in, sessions, tokens, CSRF. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ENGINES, http, startServer, type RunningServer } from '../testing/harness.js';
+
+const password = 'correct horse battery staple';
+
+function sessionCookie(headers: Headers): string {
+  const raw = headers.getSetCookie().find((c) => c.startsWith('pano_session='));
+  assert.ok(raw, 'a pano_session cookie is set');
+  return raw;
+}
+
+for (const engine of ENGINES) {
+  describe(`accounts [${engine}]`, () => {
+    let server: RunningServer;
+    before(async () => {
+      server = await startServer(engine);
+    });
+    after(() => server.close());
+
+    it('sign-up: the first account owns the install, gets an HttpOnly SameSite=Strict session', async () => {
+      const res = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'Owner@Example.com', password } });
+      assert.equal(res.status, 201);
+      assert.equal(res.body.account.email, 'owner@example.com');
+      assert.equal(res.body.account.is_owner, true);
+      const cookie = sessionCookie(res.headers);
+      assert.match(cookie, /HttpOnly/);
+      assert.match(cookie, /SameSite=Strict/);
+      const me = await http(server.url, 'GET', '/api/me', { headers: { cookie: cookie.split(';')[0]! } });
+      assert.equal(me.status, 200);
+      assert.equal(me.body.account.email, 'owner@example.com');
+      assert.equal(me.body.via, 'session');
+
+      const second = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'second@example.com', password } });
+      assert.equal(second.body.account.is_owner, false);
+    });
+
+    it('passwords are stored as scrypt hashes, never as given', async () => {
+      const account = await server.store.findAccountByEmail('owner@example.com');
+      assert.ok(account);
+      assert.match(account.passwordHash, /^scrypt\$131072\$8\$1\$/);
+      assert.ok(!account.passwordHash.includes(password));
+    });
+
+    it('rejects a taken email (any case), a short password and unknown fields', async () => {
+      const taken = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'OWNER@example.com', password } });
+      assert.equal(taken.status, 409);
+      assert.equal(taken.body.error.code, 'email_taken');
+      const short = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'x@example.com', password: 'short' } });
+      assert.equal(short.status, 400);
+      assert.equal(short.body.error.code, 'validation_failed');
+      assert.deepEqual(short.body.error.fields.map((f: { field: string }) => f.field), ['password']);
+      const extra = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'y@example.com', password, admin: true } });
+      assert.equal(extra.status, 400);
+      assert.equal(await server.store.findAccountByEmail('y@example.com'), null);
+    });
+
+    it('login: wrong password and unknown email get the same 401', async () => {
+      const wrong = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'owner@example.com', password: 'not the password' } });
+      const unknown = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'nobody@example.com', password } });
+      for (const res of [wrong, unknown]) {
+        assert.equal(res.status, 401);
+        assert.equal(res.body.error.code, 'invalid_credentials');
+        assert.equal(res.headers.getSetCookie().length, 0);
+      }
+      const ok = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'owner@example.com', password } });
+      assert.equal(ok.status, 200);
+      sessionCookie(ok.headers);
+    });
+
+    it('refuses cookie-authenticated mutations from another origin', async () => {
+      const login = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'owner@example.com', password } });
+      const cookie = sessionCookie(login.headers).split(';')[0]!;
+      const foreign = await http(server.url, 'POST', '/api/apps', { body: { name: 'evil' }, headers: { cookie, origin: 'https://evil.example' } });
+      assert.equal(foreign.status, 403);
+      assert.equal(foreign.body.error.code, 'csrf_rejected');
+      const crossSite = await http(server.url, 'POST', '/api/apps', { body: { name: 'evil' }, headers: { cookie, 'sec-fetch-site': 'cross-site' } });
+      assert.equal(crossSite.status, 403);
+      const apps = await http(server.url, 'GET', '/api/apps', { headers: { cookie } });
+      assert.deepEqual(apps.body.apps, []);
+      const same = await http(server.url, 'POST', '/api/apps', { body: { name: 'mine' }, headers: { cookie, origin: server.url, 'sec-fetch-site': 'same-origin' } });
+      assert.equal(same.status, 201);
+    });
+
+    it('logout ends the session', async () => {
+      const login = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'owner@example.com', password } });
+      const cookie = sessionCookie(login.headers).split(';')[0]!;
+      assert.equal((await http(server.url, 'POST', '/api/auth/logout', { headers: { cookie } })).status, 204);
+      const me = await http(server.url, 'GET', '/api/me', { headers: { cookie } });
+      assert.equal(me.status, 401);
+      assert.equal(me.body.error.code, 'unauthenticated');
+    });
+
+    it('operator tokens: issued for a password, hashed at rest, revocable', async () => {
+      const res = await http(server.url, 'POST', '/api/auth/token', { body: { email: 'owner@example.com', password, name: 'ci' } });
+      assert.equal(res.status, 201);
+      const token = res.body.token as string;
+      assert.match(token, /^pano_op_[0-9A-Za-z]{38}$/);
+      assert.equal((await http(server.url, 'GET', '/api/me', { token })).body.via, 'token');
+      // Tokens never need the same-origin rule: a browser cannot attach them on its own.
+      assert.equal((await http(server.url, 'POST', '/api/apps', { token, body: { name: 'x' }, headers: { origin: 'https://elsewhere.example' } })).status, 201);
+      assert.equal((await http(server.url, 'DELETE', '/api/auth/token', { token })).status, 204);
+      const after = await http(server.url, 'GET', '/api/me', { token });
+      assert.equal(after.status, 401);
+      const bad = await http(server.url, 'GET', '/api/me', { token: 'pano_op_nonsense' });
+      assert.equal(bad.status, 401);
+      assert.equal(bad.body.error.code, 'unauthenticated');
+    });
+
+    it('every /api route but sign-up and sign-in needs an operator', async () => {
+      for (const [method, path] of [['GET', '/api/me'], ['GET', '/api/apps'], ['POST', '/api/apps'], ['GET', '/api/apps/logi_000000000000/usage']] as const) {
+        const res = await http(server.url, method, path, method === 'POST' ? { body: { name: 'x' } } : {});
+        assert.equal(res.status, 401, `${method} ${path}`);
+        assert.equal(res.body.error.code, 'unauthenticated');
+      }
+    });
+  });
+}
+
+describe('sign-up closed', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer('sqlite', { signup: 'closed' });
+  });
+  after(() => server.close());
+
+  it('lets only the first account (the owner) sign up', async () => {
+    assert.equal((await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'owner@example.com', password } })).status, 201);
+    const res = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'late@example.com', password } });
+    assert.equal(res.status, 403);
+    assert.equal(res.body.error.code, 'signup_closed');
+    assert.equal(await server.store.countAccounts(), 1);
+  });
+});
