@@ -79,6 +79,10 @@ function errorCounts(r: ScenarioResult): { c4: number; c5: number } {
   return { c4, c5 };
 }
 
+function cpuText(r: ScenarioResult): string {
+  return r.cpu === null ? 'n/a' : `${fmt(r.cpu.server, 2)} / ${fmt(r.cpu.loadgen, 2)} / ${fmt(r.cpu.other, 2)} / ${fmt(r.cpu.idle, 2)}`;
+}
+
 function rowsPerCommit(commits: number | null, rows: number | null): string {
   return commits && rows !== null ? fmt(rows / commits, 1) : 'n/a';
 }
@@ -220,17 +224,21 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
           `with scrypt (N=2^17, r=8, 128 MB for a moment), which alone peaks at ${fmt(Math.max(...setupPeaks))} MB before the load starts.`
         : 'It could not be reset after set-up here, so it includes the tenant creation\'s scrypt password hash (128 MB for a moment).'),
   );
+  md.push(
+    '- Cores: average cores busy during the measured window, from /proc: the server process (all its threads), the load generator (this process), ' +
+      'everything else (PostgreSQL\'s processes, kernel work not charged to a process) and idle.',
+  );
   md.push('- Rows/commit: the writer\'s commits and rows during the measured window (`services.writer.stats`, read by SIGUSR2 before and after).');
   md.push('');
   md.push('## Results');
   md.push('');
-  md.push('| scenario | engine | req/s | traces/s | p50 ms | p99 ms | non-2xx | 4xx | 5xx | errors/timeouts | responses by status | peak RSS MB (load) | rows/commit |');
-  md.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
+  md.push('| scenario | engine | req/s | traces/s | p50 ms | p99 ms | non-2xx | 4xx | 5xx | errors/timeouts | responses by status | peak RSS MB (load) | rows/commit | cores: server / loadgen / other / idle |');
+  md.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |');
   for (const r of results) {
     const { c4, c5 } = errorCounts(r);
     md.push(
       `| ${r.scenario.label} | ${r.scenario.engine ? ENGINE_NAME[r.scenario.engine] : '-'} | ${fmt(r.reqPerSec)} | ${fmt(r.tracesPerSec)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ` +
-        `${fmt(r.non2xx)} | ${fmt(c4)} | ${fmt(c5)} | ${fmt(r.errors)}/${fmt(r.timeouts)} | ${statusText(r)} | ${fmt(r.peakRssMb)} | ${rowsPerCommit(r.commits, r.rows)} |`,
+        `${fmt(r.non2xx)} | ${fmt(c4)} | ${fmt(c5)} | ${fmt(r.errors)}/${fmt(r.timeouts)} | ${statusText(r)} | ${fmt(r.peakRssMb)} | ${rowsPerCommit(r.commits, r.rows)} | ${cpuText(r)} |`,
     );
   }
   const dup = results.filter((r) => r.scenario.load === 'dup30');
@@ -314,7 +322,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
 
   const con: string[] = [];
   for (const r of results) {
-    con.push(`${r.scenario.id.padEnd(16)} ${fmt(r.reqPerSec).padStart(8)} req/s ${fmt(r.tracesPerSec).padStart(9)} traces/s  p50 ${fmt(r.p50Ms)} ms  p99 ${fmt(r.p99Ms)} ms  non-2xx ${r.non2xx}  rss ${fmt(r.peakRssMb)} MB  rows/commit ${rowsPerCommit(r.commits, r.rows)}`);
+    con.push(`${r.scenario.id.padEnd(16)} ${fmt(r.reqPerSec).padStart(8)} req/s ${fmt(r.tracesPerSec).padStart(9)} traces/s  p50 ${fmt(r.p50Ms)} ms  p99 ${fmt(r.p99Ms)} ms  non-2xx ${r.non2xx}  rss ${fmt(r.peakRssMb)} MB  rows/commit ${rowsPerCommit(r.commits, r.rows)}  cores ${cpuText(r)}`);
   }
   for (const t of tg) {
     const digits = t.unit === 'x' ? 2 : 0;

@@ -5,6 +5,8 @@
  *
  *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 10] [--warmup 2]
  *                          [--connections 64] [--profile-duration 6] [--no-profile]
+ *                          [--only ceiling,sqlite-single,...,sqlite-profile]   (a subset, to iterate)
+ *                          [--keep-profiles <dir>]
  *
  * Writes a markdown report (results, targets with PASS/MISS, where the time goes) to --out.
  */
@@ -51,6 +53,7 @@ export interface ScenarioResult {
   /** Peak RSS of the set-up (start, migrations, tenant creation), before it was reset. */
   setupPeakRssMb: number | null;
   peakRssReset: boolean;
+  cpu: CpuSplit | null;
   commits: number | null;
   rows: number | null;
 }
@@ -72,6 +75,10 @@ export interface Options {
   connections: number;
   profile: boolean;
   profileDurationS: number;
+  /** Only these scenario ids (comma-separated), for iterating on one number. */
+  only: string[] | null;
+  /** Keep the raw .cpuprofile files in this directory (to open in Chrome DevTools). */
+  keepProfiles: string | null;
 }
 
 const BATCH_ITEMS = 100;
@@ -102,6 +109,8 @@ function parseOptions(argv: string[]): Options {
     connections: Math.floor(num('--connections', smoke ? 32 : 64, 1)),
     profile: !argv.includes('--no-profile'),
     profileDurationS: num('--profile-duration', smoke ? 1 : 6, 0.5),
+    only: value('--only')?.split(',') ?? null,
+    keepProfiles: value('--keep-profiles') ?? null,
   };
 }
 
@@ -208,6 +217,53 @@ async function stopChild(child: Child): Promise<void> {
   if (code !== 0) process.stderr.write(`bench: server exited with ${code}\n${child.stderr()}\n`);
 }
 
+// --- CPU accounting: who used the cores during the measured window ---------------------------
+
+interface CpuSnapshot {
+  at: bigint;
+  /** /proc/stat: busy and total jiffies of the whole machine. */
+  busy: number;
+  total: number;
+  /** /proc/<pid>/stat: utime + stime of the server, in jiffies. */
+  server: number;
+  /** This process (the load generator), in microseconds. */
+  self: NodeJS.CpuUsage;
+}
+
+const CLOCK_TICKS = 100;
+
+function cpuSnapshot(pid: number): CpuSnapshot | null {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+    const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+    // /proc/<pid>/stat: the command name may hold spaces; fields after the closing parenthesis.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const server = Number(fields[11]) + Number(fields[12]);
+    return { at: process.hrtime.bigint(), busy: total - idle, total, server, self: process.cpuUsage() };
+  } catch {
+    return null;
+  }
+}
+
+export interface CpuSplit {
+  /** Cores in use on average: the server process, the load generator, everything else (PostgreSQL, the kernel's softirqs, ...). */
+  server: number;
+  loadgen: number;
+  other: number;
+  idle: number;
+}
+
+function cpuSplit(a: CpuSnapshot | null, b: CpuSnapshot | null, nproc: number): CpuSplit | null {
+  if (a === null || b === null || b.total === a.total) return null;
+  const seconds = Number(b.at - a.at) / 1e9;
+  const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * nproc;
+  const server = (b.server - a.server) / CLOCK_TICKS / seconds;
+  const loadgen = (b.self.user - a.self.user + b.self.system - a.self.system) / 1e6 / seconds;
+  return { server, loadgen, other: Math.max(0, busyCores - server - loadgen), idle: Math.max(0, nproc - busyCores) };
+}
+
 // --- load -------------------------------------------------------------------------------------
 
 function traceJson(clientId: string, eventId: string): string {
@@ -276,7 +332,7 @@ async function drive(url: string, pak: string, load: Load, clientId: string, dur
   return { result, wallS };
 }
 
-function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omit<ScenarioResult, 'peakRssMb' | 'setupPeakRssMb' | 'peakRssReset' | 'commits' | 'rows' | 'duplicatesSent'> {
+function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omit<ScenarioResult, 'peakRssMb' | 'setupPeakRssMb' | 'peakRssReset' | 'cpu' | 'commits' | 'rows' | 'duplicatesSent'> {
   const status: Record<string, number> = {};
   for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) status[code] = (v as { count?: number }).count ?? 0;
   const durationS = r.start && r.finish ? (new Date(r.finish).getTime() - new Date(r.start).getTime()) / 1000 : wallS;
@@ -306,7 +362,9 @@ async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioR
     if (opts.warmupS > 0) await drive(url, pak, scenario.load, clientId, opts.warmupS, opts.connections, state);
     const before = await mark(child);
     state.duplicatesSent = 0;
+    const cpuBefore = cpuSnapshot(pid);
     const { result, wallS } = await drive(url, pak, scenario.load, clientId, opts.durationS, opts.connections, state);
+    const cpuAfter = cpuSnapshot(pid);
     const after = await mark(child);
     const peak = peakRssMb(pid);
     const s = summarise(scenario, result, wallS);
@@ -316,6 +374,7 @@ async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioR
       peakRssMb: peak,
       setupPeakRssMb: setupPeakMb,
       peakRssReset: reset,
+      cpu: cpuSplit(cpuBefore, cpuAfter, machine().nproc),
       commits: after.stats && before.stats ? after.stats.commits - before.stats.commits : null,
       rows: after.stats && before.stats ? after.stats.rows - before.stats.rows : null,
     };
@@ -346,6 +405,11 @@ async function runProfile(engine: Engine, opts: Options): Promise<ProfileResult>
     }
     const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`);
+    if (opts.keepProfiles !== null) {
+      fs.mkdirSync(opts.keepProfiles, { recursive: true });
+      fs.copyFileSync(path.join(dir, file), path.join(opts.keepProfiles, `${engine}-single.cpuprofile`));
+      fs.writeFileSync(path.join(opts.keepProfiles, `${engine}-single.window.json`), JSON.stringify(window));
+    }
     const summary = summariseProfile(readProfile(path.join(dir, file)), window);
     return { engine, durationS: opts.profileDurationS, reqPerSec, summary, commits: stats?.commits ?? null, rows: stats?.rows ?? null };
   } finally {
@@ -371,7 +435,7 @@ function fmt(n: number, digits = 0): string {
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
-  const list = scenarios(opts.smoke);
+  const list = scenarios(opts.smoke && opts.only === null).filter((s) => opts.only === null || opts.only.includes(s.id));
   const started = Date.now();
   const results: ScenarioResult[] = [];
   for (const scenario of list) {
@@ -382,7 +446,8 @@ async function main(): Promise<void> {
   }
   const profiles: ProfileResult[] = [];
   if (opts.profile) {
-    for (const engine of opts.smoke ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+    const engines = opts.only !== null ? (['sqlite', 'postgres'] as const).filter((e) => opts.only!.includes(`${e}-profile`)) : opts.smoke ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+    for (const engine of engines) {
       process.stderr.write(`bench: profile ${engine} single trace ... `);
       const p = await runProfile(engine, opts);
       profiles.push(p);

@@ -30,7 +30,7 @@ export function newSessionToken(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
-/** preHandler for every /api route that needs a signed-in operator. */
+/** onRequest hook for every /api route that needs a signed-in operator. */
 export function requireOperator(services: Services) {
   return async function authenticateOperator(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;

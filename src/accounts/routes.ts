@@ -84,7 +84,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
 
   app.post('/api/auth/logout', {
     schema: { tags: ['auth'], summary: 'End the current session', response: { 204: Type.Null(), ...errorResponses(401, 403) } },
-    preHandler: authenticated,
+    onRequest: authenticated,
   }, async (request, reply) => {
     const op = operatorOf(request);
     if (op.via === 'session') await store.deleteSession(op.credentialHash);
@@ -114,7 +114,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
 
   app.delete('/api/auth/token', {
     schema: { tags: ['auth'], summary: 'Revoke the operator token this request is authenticated with', response: { 204: Type.Null(), ...errorResponses(401) } },
-    preHandler: authenticated,
+    onRequest: authenticated,
   }, async (request, reply) => {
     const op = operatorOf(request);
     if (op.via !== 'token') throw new ApiError('unauthenticated', 'Authenticate with the operator token to revoke it');
@@ -124,7 +124,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
 
   app.get('/api/me', {
     schema: { tags: ['auth'], summary: 'The signed-in operator', response: { 200: Type.Object({ account: AccountJson, via: Type.String() }), ...errorResponses(401) } },
-    preHandler: authenticated,
+    onRequest: authenticated,
   }, async (request) => {
     const op = operatorOf(request);
     const account = await store.findAccountById(op.accountId);

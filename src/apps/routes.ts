@@ -34,7 +34,7 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
   const authenticated = requireOperator(services);
 
   app.post('/api/apps', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: {
       tags: ['apps'],
       summary: 'Create an application; its client_id is generated',
@@ -48,17 +48,17 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
   });
 
   app.get('/api/apps', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: { tags: ['apps'], summary: "The caller's applications", response: { 200: Type.Object({ apps: Type.Array(AppJson) }), ...errorResponses(401) } },
   }, async (request) => ({ apps: (await store.listApps(operatorOf(request).accountId)).map(appJson) }));
 
   app.get('/api/apps/:client_id', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: { tags: ['apps'], summary: 'One application', params: ClientIdParams, response: { 200: AppJson, ...errorResponses(400, 401, 404) } },
   }, async (request) => appJson(await ownedApp(services, request)));
 
   app.patch('/api/apps/:client_id', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: {
       tags: ['apps'],
       summary: 'Rename an application or turn Panopticon on or off for it',

@@ -29,11 +29,14 @@ const textAjv = makeAjv(true);
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
   (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object) as ValidateFunction;
 
-/** AJV errors as one entry per offending field, named as the client wrote it (`a.b[2]` → `a.b.2`). */
+/**
+ * AJV errors as one entry per offending field, named as the client wrote it (`a.b[2]` → `a.b.2`).
+ * A field that failed several branches of a union gets one message naming what it may be.
+ */
 export function fieldErrors(errors: readonly ErrorObject[] | null | undefined, prefix = ''): FieldError[] {
-  const out: FieldError[] = [];
-  const seen = new Set<string>();
+  const byField = new Map<string, string[]>();
   for (const e of errors ?? []) {
+    if (e.keyword === 'anyOf') continue;
     let field = e.instancePath.slice(1).replace(/\//g, '.');
     const params = e.params as Record<string, unknown>;
     if (e.keyword === 'required') field = join(field, String(params.missingProperty));
@@ -42,16 +45,22 @@ export function fieldErrors(errors: readonly ErrorObject[] | null | undefined, p
     const message =
       e.keyword === 'required' ? 'is required'
       : e.keyword === 'additionalProperties' ? 'is not a known field'
-      : e.keyword === 'anyOf' ? 'has the wrong type or value'
+      : e.keyword === 'enum' ? `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`
+      : e.keyword === 'type' ? `must be ${String(params.type)}`
       : (e.message ?? 'is invalid');
-    const key = `${field}\u0000${message}`;
-    if (seen.has(key)) continue;
-    // A failing union reports each branch and then anyOf; keep the branch that says most.
-    if (e.keyword === 'anyOf' && out.some((o) => o.field === field)) continue;
-    seen.add(key);
-    out.push({ field, message });
+    const messages = byField.get(field) ?? [];
+    if (!messages.includes(message)) messages.push(message);
+    byField.set(field, messages);
   }
-  return out;
+  return [...byField].map(([field, messages]) => ({ field, message: combine(messages) }));
+}
+
+/** ["must be object", "must be null"] → "must be object or null". */
+function combine(messages: string[]): string {
+  if (messages.length > 1 && messages.every((m) => m.startsWith('must be '))) {
+    return `must be ${messages.map((m) => m.slice('must be '.length)).join(' or ')}`;
+  }
+  return messages.join('; ');
 }
 
 function join(a: string, b: string): string {

@@ -1,6 +1,6 @@
 /** /api/apps/:client_id/paks: issue, rotate, revoke and list an application's PAKs. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { ApiError } from '../errors.js';
@@ -25,6 +25,11 @@ const IssuedPak = Type.Composite([
   PakJson,
 ]);
 
+/** These bodies are optional: no body means the defaults. */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 export function registerKeyRoutes(app: FastifyInstance, services: Services): void {
@@ -32,7 +37,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
   const authenticated = requireOperator(services);
 
   app.get('/api/apps/:client_id/paks', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: { tags: ['keys'], summary: "The application's keys, by display prefix", params: ClientIdParams, response: { 200: Type.Object({ paks: Type.Array(PakJson) }), ...errorResponses(401, 404) } },
   }, async (request) => {
     const target = await ownedApp(services, request);
@@ -41,7 +46,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
   });
 
   app.post('/api/apps/:client_id/paks', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: {
       tags: ['keys'],
       summary: 'Issue the first PAK; the full key is in this response only',
@@ -56,7 +61,8 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
   });
 
   app.post('/api/apps/:client_id/paks/rotate', {
-    preHandler: authenticated,
+    onRequest: authenticated,
+    preValidation: emptyBodyIsEmptyObject,
     schema: {
       tags: ['keys'],
       summary: 'Issue a new PAK; the previous ones stay valid for the grace period (0 revokes them now)',
@@ -76,7 +82,8 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
   });
 
   app.post('/api/apps/:client_id/paks/revoke', {
-    preHandler: authenticated,
+    onRequest: authenticated,
+    preValidation: emptyBodyIsEmptyObject,
     schema: {
       tags: ['keys'],
       summary: "Revoke the application's keys (or one, by key_id) on every node, at once",

@@ -73,11 +73,11 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
     const prepared = prepareTrace(event, key.keyId, now());
     if (!prepared.ok) throw new ApiError('validation_failed', undefined, { fields: prepared.errors });
     const [isNew] = await writer.write([prepared.row]);
-    // event_id is a validated UUID, so it needs no escaping.
+    // event_id is a validated UUID, so it needs no escaping; it is echoed as stored (lower case).
     return reply
       .code(isNew ? 202 : 200)
       .type('application/json; charset=utf-8')
-      .send(`{"event_id":"${event.event_id}","status":"${isNew ? 'accepted' : 'duplicate'}"}`);
+      .send(`{"event_id":"${prepared.row.eventId}","status":"${isNew ? 'accepted' : 'duplicate'}"}`);
   });
 
   const validateItem = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
@@ -100,6 +100,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
   }, async (request, reply) => {
     const key = request.pak!;
     const items = (request.body as TraceBatch).traces;
+    if (items.length > LIMITS.batchItems) throw new ApiError('batch_too_large', `A batch holds at most ${LIMITS.batchItems} traces; this one has ${items.length}`);
     const results: ItemResult[] = new Array(items.length);
     const rows: TraceRow[] = [];
     const slots: number[] = [];
@@ -118,7 +119,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
     });
     const isNew = rows.length > 0 ? await writer.write(rows) : [];
     slots.forEach((slot, k) => {
-      results[slot] = { event_id: (items[slot] as TraceEvent).event_id, status: isNew[k] ? 'accepted' : 'duplicate' };
+      results[slot] = { event_id: rows[k]!.eventId, status: isNew[k] ? 'accepted' : 'duplicate' };
     });
     const counts = { accepted: 0, duplicate: 0, rejected: 0 };
     for (const r of results) counts[r.status]++;
@@ -203,7 +204,7 @@ function decodeCursor(cursor: string): { startedAtUs: number; seq: number } {
 function registerTimeline(app: FastifyInstance, services: Services): void {
   const authenticated = requireOperator(services);
   app.get('/api/apps/:client_id/traces', {
-    preHandler: authenticated,
+    onRequest: authenticated,
     schema: {
       tags: ['traces'],
       summary: 'Traces of an application, newest first (by started_at), with keyset pagination',

@@ -21,10 +21,14 @@ export const LIMITS = {
 
 export const CLIENT_ID_PATTERN = '^logi_[0-9a-f]{12}$';
 
-export const TraceStatusSchema = Type.Union(
-  [Type.Literal('ok'), Type.Literal('error'), Type.Literal('denied'), Type.Literal('timeout')],
-  { description: 'Outcome of the tool call. `error` and `timeout` count as errors in usage.' },
-);
+export const TRACE_STATUSES = ['ok', 'error', 'denied', 'timeout'] as const;
+
+/** A plain enum (not a union of literals) so a wrong value is reported with the allowed ones. */
+export const TraceStatusSchema = Type.Unsafe<(typeof TRACE_STATUSES)[number]>({
+  type: 'string',
+  enum: [...TRACE_STATUSES],
+  description: 'Outcome of the tool call. `error` and `timeout` count as errors in usage.',
+});
 
 export const TraceEvent = Type.Object(
   {
@@ -57,8 +61,8 @@ export const TraceBatch = Type.Object(
   {
     traces: Type.Array(Type.Object({}, { additionalProperties: true }), {
       minItems: 1,
-      maxItems: LIMITS.batchItems,
-      description: 'Each item is a TraceEvent, validated on its own.',
+      // The count bound is enforced by the handler, which answers 413 batch_too_large.
+      description: `At most ${LIMITS.batchItems} items; each is a TraceEvent, validated on its own.`,
     }),
   },
   { additionalProperties: false },

@@ -17,7 +17,7 @@ const Counters = {
 
 export function registerUsageRoutes(app: FastifyInstance, services: Services): void {
   app.get('/api/apps/:client_id/usage', {
-    preHandler: requireOperator(services),
+    onRequest: requireOperator(services),
     schema: {
       tags: ['usage'],
       summary: 'Daily counters per UTC date of started_at; only dates with activity are listed',
