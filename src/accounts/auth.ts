@@ -70,6 +70,11 @@ export function assertSameOrigin(request: FastifyRequest): void {
   }
 }
 
+/** How the audit log names the operator behind a request. */
+export function actorOf(request: FastifyRequest): string {
+  return `account:${operatorOf(request).accountId}`;
+}
+
 export function operatorOf(request: FastifyRequest): Operator {
   if (request.operator === null) throw new ApiError('unauthenticated');
   return request.operator;

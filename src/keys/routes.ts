@@ -1,7 +1,7 @@
 /** /api/apps/:client_id/paks: issue, rotate, revoke and list an application's PAKs. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { requireOperator } from '../accounts/auth.js';
+import { actorOf, requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { ApiError } from '../errors.js';
 import { pakJson } from '../http/format.js';
@@ -55,7 +55,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    const result = await issuePak(store, target.clientId, now());
+    const result = await issuePak(store, target.clientId, now(), actorOf(request));
     if (!result.ok) throw new ApiError(result.code);
     return reply.code(201).send({ pak: result.pak, ...pakJson(result.key, now()) });
   });
@@ -77,7 +77,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     const body = (request.body ?? {}) as { grace_seconds?: number };
     const graceMs = (body.grace_seconds ?? DEFAULT_ROTATION_GRACE_MS / 1000) * 1000;
     const t = now();
-    const { pak, key, previous } = await rotatePak(store, target.clientId, graceMs, t);
+    const { pak, key, previous } = await rotatePak(store, target.clientId, graceMs, t, actorOf(request));
     return reply.code(201).send({ pak, ...pakJson(key, t), previous: previous.map((p) => pakJson(p, t)) });
   });
 
@@ -95,7 +95,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     const target = await ownedApp(services, request);
     const body = (request.body ?? {}) as { key_id?: string };
     const t = now();
-    const revoked = await revokePaks(store, target.clientId, t, body.key_id);
+    const revoked = await revokePaks(store, target.clientId, t, actorOf(request), body.key_id);
     if (body.key_id !== undefined && revoked.length === 0) throw new ApiError('pak_not_found', `No unrevoked key ${body.key_id} for this application`);
     return { revoked: revoked.map((p) => pakJson(p, t)) };
   });

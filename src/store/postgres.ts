@@ -8,7 +8,9 @@ import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import type { NewPak, Store, StoreSignal, TraceRow } from './types.js';
+import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
+import type { AuditInput } from './guard-types.js';
+import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
 
 type Row = Record<string, unknown>;
 
@@ -55,6 +57,8 @@ export class PostgresStore implements Store {
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private listener: pg.Client | undefined;
   private closed = false;
+  readonly audit: PostgresAuditStore;
+  readonly guard: PostgresGuardStore;
 
   constructor(private readonly url: string, schema: string | undefined, poolSize: number) {
     this.schema = schema ?? 'public';
@@ -68,6 +72,9 @@ export class PostgresStore implements Store {
     });
     // An idle client that loses its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});
+    const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn) };
+    this.audit = new PostgresAuditStore(db);
+    this.guard = new PostgresGuardStore(db);
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -131,7 +138,10 @@ export class PostgresStore implements Store {
       setTimeout(() => {
         this.listen()
           .then(() => {
-            for (const l of this.listeners) l({ kind: 'keys_changed', clientId: '*' });
+            for (const l of this.listeners) {
+              l({ kind: 'keys_changed', clientId: '*' });
+              l({ kind: 'guard_changed', clientId: '*' });
+            }
           })
           .catch(() => {});
       }, 500).unref();
@@ -243,17 +253,21 @@ export class PostgresStore implements Store {
     return r ? toApp(r) : null;
   }
 
-  async insertPak(input: NewPak) {
-    const [r] = await this.q(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
-    return r ? toPak(r) : null;
+  async insertPak(input: NewPak, audit?: AuditInput) {
+    return this.tx(async (c) => {
+      const [r] = (await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now])).rows as Row[];
+      if (r && audit) await appendAuditTx(c, audit);
+      return r ? toPak(r) : null;
+    });
   }
 
-  async rotatePak(input: NewPak & { expiresAt: number }) {
+  async rotatePak(input: NewPak & { expiresAt: number }, audit?: AuditInput) {
     return this.tx(async (c) => {
       // Serialise rotations of one app so two at once cannot both become primary.
-      await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR UPDATE', [input.clientId]);
+      await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
       const previous = (await c.query(EXPIRE_PAKS_SQL(postgresPlaceholder), [input.expiresAt, input.now, input.clientId])).rows.map(toPak);
       const { rows } = await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
+      if (audit) await appendAuditTx(c, audit);
       return { pak: toPak(rows[0] as Row), previous };
     });
   }
@@ -271,13 +285,17 @@ export class PostgresStore implements Store {
     ).map(toPak);
   }
 
-  async revokePaks(clientId: string, now: number, keyId?: string) {
-    return (
-      await this.q(
-        'UPDATE paks SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR id = $3) RETURNING *',
-        [now, clientId, keyId ?? null],
-      )
-    ).map(toPak);
+  async revokePaks(clientId: string, now: number, keyId?: string, audit?: (revoked: Pak[]) => AuditInput) {
+    return this.tx(async (c) => {
+      const revoked = (
+        await c.query(
+          'UPDATE paks SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR id = $3) RETURNING *',
+          [now, clientId, keyId ?? null],
+        )
+      ).rows.map((r) => toPak(r as Row));
+      if (revoked.length > 0 && audit) await appendAuditTx(c, audit(revoked));
+      return revoked;
+    });
   }
 
   async findPakForAuth(keyHash: string) {

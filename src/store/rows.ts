@@ -29,6 +29,8 @@ export const toApp = (r: Row): App => ({
   accountId: String(r.account_id),
   name: String(r.name),
   panopticonEnabled: Boolean(r.panopticon_enabled),
+  hmacEnabled: Boolean(r.hmac_enabled),
+  keepArguments: Boolean(r.keep_arguments),
   createdAt: num(r.created_at),
 });
 

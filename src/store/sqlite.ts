@@ -12,7 +12,9 @@ import path from 'node:path';
 import { sqliteMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceListQuery, USAGE_SQL, USAGE_UPSERT_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage, traceValues } from './rows.js';
-import { usageIncrements, type NewPak, type Store, type StoreSignal, type TraceRow } from './types.js';
+import { usageIncrements, type NewPak, type Pak, type Store, type StoreSignal, type TraceRow } from './types.js';
+import type { AuditInput } from './guard-types.js';
+import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 
 type Row = Record<string, unknown>;
 
@@ -22,6 +24,8 @@ export class SqliteStore implements Store {
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private readonly insertStatements = new Map<number, Database.Statement>();
   private upsertUsage: Database.Statement | undefined;
+  readonly audit: SqliteAuditStore;
+  readonly guard: SqliteGuardStore;
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -30,6 +34,8 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    this.audit = new SqliteAuditStore(this.db);
+    this.guard = new SqliteGuardStore(this.db);
   }
 
   async migrate(): Promise<void> {
@@ -143,15 +149,19 @@ export class SqliteStore implements Store {
     return r ? toApp(r) : null;
   }
 
-  async insertPak(input: NewPak) {
-    const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
-    return r ? toPak(r) : null;
+  async insertPak(input: NewPak, audit?: AuditInput) {
+    return this.db.transaction(() => {
+      const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+      if (r && audit) appendAuditSync(this.db, audit);
+      return r ? toPak(r) : null;
+    }).immediate();
   }
 
-  async rotatePak(input: NewPak & { expiresAt: number }) {
+  async rotatePak(input: NewPak & { expiresAt: number }, audit?: AuditInput) {
     return this.db.transaction(() => {
       const previous = this.all(EXPIRE_PAKS_SQL(sqlitePlaceholder), numbered([input.expiresAt, input.now, input.clientId])).map(toPak);
       const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+      if (audit) appendAuditSync(this.db, audit);
       return { pak: toPak(r!), previous };
     }).immediate();
   }
@@ -167,11 +177,15 @@ export class SqliteStore implements Store {
     ).map(toPak);
   }
 
-  async revokePaks(clientId: string, now: number, keyId?: string) {
-    return this.all(
-      `UPDATE paks SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND (? IS NULL OR id = ?) RETURNING *`,
-      now, clientId, keyId ?? null, keyId ?? null,
-    ).map(toPak);
+  async revokePaks(clientId: string, now: number, keyId?: string, audit?: (revoked: Pak[]) => AuditInput) {
+    return this.db.transaction(() => {
+      const revoked = this.all(
+        `UPDATE paks SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND (? IS NULL OR id = ?) RETURNING *`,
+        now, clientId, keyId ?? null, keyId ?? null,
+      ).map(toPak);
+      if (revoked.length > 0 && audit) appendAuditSync(this.db, audit(revoked));
+      return revoked;
+    }).immediate();
   }
 
   async findPakForAuth(keyHash: string) {

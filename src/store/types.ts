@@ -6,6 +6,8 @@
  * trace's `started_at` (RFC 3339 allows sub-millisecond precision and we keep it).
  */
 
+import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
+
 export interface Account {
   id: string;
   email: string;
@@ -33,6 +35,9 @@ export interface App {
   accountId: string;
   name: string;
   panopticonEnabled: boolean;
+  hmacEnabled: boolean;
+  /** Keep checked tool arguments verbatim (off: only their SHA-256 is stored). */
+  keepArguments: boolean;
   createdAt: number;
 }
 
@@ -102,8 +107,14 @@ export interface UsageRow {
   killSwitch: number;
 }
 
-/** Cross-node signals; on PostgreSQL they ride LISTEN/NOTIFY, on SQLite they stay in-process. */
-export type StoreSignal = { kind: 'keys_changed'; clientId: string };
+/**
+ * Cross-node signals; on PostgreSQL they ride LISTEN/NOTIFY, on SQLite they stay in-process.
+ * `clientId: '*'` means "anything may have changed" (sent after a lost listener connection).
+ */
+export type StoreSignal =
+  | { kind: 'keys_changed'; clientId: string }
+  | { kind: 'guard_changed'; clientId: string }
+  | { kind: 'approval_decided'; clientId: string; approvalId: string };
 
 export interface NewPak {
   id: string;
@@ -115,6 +126,8 @@ export interface NewPak {
 
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
+  readonly audit: AuditStore;
+  readonly guard: GuardStore;
 
   migrate(): Promise<void>;
   close(): Promise<void>;
@@ -142,7 +155,7 @@ export interface Store {
 
   // PAKs
   /** Null when the app already has a primary (non-expiring, unrevoked) key. */
-  insertPak(input: NewPak): Promise<Pak | null>;
+  insertPak(input: NewPak, audit?: AuditInput): Promise<Pak | null>;
   listPaks(clientId: string): Promise<Pak[]>;
   /** Keys that are neither revoked nor expired at `now`. */
   activePaks(clientId: string, now: number): Promise<Pak[]>;
@@ -150,8 +163,9 @@ export interface Store {
    * In one transaction: every key of the app still valid at `now` expires at `expiresAt` (revoked
    * when that is not after `now`), and the new key becomes the primary one.
    */
-  rotatePak(input: NewPak & { expiresAt: number }): Promise<{ pak: Pak; previous: Pak[] }>;
-  revokePaks(clientId: string, now: number, keyId?: string): Promise<Pak[]>;
+  rotatePak(input: NewPak & { expiresAt: number }, audit?: AuditInput): Promise<{ pak: Pak; previous: Pak[] }>;
+  /** The audit entry is written only when something was revoked. */
+  revokePaks(clientId: string, now: number, keyId?: string, audit?: (revoked: Pak[]) => AuditInput): Promise<Pak[]>;
   findPakForAuth(keyHash: string): Promise<PakAuthRecord | null>;
   touchPaks(lastUsed: ReadonlyMap<string, number>): Promise<void>;
 

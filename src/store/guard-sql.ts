@@ -1,0 +1,147 @@
+/** SQL and row mapping the guard sub-stores of both engines share. */
+import { entryHash, GENESIS_HASH, type AuditFields } from '../audit/chain.js';
+import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredCheck, StoredPolicy } from './guard-types.js';
+import type { Placeholder } from './queries.js';
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+export const CHECK_COLUMNS = [
+  'id', 'client_id', 'created_at', 'tool', 'scope', 'user_sub', 'session_id', 'event_id', 'arguments_hash', 'arguments',
+  'decision', 'reason', 'rule_id', 'policy_version', 'approval_id', 'grant_id', 'key_id',
+] as const;
+
+export function checkValues(c: CheckRecord): unknown[] {
+  return [
+    c.id, c.clientId, c.createdAt, c.tool, c.scope, c.userSub, c.sessionId, c.eventId, c.argumentsHash, c.arguments,
+    c.decision, c.reason, c.ruleId, c.policyVersion, c.approval?.id ?? null, c.grantId, c.keyId,
+  ];
+}
+
+export const INSERT_APPROVAL_SQL = (ph: Placeholder): string =>
+  `INSERT INTO approvals (id, client_id, check_id, rule_id, tool, scope, user_sub, session_id, arguments_hash, reason, status, created_at, expires_at)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(ph).join(', ')}, 'pending', ${ph(11)}, ${ph(12)})`;
+
+export function approvalValues(c: CheckRecord): unknown[] {
+  const a = c.approval!;
+  return [a.id, c.clientId, c.id, a.ruleId, c.tool, c.scope, c.userSub, c.sessionId, c.argumentsHash, a.reason, c.createdAt, a.expiresAt];
+}
+
+export const GUARD_USAGE_SQL = (ph: Placeholder): string =>
+  `INSERT INTO usage_daily (client_id, day, hitl_requests, kill_switch) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)})
+   ON CONFLICT (client_id, day) DO UPDATE SET hitl_requests = usage_daily.hitl_requests + excluded.hitl_requests,
+     kill_switch = usage_daily.kill_switch + excluded.kill_switch`;
+
+/** Per (app, UTC day) increments of the HITL and kill-switch counters, sorted for a stable lock order. */
+export function guardUsageIncrements(records: readonly CheckRecord[]): Array<[string, string, number, number]> {
+  const byKey = new Map<string, [string, string, number, number]>();
+  for (const r of records) {
+    if (r.approval === null && !r.killed) continue;
+    const day = new Date(r.createdAt).toISOString().slice(0, 10);
+    const key = `${r.clientId}\u0000${day}`;
+    const inc = byKey.get(key) ?? [r.clientId, day, 0, 0];
+    if (r.approval !== null) inc[2]++;
+    if (r.killed) inc[3]++;
+    byKey.set(key, inc);
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}
+
+export const HIT_RATE_SQL = (ph: Placeholder): string =>
+  `INSERT INTO rate_counters (bucket, window_start, count, expires_at) VALUES (${ph(1)}, ${ph(2)}, 1, ${ph(3)})
+   ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 RETURNING count`;
+
+export const toPolicy = (r: Row): StoredPolicy => ({
+  clientId: String(r.client_id),
+  version: num(r.version),
+  document: String(r.document),
+  updatedAt: num(r.updated_at),
+  updatedBy: String(r.updated_by),
+});
+
+export const toKillSwitch = (r: Row): KillSwitch => ({
+  clientId: String(r.client_id),
+  tool: String(r.tool),
+  reason: String(r.reason),
+  createdBy: String(r.created_by),
+  createdAt: num(r.created_at),
+});
+
+export const toCheck = (r: Row): StoredCheck => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  createdAt: num(r.created_at),
+  tool: String(r.tool),
+  scope: String(r.scope),
+  userSub: strOrNull(r.user_sub),
+  sessionId: strOrNull(r.session_id),
+  eventId: strOrNull(r.event_id),
+  argumentsHash: String(r.arguments_hash),
+  arguments: strOrNull(r.arguments),
+  decision: String(r.decision) as StoredCheck['decision'],
+  reason: String(r.reason),
+  ruleId: strOrNull(r.rule_id),
+  policyVersion: num(r.policy_version),
+  approvalId: strOrNull(r.approval_id),
+  grantId: strOrNull(r.grant_id),
+  keyId: String(r.key_id),
+});
+
+export const toAuditEntry = (r: Row): AuditEntry => ({
+  clientId: String(r.client_id),
+  seq: num(r.seq),
+  at: num(r.at),
+  actor: String(r.actor),
+  action: String(r.action),
+  target: strOrNull(r.target),
+  before: strOrNull(r.before),
+  after: strOrNull(r.after),
+  prevHash: String(r.prev_hash),
+  hash: String(r.hash),
+});
+
+const jsonOrNull = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+
+/** The next entry after the pinned head: its fields, link and hash. */
+export function nextAuditEntry(input: AuditInput, pinned: { head: string | null; count: number }): AuditEntry {
+  const fields: AuditFields = {
+    clientId: input.clientId,
+    seq: pinned.count + 1,
+    at: input.at,
+    actor: input.actor,
+    action: input.action,
+    target: input.target,
+    before: jsonOrNull(input.before),
+    after: jsonOrNull(input.after),
+  };
+  const prevHash = pinned.head ?? GENESIS_HASH;
+  return { ...fields, prevHash, hash: entryHash(prevHash, fields) };
+}
+
+export const INSERT_AUDIT_SQL = (ph: Placeholder): string =>
+  `INSERT INTO audit_log (client_id, seq, at, actor, action, target, before, after, prev_hash, hash)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(ph).join(', ')})`;
+
+export const auditValues = (e: AuditEntry): unknown[] => [e.clientId, e.seq, e.at, e.actor, e.action, e.target, e.before, e.after, e.prevHash, e.hash];
+
+export const PIN_AUDIT_SQL = (ph: Placeholder): string => `UPDATE apps SET audit_head = ${ph(1)}, audit_count = ${ph(2)} WHERE client_id = ${ph(3)}`;
+
+export const toGrant = (r: Row): Grant => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  kind: String(r.kind) as Grant['kind'],
+  tool: String(r.tool),
+  userSub: strOrNull(r.user_sub),
+  sessionId: strOrNull(r.session_id),
+  argumentsHash: String(r.arguments_hash),
+  approvalId: String(r.approval_id),
+  createdBy: String(r.created_by),
+  createdAt: num(r.created_at),
+  expiresAt: r.expires_at === null || r.expires_at === undefined ? null : num(r.expires_at),
+  revokedAt: r.revoked_at === null || r.revoked_at === undefined ? null : num(r.revoked_at),
+  uses: num(r.uses),
+});
+
+export const ACTIVE_GRANTS_SQL = (ph: Placeholder): string =>
+  `SELECT * FROM grants WHERE client_id = ${ph(1)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)}) ORDER BY created_at`;

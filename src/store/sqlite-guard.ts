@@ -1,0 +1,142 @@
+/** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
+import type Database from 'better-sqlite3';
+import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, KillSwitch } from './guard-types.js';
+import {
+  approvalValues, auditValues, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
+  nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
+} from './guard-sql.js';
+import { numbered, sqlitePlaceholder as ph } from './queries.js';
+
+type Row = Record<string, unknown>;
+
+/** Appends to the app's chain; the caller holds the (immediate) transaction. */
+export function appendAuditSync(db: Database.Database, input: AuditInput): AuditEntry {
+  const app = db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
+  if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
+  const entry = nextAuditEntry(input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
+  db.prepare(INSERT_AUDIT_SQL(ph)).run(numbered(auditValues(entry)));
+  db.prepare(PIN_AUDIT_SQL(ph)).run(numbered([entry.hash, entry.seq, entry.clientId]));
+  return entry;
+}
+
+export class SqliteAuditStore implements AuditStore {
+  constructor(private readonly db: Database.Database) {}
+
+  async append(input: AuditInput): Promise<AuditEntry> {
+    return this.db.transaction(() => appendAuditSync(this.db, input)).immediate();
+  }
+
+  async list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]> {
+    const order = options.newestFirst ? 'DESC' : 'ASC';
+    const rows = options.newestFirst
+      ? this.db.prepare(`SELECT * FROM audit_log WHERE client_id = ? AND (? IS NULL OR seq < ?) ORDER BY seq ${order} LIMIT ?`)
+          .all(clientId, options.afterSeq ?? null, options.afterSeq ?? null, options.limit)
+      : this.db.prepare(`SELECT * FROM audit_log WHERE client_id = ? AND seq > ? ORDER BY seq ${order} LIMIT ?`)
+          .all(clientId, options.afterSeq ?? 0, options.limit);
+    return (rows as Row[]).map(toAuditEntry);
+  }
+
+  async pinned(clientId: string) {
+    const r = this.db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
+  }
+}
+
+export class SqliteGuardStore implements GuardStore {
+  private hits = 0;
+
+  constructor(private readonly db: Database.Database) {}
+
+  async getPolicy(clientId: string) {
+    const r = this.db.prepare('SELECT * FROM policies WHERE client_id = ?').get(clientId) as Row | undefined;
+    return r ? toPolicy(r) : null;
+  }
+
+  async savePolicy(input: Parameters<GuardStore['savePolicy']>[0]) {
+    return this.db.transaction(() => {
+      const current = this.db.prepare('SELECT version FROM policies WHERE client_id = ?').pluck().get(input.clientId) as number | undefined;
+      if ((current ?? 0) !== input.expectedVersion) return null;
+      const r = this.db.prepare(
+        `INSERT INTO policies (client_id, version, document, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (client_id) DO UPDATE SET version = excluded.version, document = excluded.document,
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`,
+      ).get(input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor) as Row;
+      appendAuditSync(this.db, input.audit);
+      return toPolicy(r);
+    }).immediate();
+  }
+
+  async listKillSwitches(clientId: string) {
+    return (this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? ORDER BY tool').all(clientId) as Row[]).map(toKillSwitch);
+  }
+
+  async setKillSwitch(input: KillSwitch & { audit: AuditInput }) {
+    return this.db.transaction(() => {
+      const before = this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? AND tool = ?').get(input.clientId, input.tool) as Row | undefined;
+      this.db.prepare(
+        `INSERT INTO kill_switches (client_id, tool, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
+      ).run(input.clientId, input.tool, input.reason, input.createdBy, input.createdAt);
+      appendAuditSync(this.db, input.audit);
+      return before ? toKillSwitch(before) : null;
+    }).immediate();
+  }
+
+  async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput }) {
+    return this.db.transaction(() => {
+      const before = this.db.prepare('DELETE FROM kill_switches WHERE client_id = ? AND tool = ? RETURNING *').get(input.clientId, input.tool) as Row | undefined;
+      if (before === undefined) return null;
+      appendAuditSync(this.db, input.audit);
+      return toKillSwitch(before);
+    }).immediate();
+  }
+
+  async recordChecks(records: readonly CheckRecord[]) {
+    if (records.length === 0) return;
+    const insertCheck = this.db.prepare(`INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) VALUES (${CHECK_COLUMNS.map((_, i) => ph(i + 1)).join(', ')})`);
+    const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL(ph));
+    const usage = this.db.prepare(GUARD_USAGE_SQL(ph));
+    const useGrant = this.db.prepare('UPDATE grants SET uses = uses + 1 WHERE id = ?');
+    this.db.transaction(() => {
+      for (const r of records) {
+        insertCheck.run(numbered(checkValues(r)));
+        if (r.approval !== null) insertApproval.run(numbered(approvalValues(r)));
+        if (r.grantId !== null) useGrant.run(r.grantId);
+      }
+      for (const inc of guardUsageIncrements(records)) usage.run(numbered(inc));
+    }).immediate();
+  }
+
+  async getCheck(clientId: string, checkId: string) {
+    const r = this.db.prepare('SELECT * FROM guard_checks WHERE client_id = ? AND id = ?').get(clientId, checkId) as Row | undefined;
+    return r ? toCheck(r) : null;
+  }
+
+  async recentChecks(clientId: string, sinceMs: number, limit: number) {
+    return (this.db.prepare('SELECT * FROM guard_checks WHERE client_id = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?').all(clientId, sinceMs, limit) as Row[]).map(toCheck);
+  }
+
+  async hitRateCounter(bucket: string, windowStart: number, expiresAt: number) {
+    const count = this.db.transaction(() => {
+      if (++this.hits % 1000 === 0) this.db.prepare('DELETE FROM rate_counters WHERE expires_at < ?').run(windowStart);
+      return this.db.prepare(HIT_RATE_SQL(ph)).pluck().get(numbered([bucket, windowStart, expiresAt])) as number;
+    }).immediate();
+    return Number(count);
+  }
+
+  async setKeepArguments(clientId: string, keep: boolean, audit: AuditInput) {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE apps SET keep_arguments = ? WHERE client_id = ?').run(keep ? 1 : 0, clientId);
+      appendAuditSync(this.db, audit);
+    }).immediate();
+  }
+
+  async appSettings(clientId: string) {
+    const r = this.db.prepare('SELECT keep_arguments FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    return r ? { keepArguments: Boolean(r.keep_arguments) } : null;
+  }
+
+  async activeGrants(clientId: string, now: number) {
+    return (this.db.prepare(ACTIVE_GRANTS_SQL(ph)).all(numbered([clientId, now])) as Row[]).map(toGrant);
+  }
+}
