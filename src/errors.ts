@@ -14,6 +14,12 @@ export const ERRORS = {
   panopticon_disabled: { status: 403, message: 'Panopticon is disabled for this application' },
   client_id_mismatch: { status: 403, message: 'client_id does not belong to the application of this PAK' },
 
+  // HMAC request signing (when the app enforces it)
+  signature_missing: { status: 401, message: 'This application requires an X-Panopticon-Signature header' },
+  signature_malformed: { status: 401, message: 'X-Panopticon-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>' },
+  signature_expired: { status: 401, message: 'The signature timestamp is outside the 300 s tolerance' },
+  signature_mismatch: { status: 401, message: 'No v1 signature matches the request' },
+
   // Request shape
   unsupported_media_type: { status: 415, message: 'Content-Type must be application/json' },
   payload_too_large: { status: 413, message: 'The request body is larger than allowed' },
@@ -35,6 +41,17 @@ export const ERRORS = {
   pak_not_found: { status: 404, message: 'No such PAK' },
   pak_exists: { status: 409, message: 'The application already has an active PAK; rotate it instead' },
   invalid_cursor: { status: 400, message: 'The cursor is not one this server issued' },
+
+  // AI Guard
+  rule_not_found: { status: 404, message: 'No such rule in this application\'s policy' },
+  policy_conflict: { status: 409, message: 'The policy changed while this change was being applied; reload and retry' },
+  policy_too_large: { status: 400, message: 'The policy would hold more rules than allowed' },
+  kill_switch_not_found: { status: 404, message: 'That kill switch is not on' },
+  approval_not_found: { status: 404, message: 'No such approval request' },
+  approval_decided: { status: 409, message: 'The approval request was already decided or has expired' },
+  grant_not_found: { status: 404, message: 'No such grant' },
+  webhook_not_found: { status: 404, message: 'No such webhook endpoint' },
+  hmac_not_enabled: { status: 409, message: 'HMAC signing is not enabled for this application' },
   route_not_found: { status: 404, message: 'No such route' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

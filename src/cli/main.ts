@@ -4,77 +4,13 @@
  * 2 bad usage. The server URL comes from --url, LOGI_URL, the saved credentials, or the default;
  * the token from LOGI_TOKEN or the credentials `logi login` saved (0600, under the config dir).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadCliConfig, type CliConfig } from '../config.js';
+import { Command, Option } from 'commander';
 import { ApiCallError, ApiClient, removeCredentials, writeCredentials } from './client.js';
+import { cliConfig, client, isoDate, positiveInt, requireToken, run, UsageError, withJson, type Json } from './common.js';
 import { parseDuration, record, table } from './format.js';
-
-interface GlobalOptions {
-  json?: boolean;
-  url?: string;
-}
-
-type Json = Record<string, unknown>;
-
-class UsageError extends Error {}
-
-let cliConfig: CliConfig;
-
-function client(cmd: Command): ApiClient {
-  return ApiClient.fromConfig(cliConfig, (cmd.optsWithGlobals() as GlobalOptions).url);
-}
-
-function jsonMode(cmd: Command): boolean {
-  return (cmd.optsWithGlobals() as GlobalOptions).json === true;
-}
-
-function out(text: string): void {
-  process.stdout.write(text);
-}
-
-/** Wraps a command body: --json printing, error reporting and exit codes in one place. */
-function run(body: (cmd: Command, ...args: string[]) => Promise<{ json: unknown; human: string }>) {
-  return async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const positional = args.slice(0, -2).filter((a): a is string => typeof a === 'string');
-    try {
-      const result = await body(cmd, ...positional);
-      out(jsonMode(cmd) ? JSON.stringify(result.json, null, 2) + '\n' : result.human);
-    } catch (err) {
-      const json = jsonMode(cmd);
-      if (err instanceof ApiCallError) {
-        process.stderr.write(json ? JSON.stringify(err.body ?? { error: { message: err.message } }) + '\n' : `logi: ${err.message}\n`);
-        process.exitCode = 1;
-      } else if (err instanceof UsageError) {
-        process.stderr.write(json ? JSON.stringify({ error: { code: 'usage', message: err.message } }) + '\n' : `logi: ${err.message}\n`);
-        process.exitCode = 2;
-      } else {
-        throw err;
-      }
-    }
-  };
-}
-
-function withJson(cmd: Command): Command {
-  return cmd.option('--json', 'print machine-readable JSON');
-}
-
-const positiveInt = (value: string): number => {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a positive integer');
-  return Number(value);
-};
-
-const isoDate = (value: string): string => {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(value))) throw new InvalidArgumentError('must be a date YYYY-MM-DD');
-  return value;
-};
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
-
-function requireToken(api: ApiClient): void {
-  if (!api.hasToken) throw new UsageError('not signed in: run `logi login --email E --password P` or set LOGI_TOKEN');
-}
 
 async function obtainToken(api: ApiClient, email: string, password: string): Promise<{ token: string; account: Json }> {
   const res = await api.request<{ token: string; account: Json }>('POST', '/api/auth/token', { email, password, name: 'logi' }, { auth: false });
@@ -254,5 +190,4 @@ export function buildCli(): Command {
   return program;
 }
 
-cliConfig = loadCliConfig();
 await buildCli().parseAsync(process.argv);

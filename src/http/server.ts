@@ -21,12 +21,22 @@ import { registerKeyRoutes } from '../keys/routes.js';
 import { registerTraceRoutes } from '../traces/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { openApiInfo } from './openapi.js';
+import { GuardCache } from '../guard/cache.js';
+import { GuardEvents } from '../guard/events.js';
+import { GroupCommit } from '../store/group-commit.js';
+import type { CheckRecord } from '../store/guard-types.js';
 
 export interface Services {
   config: ServerConfig;
   store: Store;
   writer: TraceWriter;
   paks: PakAuthenticator;
+  /** Per-node cache of compiled policies, kill switches and grants. */
+  guard: GuardCache;
+  /** Group commit of guard decisions (and the approvals they open). */
+  checks: GroupCommit<CheckRecord>;
+  /** Governance events after commit: webhooks and live views subscribe. */
+  events: GuardEvents;
   now: () => number;
 }
 
@@ -55,6 +65,9 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     store,
     writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode),
     paks: new PakAuthenticator(store, now),
+    guard: new GuardCache(store, now),
+    checks: new GroupCommit((records) => store.guard.recordChecks(records)),
+    events: new GuardEvents(),
     now,
   };
 
@@ -109,7 +122,9 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
 
   app.addHook('onClose', async () => {
     await services.writer.close();
+    await services.checks.drain();
     await services.paks.close();
+    services.guard.close();
   });
 
   return { app, services };

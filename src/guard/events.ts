@@ -1,0 +1,33 @@
+/**
+ * Governance events, published in-process after the change they describe has committed. Webhook
+ * delivery (an outbox with retries) and the console's live views subscribe here; a subscriber must
+ * not throw or block, since publishers sit on request paths.
+ */
+export type GuardEvent =
+  | { type: 'approval.requested'; clientId: string; approvalId: string; tool: string; userSub: string | null; reason: string; expiresAt: number }
+  | { type: 'approval.decided'; clientId: string; approvalId: string; status: 'approved' | 'denied'; decidedBy: string; comment: string | null }
+  | { type: 'approval.expired'; clientId: string; approvalId: string }
+  | { type: 'kill_switch.on'; clientId: string; tool: string; reason: string; actor: string }
+  | { type: 'kill_switch.off'; clientId: string; tool: string; actor: string };
+
+export type GuardEventType = GuardEvent['type'];
+export const GUARD_EVENT_TYPES: readonly GuardEventType[] = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'];
+
+export class GuardEvents {
+  private readonly listeners = new Set<(event: GuardEvent) => void>();
+
+  subscribe(listener: (event: GuardEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  publish(event: GuardEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A broken subscriber must not fail the change that already committed.
+      }
+    }
+  }
+}
