@@ -29,6 +29,14 @@ const ServerEnv = Type.Object({
   PANOPTICON_SESSION_HOURS: Type.Integer({ default: 24 * 14, minimum: 1 }),
   /** Set the session cookie's Secure flag (on when served over HTTPS behind a proxy). */
   PANOPTICON_SECURE_COOKIES: Type.Boolean({ default: false }),
+  /**
+   * 32-byte key (64 hex characters or base64) that encrypts stored secrets (HMAC signing secrets,
+   * webhook secrets). Unset: a key file is generated (0600) in the data directory on first start.
+   * Every node sharing one PostgreSQL database needs the same key.
+   */
+  PANOPTICON_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** Where the generated key file lives. Default: the SQLite file's directory, or ./data. */
+  PANOPTICON_DATA_DIR: Type.Optional(Type.String({ minLength: 1 })),
 });
 
 export type ServerEnv = Static<typeof ServerEnv>;
@@ -44,6 +52,9 @@ export interface ServerConfig {
   pgPoolSize: number;
   sessionTtlMs: number;
   secureCookies: boolean;
+  /** Raw server key from PANOPTICON_SECRET_KEY, already decoded; undefined → key file in dataDir. */
+  secretKey: Buffer | undefined;
+  dataDir: string;
 }
 
 export type StoreLocation =
@@ -86,12 +97,20 @@ function parseEnv<T extends import('@sinclair/typebox').TObject>(
   return value as Static<T>;
 }
 
+/** 64 hex characters or base64 of exactly 32 bytes. */
+export function decodeSecretKey(text: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  if (key.length !== 32) throw new ConfigError('PANOPTICON_SECRET_KEY: must be 32 bytes, as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)');
+  return key;
+}
+
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const e = parseEnv(ServerEnv, env);
+  const database = parseStoreLocation(e.PANOPTICON_DB);
   return {
     host: e.HOST,
     port: e.PORT,
-    database: parseStoreLocation(e.PANOPTICON_DB),
+    database,
     logLevel: e.PANOPTICON_LOG_LEVEL,
     signup: e.PANOPTICON_SIGNUP,
     pakRateLimitPerSecond: e.PANOPTICON_PAK_RATE_LIMIT,
@@ -99,6 +118,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     pgPoolSize: e.PANOPTICON_PG_POOL,
     sessionTtlMs: e.PANOPTICON_SESSION_HOURS * 3600_000,
     secureCookies: e.PANOPTICON_SECURE_COOKIES,
+    secretKey: e.PANOPTICON_SECRET_KEY === undefined ? undefined : decodeSecretKey(e.PANOPTICON_SECRET_KEY),
+    dataDir: path.resolve(e.PANOPTICON_DATA_DIR ?? (database.engine === 'sqlite' && database.file !== ':memory:' ? path.dirname(database.file) : './data')),
   };
 }
 

@@ -23,6 +23,7 @@ import { registerUsageRoutes } from '../usage/routes.js';
 import { openApiInfo } from './openapi.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
+import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { CheckRecord } from '../store/guard-types.js';
 
@@ -37,6 +38,8 @@ export interface Services {
   checks: GroupCommit<CheckRecord>;
   /** Governance events after commit: webhooks and live views subscribe. */
   events: GuardEvents;
+  /** Seals and opens secrets stored in the database. */
+  secrets: SecretBox;
   now: () => number;
 }
 
@@ -68,6 +71,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
     events: new GuardEvents(),
+    secrets: new SecretBox(loadServerKey(config.secretKey, config.dataDir)),
     now,
   };
 

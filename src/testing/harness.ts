@@ -44,8 +44,11 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
   };
 }
 
+/** One server key for every test server, so nodes sharing a database can read each other's secrets. */
+export const TEST_SECRET_KEY = Buffer.alloc(32, 7);
+
 export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', ...overrides };
+  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, ...overrides };
 }
 
 export interface RunningServer {
