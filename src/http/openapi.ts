@@ -50,6 +50,8 @@ export function openApiInfo() {
       { name: 'apps', description: 'Applications' },
       { name: 'keys', description: 'Per-application keys (PAKs)' },
       { name: 'usage', description: 'Daily usage aggregates' },
+      { name: 'guard', description: 'AI Guard: policies, kill switch, pre-call checks' },
+      { name: 'audit', description: 'Hash-chained audit log' },
     ],
     'x-error-codes': Object.fromEntries(Object.entries(ERRORS).map(([c, e]) => [c, e.status])),
   };

@@ -20,6 +20,8 @@ import { registerAppRoutes } from '../apps/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
 import { registerTraceRoutes } from '../traces/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
+import { registerGuardRoutes } from '../guard/routes.js';
+import { registerAuditRoutes } from '../audit/routes.js';
 import { openApiInfo } from './openapi.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
@@ -123,6 +125,8 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerKeyRoutes(app, services);
   registerTraceRoutes(app, services);
   registerUsageRoutes(app, services);
+  registerGuardRoutes(app, services);
+  registerAuditRoutes(app, services);
 
   app.addHook('onClose', async () => {
     await services.writer.close();

@@ -199,3 +199,42 @@ export function traceBody(clientId: string, overrides: Record<string, unknown> =
 export function postTrace(url: string, pak: string, body: unknown, headers: Record<string, string> = {}) {
   return http(url, 'POST', '/panopticon/trace', { body, token: pak, headers });
 }
+
+export interface RawSql {
+  /** `?` placeholders on both engines. */
+  query(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  close(): Promise<void>;
+}
+
+/**
+ * A second, plain connection to a test store: for tests that play the attacker with direct
+ * database access (tampering with the audit log) or inspect columns the API never shows.
+ */
+export async function rawSql(location: StoreLocation): Promise<RawSql> {
+  if (location.engine === 'sqlite') {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(location.file);
+    db.pragma('busy_timeout = 5000');
+    return {
+      async query(sql, params = []) {
+        const stmt = db.prepare(sql);
+        return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as Array<Record<string, unknown>>;
+      },
+      async close() {
+        db.close();
+      },
+    };
+  }
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: location.url, options: `-c search_path=${location.schema ?? 'public'}` });
+  await client.connect();
+  return {
+    async query(sql, params = []) {
+      let i = 0;
+      return (await client.query(sql.replace(/\?/g, () => `$${++i}`), params)).rows as Array<Record<string, unknown>>;
+    },
+    async close() {
+      await client.end();
+    },
+  };
+}

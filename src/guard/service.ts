@@ -1,0 +1,267 @@
+/**
+ * The guard's domain operations: the pre-call check, policy changes (each a compare-and-set of
+ * the whole document, audited before → after, then signalled to every node), kill switches, and
+ * simulation of a proposed policy. Routes stay thin and call these with the store.
+ */
+import type { Services } from '../http/server.js';
+import { newId } from '../keys/tokens.js';
+import type { CheckRecord, Grant, KillSwitch, StoredPolicy } from '../store/guard-types.js';
+import type { StoredTrace } from '../store/types.js';
+import { isFailure, type Edit, type EditFailure } from './edits.js';
+import { applyRateLimit, argumentsHash, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
+import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
+
+export interface CheckRequest {
+  clientId: string;
+  keyId: string;
+  tool: string;
+  scope: string;
+  userSub: string | null;
+  sessionId: string | null;
+  eventId: string | null;
+  arguments: Record<string, unknown> | null;
+}
+
+export interface CheckOutcome {
+  checkId: string;
+  evaluation: Evaluation;
+  policyVersion: number;
+  grantId: string | null;
+  approval: { id: string; expiresAt: number } | null;
+}
+
+function findGrant(grants: readonly Grant[], input: CheckRequest, hash: string, now: number): Grant | null {
+  return grants.find((g) =>
+    g.tool === input.tool &&
+    g.userSub === input.userSub &&
+    g.argumentsHash === hash &&
+    (g.expiresAt === null || g.expiresAt > now) &&
+    (g.kind === 'always' || (input.sessionId !== null && g.sessionId === input.sessionId)),
+  ) ?? null;
+}
+
+/**
+ * Decides, records the decision durably (with the approval it opens and its usage counts), then
+ * answers. Arguments are used for the decision and dropped: only their hash is kept unless the app
+ * opted in to keeping them.
+ */
+export async function runCheck(services: Services, input: CheckRequest): Promise<CheckOutcome> {
+  const now = services.now();
+  const state = await services.guard.get(input.clientId);
+  const call: CheckInput = { clientId: input.clientId, tool: input.tool, scope: input.scope, userSub: input.userSub, sessionId: input.sessionId, arguments: input.arguments ?? {} };
+  let evaluation = evaluate(state.policy, state.kills, call, now);
+  if (evaluation.rateLimit !== null) {
+    const { bucket, windowStart, windowEnd } = evaluation.rateLimit;
+    evaluation = applyRateLimit(evaluation, await services.store.guard.hitRateCounter(bucket, windowStart, windowEnd), now);
+  }
+  const hash = argumentsHash(input.arguments);
+  let grantId: string | null = null;
+  if (evaluation.decision === 'require_approval') {
+    const grant = findGrant(state.grants, input, hash, now);
+    if (grant !== null) {
+      grantId = grant.id;
+      evaluation = { ...evaluation, decision: 'allow', reason: 'grant', message: `allowed by grant ${grant.id} (approval ${grant.approvalId})`, approvalTtlMs: null };
+    }
+  }
+  const checkId = newId('chk');
+  const approval = evaluation.decision === 'require_approval'
+    ? { id: newId('apr'), ruleId: evaluation.ruleId, reason: evaluation.message, expiresAt: now + (evaluation.approvalTtlMs ?? 600_000) }
+    : null;
+  const record: CheckRecord = {
+    id: checkId,
+    clientId: input.clientId,
+    createdAt: now,
+    tool: input.tool,
+    scope: input.scope,
+    userSub: input.userSub,
+    sessionId: input.sessionId,
+    eventId: input.eventId,
+    argumentsHash: hash,
+    arguments: state.keepArguments && input.arguments !== null ? JSON.stringify(input.arguments) : null,
+    decision: evaluation.decision,
+    reason: evaluation.reason,
+    ruleId: evaluation.ruleId,
+    policyVersion: state.policy.version,
+    keyId: input.keyId,
+    grantId,
+    approval,
+    killed: evaluation.killed,
+  };
+  await services.checks.write(record);
+  if (approval !== null) {
+    services.events.publish({ type: 'approval.requested', clientId: input.clientId, approvalId: approval.id, tool: input.tool, userSub: input.userSub, reason: approval.reason, expiresAt: approval.expiresAt });
+  }
+  return { checkId, evaluation, policyVersion: state.policy.version, grantId, approval: approval && { id: approval.id, expiresAt: approval.expiresAt } };
+}
+
+export type PolicyChangeResult =
+  | { ok: true; policy: StoredPolicy; document: PolicyDocument }
+  | { ok: false; failure: EditFailure | { failure: 'policy_conflict' } | { failure: 'invalid'; errors: Array<{ field: string; message: string }> } };
+
+export interface PolicyChange {
+  clientId: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  edit: Edit;
+  /** What of the document the audit entry shows, before and after (default: all of it). */
+  view?: (doc: PolicyDocument) => unknown;
+  /** Apply only to this version (an editor's optimistic lock); otherwise retried on a race. */
+  ifVersion?: number | undefined;
+}
+
+export async function currentPolicy(services: Services, clientId: string): Promise<{ version: number; document: PolicyDocument; updatedAt: number | null }> {
+  const stored = await services.store.guard.getPolicy(clientId);
+  return stored === null
+    ? { version: 0, document: EMPTY_POLICY, updatedAt: null }
+    : { version: stored.version, document: parseStoredDocument(stored.document), updatedAt: stored.updatedAt };
+}
+
+export async function changePolicy(services: Services, change: PolicyChange): Promise<PolicyChangeResult> {
+  const view = change.view ?? ((d: PolicyDocument) => d);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const now = services.now();
+    const current = await currentPolicy(services, change.clientId);
+    if (change.ifVersion !== undefined && change.ifVersion !== current.version) return { ok: false, failure: { failure: 'policy_conflict' } };
+    const next = change.edit(current.document);
+    if (isFailure(next)) return { ok: false, failure: next };
+    const checked = checkDocument(next);
+    if (!checked.ok) return { ok: false, failure: { failure: 'invalid', errors: checked.errors } };
+    const saved = await services.store.guard.savePolicy({
+      clientId: change.clientId,
+      expectedVersion: current.version,
+      document: JSON.stringify(next),
+      now,
+      actor: change.actor,
+      audit: {
+        clientId: change.clientId, at: now, actor: change.actor, action: change.action, target: change.target,
+        before: { version: current.version, ...asObject(view(current.document)) },
+        after: { version: current.version + 1, ...asObject(view(next)) },
+      },
+    });
+    if (saved !== null) {
+      await services.store.publish({ kind: 'guard_changed', clientId: change.clientId });
+      return { ok: true, policy: saved, document: next };
+    }
+  }
+  return { ok: false, failure: { failure: 'policy_conflict' } };
+}
+
+function asObject(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { value: v };
+}
+
+export const APP_WIDE = '*';
+
+export async function killSwitchOn(services: Services, clientId: string, tool: string | undefined, reason: string, actor: string): Promise<{ killSwitch: KillSwitch; previous: KillSwitch | null }> {
+  const now = services.now();
+  const target = tool ?? APP_WIDE;
+  const killSwitch: KillSwitch = { clientId, tool: target, reason, createdBy: actor, createdAt: now };
+  const previous = await services.store.guard.setKillSwitch({
+    ...killSwitch,
+    audit: { clientId, at: now, actor, action: 'kill.on', target, before: null, after: { tool: target, reason } },
+  });
+  await services.store.publish({ kind: 'guard_changed', clientId });
+  services.events.publish({ type: 'kill_switch.on', clientId, tool: target, reason, actor });
+  return { killSwitch, previous };
+}
+
+export async function killSwitchOff(services: Services, clientId: string, tool: string | undefined, actor: string): Promise<KillSwitch | null> {
+  const now = services.now();
+  const target = tool ?? APP_WIDE;
+  const removed = await services.store.guard.removeKillSwitch({
+    clientId, tool: target,
+    audit: { clientId, at: now, actor, action: 'kill.off', target, before: { tool: target }, after: null },
+  });
+  if (removed === null) return null;
+  await services.store.publish({ kind: 'guard_changed', clientId });
+  services.events.publish({ type: 'kill_switch.off', clientId, tool: target, actor });
+  return removed;
+}
+
+// --- simulation --------------------------------------------------------------------------------
+
+export interface SimulationSample {
+  source: 'check' | 'trace';
+  id: string;
+  at: number;
+  tool: string;
+  scope: string;
+  userSub: string | null;
+  /** Null when the arguments were not kept: rules with argument conditions cannot be decided for it. */
+  arguments: Record<string, unknown> | null;
+}
+
+export interface RuleImpact {
+  rule_id: string | null;
+  name: string;
+  /** Samples this rule decides under the proposed policy (first match). */
+  matched: number;
+  /** Of those, how many get a different decision than today. */
+  changed: number;
+  to_allow: number;
+  to_deny: number;
+  to_require_approval: number;
+}
+
+export interface SimulationReport {
+  samples: number;
+  from: string | null;
+  to: string | null;
+  current: Record<Effect, number>;
+  proposed: Record<Effect, number>;
+  changed: number;
+  /** Samples without stored arguments that a proposed argument condition would need. */
+  undecidable: number;
+  rules: RuleImpact[];
+  examples: Array<{ source: string; id: string; tool: string; user_sub: string | null; current: Effect; proposed: Effect; rule_id: string | null }>;
+}
+
+const effects = (): Record<Effect, number> => ({ allow: 0, deny: 0, require_approval: 0 });
+
+/**
+ * Evaluates the current and a proposed policy on the same samples (kill switches and rate limits
+ * aside: they are not part of a policy's text) and reports, per proposed rule, what would change.
+ */
+export function simulate(current: PolicyDocument, proposed: PolicyDocument, samples: readonly SimulationSample[], clientId: string, now: number): SimulationReport {
+  const before = compilePolicy(current, 0);
+  const after = compilePolicy(proposed, 0);
+  const kills: KillState = NO_KILLS;
+  const report: SimulationReport = { samples: samples.length, from: null, to: null, current: effects(), proposed: effects(), changed: 0, undecidable: 0, rules: [], examples: [] };
+  const impact = new Map<string | null, RuleImpact>();
+  for (const r of proposed.rules) impact.set(r.id, { rule_id: r.id, name: r.name, matched: 0, changed: 0, to_allow: 0, to_deny: 0, to_require_approval: 0 });
+  impact.set(null, { rule_id: null, name: `(default: ${proposed.default_effect})`, matched: 0, changed: 0, to_allow: 0, to_deny: 0, to_require_approval: 0 });
+  const needsArguments = proposed.rules.some((r) => r.enabled && r.match.arguments.length > 0);
+  let first = Infinity;
+  let last = -Infinity;
+  for (const s of samples) {
+    first = Math.min(first, s.at);
+    last = Math.max(last, s.at);
+    const call: CheckInput = { clientId, tool: s.tool, scope: s.scope, userSub: s.userSub, sessionId: null, arguments: s.arguments ?? {} };
+    if (s.arguments === null && needsArguments) report.undecidable++;
+    const a = evaluate(before, kills, call, now);
+    const b = evaluate(after, kills, call, now);
+    report.current[a.decision]++;
+    report.proposed[b.decision]++;
+    const entry = impact.get(b.ruleId)!;
+    entry.matched++;
+    if (a.decision !== b.decision) {
+      report.changed++;
+      entry.changed++;
+      entry[`to_${b.decision}`]++;
+      if (report.examples.length < 50) {
+        report.examples.push({ source: s.source, id: s.id, tool: s.tool, user_sub: s.userSub, current: a.decision, proposed: b.decision, rule_id: b.ruleId });
+      }
+    }
+  }
+  report.rules = [...impact.values()];
+  if (samples.length > 0) {
+    report.from = new Date(first).toISOString();
+    report.to = new Date(last).toISOString();
+  }
+  return report;
+}
+
+export function traceSample(t: StoredTrace): SimulationSample {
+  return { source: 'trace', id: t.eventId, at: Math.floor(t.startedAtUs / 1000), tool: t.tool, scope: t.scopeUsed, userSub: t.userSub, arguments: null };
+}
