@@ -23,6 +23,12 @@ const ServerEnv = Type.Object({
   PANOPTICON_PAK_RATE_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
   /** Largest number of traces written in one group commit. */
   PANOPTICON_COMMIT_BATCH: Type.Integer({ default: 512, minimum: 1, maximum: 2000 }),
+  /**
+   * How long a write waits for a database lock held by someone else (another SQLite connection, a
+   * PostgreSQL lock) before giving up; the request is then answered 503 store_unavailable and
+   * nothing of it is stored. On SQLite the wait blocks the whole process, so keep it short.
+   */
+  PANOPTICON_LOCK_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1, maximum: 600_000 }),
   /** Size of the PostgreSQL connection pool of this node. */
   PANOPTICON_PG_POOL: Type.Integer({ default: 10, minimum: 2, maximum: 200 }),
   /** Session cookie lifetime in hours. */
@@ -49,6 +55,7 @@ export interface ServerConfig {
   signup: 'open' | 'closed';
   pakRateLimitPerSecond: number;
   commitBatchSize: number;
+  lockTimeoutMs: number;
   pgPoolSize: number;
   sessionTtlMs: number;
   secureCookies: boolean;
@@ -115,6 +122,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     signup: e.PANOPTICON_SIGNUP,
     pakRateLimitPerSecond: e.PANOPTICON_PAK_RATE_LIMIT,
     commitBatchSize: e.PANOPTICON_COMMIT_BATCH,
+    lockTimeoutMs: e.PANOPTICON_LOCK_TIMEOUT_MS,
     pgPoolSize: e.PANOPTICON_PG_POOL,
     sessionTtlMs: e.PANOPTICON_SESSION_HOURS * 3600_000,
     secureCookies: e.PANOPTICON_SECURE_COOKIES,

@@ -19,19 +19,30 @@ async function obtainToken(api: ApiClient, email: string, password: string): Pro
   return res;
 }
 
-export function buildCli(): Command {
+export function buildCli(argv: readonly string[] = process.argv): Command {
+  // Known before parsing, because commander reports parse errors before any action runs.
+  const wantsJson = argv.includes('--json');
   const program = new Command('logi')
     .description('Panopticon: see and govern every AI agent and MCP tool call')
     .version('0.1.0')
     .addOption(new Option('--url <url>', 'server URL (default: LOGI_URL, saved login, or http://127.0.0.1:8080)'))
     .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) })
+    .configureOutput({
+      // Under --json a script reads stderr as JSON, so commander's text (error and help after it)
+      // is held back and the error is reported as JSON in exitOverride below.
+      writeErr: (str) => {
+        if (!wantsJson) process.stderr.write(str);
+      },
+    })
     .exitOverride((err) => {
+      if (err.exitCode !== 0 && wantsJson) {
+        process.stderr.write(JSON.stringify({ error: { code: 'usage', message: err.message.replace(/^error: /, '') } }) + '\n');
+      }
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
 
   withJson(program.command('serve'))
-    .description('run the server (same as npm start); configured by HOST, PORT, PANOPTICON_DB and the variables in docs/operations.md')
+    .description('run the server (same as npm start); configured by HOST, PORT, PANOPTICON_DB and the other variables in README.md')
     .action(async () => {
       const { serve, reportStartupError } = await import('../serve.js');
       await serve().catch(reportStartupError);

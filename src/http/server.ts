@@ -87,7 +87,10 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     genReqId: () => `req_${crypto.randomUUID().replace(/-/g, '').slice(0, 20)}`,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
-    return503OnClosing: true,
+    // During shutdown a request that reaches us on an open connection is still served (the writer
+    // stays open until every connection has ended); Fastify's own 503 would bypass the error
+    // catalogue and turn away work we can finish.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -127,6 +130,18 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerUsageRoutes(app, services);
   registerGuardRoutes(app, services);
   registerAuditRoutes(app, services);
+
+  // A response finished after close() began would otherwise leave its keep-alive socket open until
+  // keepAliveTimeout (72 s), holding the process past SIGTERM; `Connection: close` tells the client
+  // not to reuse it and lets Node end the socket as soon as the response is out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   app.addHook('onClose', async () => {
     await services.writer.close();

@@ -6,11 +6,11 @@ import type { Store } from './types.js';
 export type { Store } from './types.js';
 
 /** Opens the engine the location names and brings its schema up to date. */
-export async function openStore(location: StoreLocation, options: { pgPoolSize?: number } = {}): Promise<Store> {
+export async function openStore(location: StoreLocation, options: { pgPoolSize?: number; lockTimeoutMs?: number } = {}): Promise<Store> {
   const store =
     location.engine === 'sqlite'
-      ? new SqliteStore(location.file)
-      : new PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10);
+      ? new SqliteStore(location.file, options.lockTimeoutMs)
+      : new PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs);
   try {
     await store.migrate();
   } catch (err) {

@@ -60,14 +60,18 @@ export class PostgresStore implements Store {
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
 
-  constructor(private readonly url: string, schema: string | undefined, poolSize: number) {
+  /**
+   * `lockTimeoutMs` bounds every lock wait of the pool's sessions: without it an insert queued
+   * behind a long lock would hold its requests forever instead of failing them with a 503.
+   */
+  constructor(private readonly url: string, schema: string | undefined, poolSize: number, lockTimeoutMs = 5000) {
     this.schema = schema ?? 'public';
     this.channel = `panopticon_${this.schema}`.slice(0, 63);
     this.pool = new pg.Pool({
       connectionString: url,
       max: poolSize,
       types,
-      options: `-c search_path=${this.schema} -c synchronous_commit=on`,
+      options: `-c search_path=${this.schema} -c synchronous_commit=on -c lock_timeout=${Math.trunc(lockTimeoutMs)}`,
       connectionTimeoutMillis: 5000,
     });
     // An idle client that loses its connection must not crash the process; the next query reconnects.
@@ -105,6 +109,8 @@ export class PostgresStore implements Store {
       await admin.end();
     }
     await this.tx(async (c) => {
+      // A migration may legitimately wait for another node's migration or for running queries.
+      await c.query('SET LOCAL lock_timeout = 0');
       // Nodes booting together take turns; the first applies, the rest find it done.
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`panopticon_migrate_${this.schema}`]);
       await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);

@@ -27,13 +27,14 @@ export class SqliteStore implements Store {
   readonly audit: SqliteAuditStore;
   readonly guard: SqliteGuardStore;
 
-  constructor(file: string) {
+  /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
+  constructor(file: string, lockTimeoutMs = 5000) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma(`busy_timeout = ${Math.trunc(lockTimeoutMs)}`);
     this.audit = new SqliteAuditStore(this.db);
     this.guard = new SqliteGuardStore(this.db);
   }
