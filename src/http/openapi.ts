@@ -50,6 +50,8 @@ export function openApiInfo() {
       { name: 'apps', description: 'Applications' },
       { name: 'keys', description: 'Per-application keys (PAKs)' },
       { name: 'usage', description: 'Daily usage aggregates' },
+      { name: 'approvals', description: 'Human-in-the-loop approvals and grants' },
+      { name: 'webhooks', description: 'Notification endpoints and their deliveries' },
     ],
     'x-error-codes': Object.fromEntries(Object.entries(ERRORS).map(([c, e]) => [c, e.status])),
   };
