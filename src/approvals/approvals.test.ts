@@ -303,3 +303,19 @@ describe('approvals across two nodes (one PostgreSQL)', () => {
     await eventually('B to see the grant', async () => ((await b.services.guard.get(t.clientId)).grants.some((g) => g.id === grantId) ? true : undefined), 2000);
   });
 });
+
+describe('shutdown with a long poll open', () => {
+  it('answers the waiting poll with the current state instead of holding the close for 30 s', async () => {
+    const server = await startServer('sqlite');
+    const t = await createTenant(server.url);
+    const { approvalId } = await openApproval(server, t.clientId);
+    const waiting = poll(server.url, t.pak, approvalId, 30);
+    await sleep(300);
+    const started = Date.now();
+    await server.close();
+    const res = await waiting;
+    assert.equal(res.status, 200);
+    assert.equal(res.body.status, 'pending');
+    assert.ok(Date.now() - started < 10_000, `close took ${Date.now() - started} ms`);
+  });
+});
