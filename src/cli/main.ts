@@ -8,6 +8,8 @@ import { Command, Option } from 'commander';
 import { ApiCallError, ApiClient, removeCredentials, writeCredentials } from './client.js';
 import { cliConfig, client, isoDate, positiveInt, requireToken, run, UsageError, withJson, type Json } from './common.js';
 import { parseDuration, record, table } from './format.js';
+import { registerApprovalCommands } from './approval-commands.js';
+import { registerWebhookCommands } from './webhook-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -186,6 +188,9 @@ export function buildCli(): Command {
       const human = `${clientId}  ${res.since} .. ${res.until}\n` + table([...res.rows, { date: 'total', ...res.totals }], columns);
       return { json: res.rows, human };
     }));
+
+  registerApprovalCommands(pano);
+  registerWebhookCommands(pano);
 
   return program;
 }
