@@ -9,6 +9,8 @@ import { ApiCallError, ApiClient, removeCredentials, writeCredentials } from './
 import { cliConfig, client, isoDate, positiveInt, requireToken, run, UsageError, withJson, type Json } from './common.js';
 import { parseDuration, record, table } from './format.js';
 import { registerGuardCommands } from './guard-commands.js';
+import { registerApprovalCommands } from './approval-commands.js';
+import { registerWebhookCommands } from './webhook-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -200,6 +202,8 @@ export function buildCli(argv: readonly string[] = process.argv): Command {
     }));
 
   registerGuardCommands(pano);
+  registerApprovalCommands(pano);
+  registerWebhookCommands(pano);
 
   return program;
 }

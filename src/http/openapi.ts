@@ -52,6 +52,8 @@ export function openApiInfo() {
       { name: 'usage', description: 'Daily usage aggregates' },
       { name: 'guard', description: 'AI Guard: policies, kill switch, pre-call checks' },
       { name: 'audit', description: 'Hash-chained audit log' },
+      { name: 'approvals', description: 'Human-in-the-loop approvals and grants' },
+      { name: 'webhooks', description: 'Notification endpoints and their deliveries' },
     ],
     'x-error-codes': Object.fromEntries(Object.entries(ERRORS).map(([c, e]) => [c, e.status])),
   };

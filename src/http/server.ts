@@ -28,6 +28,10 @@ import { GuardEvents } from '../guard/events.js';
 import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { CheckRecord } from '../store/guard-types.js';
+import { ApprovalService, DEFAULT_HITL_SETTINGS, type HitlSettings } from '../approvals/service.js';
+import { registerApprovalRoutes } from '../approvals/routes.js';
+import { DEFAULT_WEBHOOK_SETTINGS, WebhookService, type WebhookSettings } from '../webhooks/service.js';
+import { registerWebhookRoutes } from '../webhooks/routes.js';
 
 export interface Services {
   config: ServerConfig;
@@ -42,6 +46,10 @@ export interface Services {
   events: GuardEvents;
   /** Seals and opens secrets stored in the database. */
   secrets: SecretBox;
+  /** Approval long polls, decisions, grants and the expiry sweeper. */
+  approvals: ApprovalService;
+  /** Webhook endpoints and the delivery worker of this node. */
+  webhooks: WebhookService;
   now: () => number;
 }
 
@@ -61,10 +69,18 @@ export interface BuildOptions {
   now?: () => number;
   /** The benchmark's naive baseline; never used in production. */
   ingestMode?: 'group-commit' | 'per-request';
+  /** Tests shorten the expiry sweep. */
+  hitl?: Partial<HitlSettings>;
+  /** Tests shorten retries and backoff. */
+  webhooks?: Partial<WebhookSettings>;
 }
 
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
+  const events = new GuardEvents();
+  const secrets = new SecretBox(loadServerKey(config.secretKey, config.dataDir));
+  // Background work has no request to report to; the server log is assigned once Fastify exists.
+  let logError: (err: unknown, what: string) => void = () => {};
   const services: Services = {
     config,
     store,
@@ -72,8 +88,10 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     paks: new PakAuthenticator(store, now),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
-    events: new GuardEvents(),
-    secrets: new SecretBox(loadServerKey(config.secretKey, config.dataDir)),
+    events,
+    secrets,
+    approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
+    webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
     now,
   };
 
@@ -93,6 +111,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  logError = (err, what) => app.log.error({ err }, what);
   app.setValidatorCompiler(validatorCompiler);
   // Every body we accept is JSON; anything else is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain');
@@ -142,10 +161,20 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  registerApprovalRoutes(app, services, services.approvals);
+  registerWebhookRoutes(app, services, services.webhooks);
 
+  services.approvals.start();
+  services.webhooks.start();
+
+  // Long polls answer with the current state now, rather than holding the shutdown for up to 30 s.
+  app.addHook('preClose', async () => {
+    await services.approvals.close();
+  });
   app.addHook('onClose', async () => {
     await services.writer.close();
     await services.checks.drain();
+    await services.webhooks.close();
     await services.paks.close();
     services.guard.close();
   });

@@ -11,6 +11,8 @@ import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage }
 import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
+import { PostgresApprovalStore } from './postgres-approvals.js';
+import { PostgresWebhookStore } from './postgres-webhooks.js';
 
 type Row = Record<string, unknown>;
 
@@ -59,6 +61,8 @@ export class PostgresStore implements Store {
   private closed = false;
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
+  readonly approvals: PostgresApprovalStore;
+  readonly webhooks: PostgresWebhookStore;
 
   /**
    * `lockTimeoutMs` bounds every lock wait of the pool's sessions: without it an insert queued
@@ -79,6 +83,8 @@ export class PostgresStore implements Store {
     const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn) };
     this.audit = new PostgresAuditStore(db);
     this.guard = new PostgresGuardStore(db);
+    this.approvals = new PostgresApprovalStore(db);
+    this.webhooks = new PostgresWebhookStore(db);
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {

@@ -15,6 +15,8 @@ import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage, 
 import { usageIncrements, type NewPak, type Pak, type Store, type StoreSignal, type TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
+import { SqliteApprovalStore } from './sqlite-approvals.js';
+import { SqliteWebhookStore } from './sqlite-webhooks.js';
 
 type Row = Record<string, unknown>;
 
@@ -26,6 +28,8 @@ export class SqliteStore implements Store {
   private upsertUsage: Database.Statement | undefined;
   readonly audit: SqliteAuditStore;
   readonly guard: SqliteGuardStore;
+  readonly approvals: SqliteApprovalStore;
+  readonly webhooks: SqliteWebhookStore;
 
   /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
   constructor(file: string, lockTimeoutMs = 5000) {
@@ -37,6 +41,8 @@ export class SqliteStore implements Store {
     this.db.pragma(`busy_timeout = ${Math.trunc(lockTimeoutMs)}`);
     this.audit = new SqliteAuditStore(this.db);
     this.guard = new SqliteGuardStore(this.db);
+    this.approvals = new SqliteApprovalStore(this.db);
+    this.webhooks = new SqliteWebhookStore(this.db);
   }
 
   async migrate(): Promise<void> {

@@ -6,7 +6,9 @@
  * trace's `started_at` (RFC 3339 allows sub-millisecond precision and we keep it).
  */
 
+import type { ApprovalStore } from './approval-types.js';
 import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
+import type { WebhookStore } from './webhook-types.js';
 
 export interface Account {
   id: string;
@@ -128,6 +130,8 @@ export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   readonly audit: AuditStore;
   readonly guard: GuardStore;
+  readonly approvals: ApprovalStore;
+  readonly webhooks: WebhookStore;
 
   migrate(): Promise<void>;
   close(): Promise<void>;

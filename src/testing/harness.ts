@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
-import { buildServer, type Services } from '../http/server.js';
+import { buildServer, type BuildOptions, type Services } from '../http/server.js';
 import { openStore } from '../store/index.js';
 import { PostgresStore } from '../store/postgres.js';
 import type { Store } from '../store/types.js';
@@ -62,17 +62,19 @@ export interface RunningServer {
 
 /**
  * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
- * (a second node of the same database; the caller then owns the clean-up).
+ * (a second node of the same database; the caller then owns the clean-up). `options` reach
+ * buildServer (e.g. short webhook backoff).
  */
 export async function startServer(
   engine: Engine,
   overrides: Partial<ServerConfig> = {},
   shared?: StoreLocation,
+  options: BuildOptions = {},
 ): Promise<RunningServer> {
   const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
   const config = testConfig(fresh.location, overrides);
   const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs });
-  const { app, services } = await buildServer(config, store);
+  const { app, services } = await buildServer(config, store, options);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url,

@@ -1,0 +1,48 @@
+/**
+ * Opens approval requests for tests the way the guard check does on a `require_approval` decision:
+ * a CheckRecord with an approval through the check group commit, then the `approval.requested`
+ * event. When POST /panopticon/guard/check lands, this is the one place to switch to it.
+ */
+import crypto from 'node:crypto';
+import { newId } from '../keys/tokens.js';
+import type { CheckRecord } from '../store/guard-types.js';
+import type { RunningServer } from '../testing/harness.js';
+
+export interface OpenApprovalOptions {
+  tool?: string;
+  userSub?: string | null;
+  sessionId?: string | null;
+  arguments?: unknown;
+  expiresInMs?: number;
+  reason?: string;
+}
+
+export async function openApproval(server: RunningServer, clientId: string, options: OpenApprovalOptions = {}) {
+  const now = server.services.now();
+  const approvalId = newId('apr');
+  const record: CheckRecord = {
+    id: newId('chk'),
+    clientId,
+    createdAt: now,
+    tool: options.tool ?? 'payments.refund',
+    scope: 'payments:write',
+    userSub: options.userSub === undefined ? 'user-42' : options.userSub,
+    sessionId: options.sessionId === undefined ? 'sess-1' : options.sessionId,
+    eventId: null,
+    argumentsHash: crypto.createHash('sha256').update(JSON.stringify(options.arguments ?? { amount: 120 })).digest('hex'),
+    arguments: null,
+    decision: 'require_approval',
+    reason: options.reason ?? 'refunds over 100 need a human',
+    ruleId: 'refunds-big',
+    policyVersion: 1,
+    keyId: 'pak_test',
+    grantId: null,
+    approval: { id: approvalId, ruleId: 'refunds-big', reason: options.reason ?? 'refunds over 100 need a human', expiresAt: now + (options.expiresInMs ?? 600_000) },
+    killed: false,
+  };
+  await server.services.checks.write(record);
+  server.services.events.publish({
+    type: 'approval.requested', clientId, approvalId, tool: record.tool, userSub: record.userSub, reason: record.approval!.reason, expiresAt: record.approval!.expiresAt,
+  });
+  return { approvalId, record };
+}

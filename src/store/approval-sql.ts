@@ -1,0 +1,73 @@
+/** SQL and row mapping the approval sub-stores of both engines share. */
+import type { Approval, ApprovalQuery, DecideInput } from './approval-types.js';
+import type { Placeholder } from './queries.js';
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+
+export const toApproval = (r: Row): Approval => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  checkId: String(r.check_id),
+  ruleId: strOrNull(r.rule_id),
+  tool: String(r.tool),
+  scope: String(r.scope),
+  userSub: strOrNull(r.user_sub),
+  sessionId: strOrNull(r.session_id),
+  argumentsHash: String(r.arguments_hash),
+  reason: String(r.reason),
+  status: String(r.status) as Approval['status'],
+  createdAt: num(r.created_at),
+  expiresAt: num(r.expires_at),
+  decidedAt: numOrNull(r.decided_at),
+  decidedBy: strOrNull(r.decided_by),
+  comment: strOrNull(r.comment),
+  remember: strOrNull(r.remember) as Approval['remember'],
+  grantId: strOrNull(r.grant_id),
+});
+
+/**
+ * The compare-and-set of a decision: only a pending approval that has not expired at the decision
+ * time changes; zero rows back means someone else decided first, or it expired.
+ */
+export const DECIDE_SQL = (ph: Placeholder): string =>
+  `UPDATE approvals SET status = ${ph(1)}, decided_at = ${ph(2)}, decided_by = ${ph(3)}, comment = ${ph(4)}, remember = ${ph(5)}, grant_id = ${ph(6)}
+   WHERE id = ${ph(7)} AND client_id = ${ph(8)} AND status = 'pending' AND expires_at > ${ph(2)} RETURNING *`;
+
+export const decideValues = (d: DecideInput): unknown[] =>
+  [d.status, d.now, d.decidedBy, d.comment, d.remember, d.grant?.id ?? null, d.approvalId, d.clientId];
+
+export const INSERT_GRANT_SQL = (ph: Placeholder): string =>
+  `INSERT INTO grants (id, client_id, kind, tool, user_sub, session_id, arguments_hash, approval_id, created_by, created_at, expires_at, uses)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(ph).join(', ')}, 0) RETURNING *`;
+
+/** A `session` grant is bound to the approval's session; an `always` grant to no session. */
+export function grantValues(d: DecideInput, a: Approval): unknown[] {
+  const g = d.grant!;
+  return [g.id, a.clientId, g.kind, a.tool, a.userSub, g.kind === 'session' ? a.sessionId : null, a.argumentsHash, a.id, d.decidedBy, d.now, g.expiresAt];
+}
+
+export function approvalListQuery(q: ApprovalQuery, ph: Placeholder): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const add = (v: unknown): string => {
+    params.push(v);
+    return ph(params.length);
+  };
+  const where = [`client_id = ${add(q.clientId)}`];
+  if (q.status === 'pending') where.push(`status = 'pending' AND expires_at > ${add(q.now)}`);
+  else if (q.status === 'expired') where.push(`(status = 'expired' OR (status = 'pending' AND expires_at <= ${add(q.now)}))`);
+  else if (q.status !== undefined) where.push(`status = ${add(q.status)}`);
+  if (q.before !== undefined) {
+    where.push(`(created_at < ${add(q.before.createdAt)} OR (created_at = ${add(q.before.createdAt)} AND id < ${add(q.before.id)}))`);
+  }
+  return { sql: `SELECT * FROM approvals WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${add(q.limit)}`, params };
+}
+
+export const LIST_GRANTS_SQL = (ph: Placeholder, includeRevoked: boolean): string =>
+  `SELECT * FROM grants WHERE client_id = ${ph(1)}${includeRevoked ? '' : ' AND revoked_at IS NULL'} ORDER BY created_at DESC, id DESC`;
+
+/** Audit appends lock app rows (on PostgreSQL); one order everywhere keeps concurrent sweeps from deadlocking. */
+export const byClientThenId = (a: Approval, b: Approval): number =>
+  a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;

@@ -1,0 +1,90 @@
+/**
+ * Storage for human-in-the-loop approvals and the grants that remember an answer (`store.approvals`).
+ * Approvals are opened by the guard check (`GuardStore.recordChecks`); this sub-store decides,
+ * expires and lists them. A decision is a compare-and-set on `status = 'pending'` that also checks
+ * `expires_at`, so two operators (or two nodes) deciding at once get exactly one winner, and an
+ * approval that has expired can no longer be approved.
+ */
+import type { AuditInput, Grant } from './guard-types.js';
+
+/** Stored states; a `pending` row past `expires_at` is reported as `expired` (see `effectiveStatus`). */
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
+export type Remember = 'once' | 'session' | 'always';
+
+export interface Approval {
+  id: string;
+  clientId: string;
+  checkId: string;
+  ruleId: string | null;
+  tool: string;
+  scope: string;
+  userSub: string | null;
+  sessionId: string | null;
+  argumentsHash: string;
+  reason: string;
+  status: ApprovalStatus;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  decidedBy: string | null;
+  comment: string | null;
+  remember: Remember | null;
+  grantId: string | null;
+}
+
+/** Expiry means denied: once `expires_at` has passed, a still-pending row is as good as expired. */
+export function effectiveStatus(a: Approval, now: number): ApprovalStatus {
+  return a.status === 'pending' && a.expiresAt <= now ? 'expired' : a.status;
+}
+
+export interface NewGrant {
+  id: string;
+  kind: Grant['kind'];
+  expiresAt: number | null;
+}
+
+export interface DecideInput {
+  clientId: string;
+  approvalId: string;
+  status: 'approved' | 'denied';
+  now: number;
+  decidedBy: string;
+  comment: string | null;
+  remember: Remember | null;
+  /** Created in the same transaction from the approval's tool, user, session and arguments hash. */
+  grant: NewGrant | null;
+  /** Appended in the same transaction, only when the decision wins. */
+  audit: AuditInput[];
+}
+
+export type DecideResult =
+  | { ok: true; approval: Approval; grant: Grant | null }
+  | { ok: false; reason: 'not_found' }
+  | { ok: false; reason: 'decided'; approval: Approval };
+
+export interface ApprovalQuery {
+  clientId: string;
+  /** Effective status at `now`. */
+  status?: ApprovalStatus | undefined;
+  now: number;
+  limit: number;
+  /** Keyset cursor: strictly older than this (created_at, id) pair. */
+  before?: { createdAt: number; id: string } | undefined;
+}
+
+export interface ApprovalStore {
+  /** By id alone: the operator API resolves the owning app afterwards. */
+  get(approvalId: string): Promise<Approval | null>;
+  list(query: ApprovalQuery): Promise<Approval[]>;
+  decide(input: DecideInput): Promise<DecideResult>;
+  /**
+   * Marks up to `limit` pending approvals whose `expires_at` is not after `now` as expired, each
+   * with an audit entry from `audit`; returns them. Several nodes may sweep at once: each row is
+   * expired by exactly one of them.
+   */
+  expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput): Promise<Approval[]>;
+
+  listGrants(clientId: string, options: { includeRevoked: boolean }): Promise<Grant[]>;
+  /** Null when the app has no such grant; `changed` false when it was already revoked (no audit then). */
+  revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }): Promise<{ grant: Grant; changed: boolean } | null>;
+}

@@ -1,0 +1,69 @@
+/** The approval sub-store on PostgreSQL. Row locks make the decision compare-and-set safe across nodes. */
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult } from './approval-types.js';
+import { approvalListQuery, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
+import type { AuditInput } from './guard-types.js';
+import { toGrant } from './guard-sql.js';
+import { appendAuditTx, type PgDb } from './postgres-guard.js';
+import { postgresPlaceholder as ph } from './queries.js';
+
+type Row = Record<string, unknown>;
+
+export class PostgresApprovalStore implements ApprovalStore {
+  constructor(private readonly db: PgDb) {}
+
+  async get(approvalId: string) {
+    const [r] = await this.db.q('SELECT * FROM approvals WHERE id = $1', [approvalId]);
+    return r ? toApproval(r) : null;
+  }
+
+  async list(query: ApprovalQuery) {
+    const { sql, params } = approvalListQuery(query, ph);
+    return (await this.db.q(sql, params)).map(toApproval);
+  }
+
+  async decide(input: DecideInput): Promise<DecideResult> {
+    return this.db.tx(async (c): Promise<DecideResult> => {
+      // A concurrent decision blocks on the row lock and then re-checks status = 'pending': it finds none.
+      const r = (await c.query(DECIDE_SQL(ph), decideValues(input))).rows[0] as Row | undefined;
+      if (r === undefined) {
+        const current = (await c.query('SELECT * FROM approvals WHERE id = $1 AND client_id = $2', [input.approvalId, input.clientId])).rows[0] as Row | undefined;
+        return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
+      }
+      const approval = toApproval(r);
+      const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL(ph), grantValues(input, approval))).rows[0] as Row);
+      for (const a of input.audit) await appendAuditTx(c, a);
+      return { ok: true, approval, grant: g === null ? null : toGrant(g) };
+    });
+  }
+
+  async expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput) {
+    return this.db.tx(async (c) => {
+      // SKIP LOCKED: another node sweeping, or an operator deciding right now, keeps its rows.
+      const { rows } = await c.query(
+        `UPDATE approvals SET status = 'expired', decided_at = expires_at
+         WHERE id IN (SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           AND status = 'pending' RETURNING *`,
+        [now, limit],
+      );
+      const expired = (rows as Row[]).map(toApproval).sort(byClientThenId);
+      for (const a of expired) await appendAuditTx(c, audit(a));
+      return expired;
+    });
+  }
+
+  async listGrants(clientId: string, options: { includeRevoked: boolean }) {
+    return (await this.db.q(LIST_GRANTS_SQL(ph, options.includeRevoked), [clientId])).map(toGrant);
+  }
+
+  async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {
+    return this.db.tx(async (c) => {
+      const updated = (await c.query('UPDATE grants SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING *', [input.now, input.grantId, input.clientId])).rows[0] as Row | undefined;
+      if (updated !== undefined) {
+        await appendAuditTx(c, input.audit);
+        return { grant: toGrant(updated), changed: true };
+      }
+      const existing = (await c.query('SELECT * FROM grants WHERE id = $1 AND client_id = $2', [input.grantId, input.clientId])).rows[0] as Row | undefined;
+      return existing === undefined ? null : { grant: toGrant(existing), changed: false };
+    });
+  }
+}

@@ -1,0 +1,70 @@
+/** The webhook sub-store on PostgreSQL: several nodes claim from one outbox without sending a delivery twice. */
+import type { AuditInput } from './guard-types.js';
+import { appendAuditTx, type PgDb } from './postgres-guard.js';
+import { postgresPlaceholder as ph } from './queries.js';
+import { COMPLETE_SQL, deliveryValues, DUE_WHERE, endpointValues, INSERT_DELIVERY_SQL, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
+
+type Row = Record<string, unknown>;
+
+export class PostgresWebhookStore implements WebhookStore {
+  constructor(private readonly db: PgDb) {}
+
+  async create(endpoint: WebhookEndpoint, audit: AuditInput) {
+    return this.db.tx(async (c) => {
+      const r = (await c.query(INSERT_ENDPOINT_SQL(ph), endpointValues(endpoint))).rows[0] as Row;
+      await appendAuditTx(c, audit);
+      return toEndpoint(r);
+    });
+  }
+
+  async list(clientId: string) {
+    return (await this.db.q('SELECT * FROM webhooks WHERE client_id = $1 ORDER BY created_at, id', [clientId])).map(toEndpoint);
+  }
+
+  async get(clientId: string, webhookId: string) {
+    const [r] = await this.db.q('SELECT * FROM webhooks WHERE client_id = $1 AND id = $2', [clientId, webhookId]);
+    return r ? toEndpoint(r) : null;
+  }
+
+  async remove(input: { clientId: string; webhookId: string; audit: AuditInput }) {
+    return this.db.tx(async (c) => {
+      const locked = (await c.query('SELECT 1 FROM webhooks WHERE client_id = $1 AND id = $2 FOR UPDATE', [input.clientId, input.webhookId])).rows[0];
+      if (locked === undefined) return null;
+      await c.query('DELETE FROM webhook_deliveries WHERE webhook_id = $1', [input.webhookId]);
+      const r = (await c.query('DELETE FROM webhooks WHERE id = $1 RETURNING *', [input.webhookId])).rows[0] as Row;
+      await appendAuditTx(c, input.audit);
+      return toEndpoint(r);
+    });
+  }
+
+  async enqueue(deliveries: readonly NewDelivery[]) {
+    if (deliveries.length === 0) return;
+    await this.db.tx(async (c) => {
+      for (const d of deliveries) await c.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
+    });
+  }
+
+  async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
+    // SKIP LOCKED: rows another node is claiming at this instant are left to it rather than waited for.
+    const rows = await this.db.q(
+      `WITH claimed AS (
+         UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE(ph)} ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING *
+       )
+       SELECT to_jsonb(claimed) AS d, to_jsonb(w) AS e FROM claimed JOIN webhooks w ON w.id = claimed.webhook_id`,
+      [now, leaseUntil, limit],
+    );
+    return rows.map((r) => ({ delivery: toDelivery(r.d as Row), endpoint: toEndpoint(r.e as Row) }));
+  }
+
+  async complete(outcome: DeliveryOutcome) {
+    const [r] = await this.db.q(`${COMPLETE_SQL(ph)} RETURNING id`, outcomeValues(outcome));
+    return r !== undefined;
+  }
+
+  async listDeliveries(clientId: string, webhookId: string, limit: number) {
+    return (await this.db.q('SELECT * FROM webhook_deliveries WHERE client_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3', [clientId, webhookId, limit])).map(toDelivery);
+  }
+}

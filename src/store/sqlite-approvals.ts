@@ -1,0 +1,67 @@
+/** The approval sub-store on SQLite: one immediate transaction per change, so a decision cannot interleave with another. */
+import type Database from 'better-sqlite3';
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult } from './approval-types.js';
+import { approvalListQuery, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
+import type { AuditInput } from './guard-types.js';
+import { toGrant } from './guard-sql.js';
+import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { appendAuditSync } from './sqlite-guard.js';
+
+type Row = Record<string, unknown>;
+
+export class SqliteApprovalStore implements ApprovalStore {
+  constructor(private readonly db: Database.Database) {}
+
+  async get(approvalId: string) {
+    const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(approvalId) as Row | undefined;
+    return r ? toApproval(r) : null;
+  }
+
+  async list(query: ApprovalQuery) {
+    const { sql, params } = approvalListQuery(query, ph);
+    return (this.db.prepare(sql).all(numbered(params)) as Row[]).map(toApproval);
+  }
+
+  async decide(input: DecideInput): Promise<DecideResult> {
+    return this.db.transaction((): DecideResult => {
+      const r = this.db.prepare(DECIDE_SQL(ph)).get(numbered(decideValues(input))) as Row | undefined;
+      if (r === undefined) {
+        const current = this.db.prepare('SELECT * FROM approvals WHERE id = ? AND client_id = ?').get(input.approvalId, input.clientId) as Row | undefined;
+        return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
+      }
+      const approval = toApproval(r);
+      const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL(ph)).get(numbered(grantValues(input, approval))) as Row);
+      for (const a of input.audit) appendAuditSync(this.db, a);
+      return { ok: true, approval, grant: g === null ? null : toGrant(g) };
+    }).immediate();
+  }
+
+  async expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput) {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare(
+        `UPDATE approvals SET status = 'expired', decided_at = expires_at
+         WHERE id IN (SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING *`,
+      ).all(now, limit) as Row[];
+      const expired = rows.map(toApproval).sort(byClientThenId);
+      for (const a of expired) appendAuditSync(this.db, audit(a));
+      return expired;
+    }).immediate();
+  }
+
+  async listGrants(clientId: string, options: { includeRevoked: boolean }) {
+    return (this.db.prepare(LIST_GRANTS_SQL(ph, options.includeRevoked)).all(numbered([clientId])) as Row[]).map(toGrant);
+  }
+
+  async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {
+    return this.db.transaction(() => {
+      const updated = this.db.prepare('UPDATE grants SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL RETURNING *')
+        .get(input.now, input.grantId, input.clientId) as Row | undefined;
+      if (updated !== undefined) {
+        appendAuditSync(this.db, input.audit);
+        return { grant: toGrant(updated), changed: true };
+      }
+      const existing = this.db.prepare('SELECT * FROM grants WHERE id = ? AND client_id = ?').get(input.grantId, input.clientId) as Row | undefined;
+      return existing === undefined ? null : { grant: toGrant(existing), changed: false };
+    }).immediate();
+  }
+}

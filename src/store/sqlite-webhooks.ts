@@ -1,0 +1,69 @@
+/** The webhook sub-store on SQLite. One process owns the file, so claiming needs no SKIP LOCKED. */
+import type Database from 'better-sqlite3';
+import type { AuditInput } from './guard-types.js';
+import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { appendAuditSync } from './sqlite-guard.js';
+import { COMPLETE_SQL, deliveryValues, DUE_WHERE, endpointValues, INSERT_DELIVERY_SQL, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
+
+type Row = Record<string, unknown>;
+
+export class SqliteWebhookStore implements WebhookStore {
+  constructor(private readonly db: Database.Database) {}
+
+  async create(endpoint: WebhookEndpoint, audit: AuditInput) {
+    return this.db.transaction(() => {
+      const r = this.db.prepare(INSERT_ENDPOINT_SQL(ph)).get(numbered(endpointValues(endpoint))) as Row;
+      appendAuditSync(this.db, audit);
+      return toEndpoint(r);
+    }).immediate();
+  }
+
+  async list(clientId: string) {
+    return (this.db.prepare('SELECT * FROM webhooks WHERE client_id = ? ORDER BY created_at, id').all(clientId) as Row[]).map(toEndpoint);
+  }
+
+  async get(clientId: string, webhookId: string) {
+    const r = this.db.prepare('SELECT * FROM webhooks WHERE client_id = ? AND id = ?').get(clientId, webhookId) as Row | undefined;
+    return r ? toEndpoint(r) : null;
+  }
+
+  async remove(input: { clientId: string; webhookId: string; audit: AuditInput }) {
+    return this.db.transaction(() => {
+      const exists = this.db.prepare('SELECT 1 FROM webhooks WHERE client_id = ? AND id = ?').get(input.clientId, input.webhookId);
+      if (exists === undefined) return null;
+      this.db.prepare('DELETE FROM webhook_deliveries WHERE webhook_id = ?').run(input.webhookId);
+      const r = this.db.prepare('DELETE FROM webhooks WHERE id = ? RETURNING *').get(input.webhookId) as Row;
+      appendAuditSync(this.db, input.audit);
+      return toEndpoint(r);
+    }).immediate();
+  }
+
+  async enqueue(deliveries: readonly NewDelivery[]) {
+    if (deliveries.length === 0) return;
+    const insert = this.db.prepare(INSERT_DELIVERY_SQL(ph));
+    this.db.transaction(() => {
+      for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
+    }).immediate();
+  }
+
+  async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare(
+        `UPDATE webhook_deliveries SET lease_until = @p2, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE(ph)} ORDER BY next_attempt_at LIMIT @p3) RETURNING *`,
+      ).all(numbered([now, leaseUntil, limit])) as Row[];
+      const endpoint = this.db.prepare('SELECT * FROM webhooks WHERE id = ?');
+      return rows.map((r) => ({ delivery: toDelivery(r), endpoint: toEndpoint(endpoint.get(r.webhook_id) as Row) }));
+    }).immediate();
+  }
+
+  async complete(outcome: DeliveryOutcome) {
+    return this.db.prepare(COMPLETE_SQL(ph)).run(numbered(outcomeValues(outcome))).changes > 0;
+  }
+
+  async listDeliveries(clientId: string, webhookId: string, limit: number) {
+    return (this.db.prepare('SELECT * FROM webhook_deliveries WHERE client_id = ? AND webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?')
+      .all(clientId, webhookId, limit) as Row[]).map(toDelivery);
+  }
+}

@@ -1,0 +1,61 @@
+/** SQL and row mapping the webhook sub-stores of both engines share. */
+import type { GuardEventType } from '../guard/events.js';
+import type { Placeholder } from './queries.js';
+import type { DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+
+export const toEndpoint = (r: Row): WebhookEndpoint => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  url: String(r.url),
+  format: String(r.format) as WebhookEndpoint['format'],
+  events: JSON.parse(String(r.events)) as GuardEventType[],
+  secretEnc: String(r.secret_enc),
+  enabled: Boolean(num(r.enabled)),
+  createdAt: num(r.created_at),
+});
+
+export const toDelivery = (r: Row): WebhookDelivery => ({
+  id: String(r.id),
+  webhookId: String(r.webhook_id),
+  clientId: String(r.client_id),
+  event: String(r.event) as GuardEventType,
+  payload: String(r.payload),
+  status: String(r.status) as WebhookDelivery['status'],
+  attempts: num(r.attempts),
+  nextAttemptAt: num(r.next_attempt_at),
+  leaseUntil: numOrNull(r.lease_until),
+  lastStatusCode: numOrNull(r.last_status_code),
+  lastError: r.last_error === null || r.last_error === undefined ? null : String(r.last_error),
+  createdAt: num(r.created_at),
+  completedAt: numOrNull(r.completed_at),
+});
+
+export const INSERT_ENDPOINT_SQL = (ph: Placeholder): string =>
+  `INSERT INTO webhooks (id, client_id, url, format, events, secret_enc, enabled, created_at)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8].map(ph).join(', ')}) RETURNING *`;
+
+export const endpointValues = (e: WebhookEndpoint): unknown[] =>
+  [e.id, e.clientId, e.url, e.format, JSON.stringify(e.events), e.secretEnc, e.enabled ? 1 : 0, e.createdAt];
+
+export const INSERT_DELIVERY_SQL = (ph: Placeholder): string =>
+  `INSERT INTO webhook_deliveries (id, webhook_id, client_id, event, payload, status, attempts, next_attempt_at, created_at)
+   VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}, ${ph(5)}, 'pending', 0, ${ph(6)}, ${ph(6)})`;
+
+export const deliveryValues = (d: NewDelivery): unknown[] => [d.id, d.webhookId, d.clientId, d.event, d.payload, d.createdAt];
+
+/** Due: pending, its next attempt time reached, and no live lease (a crashed sender's lease runs out). */
+export const DUE_WHERE = (ph: Placeholder): string =>
+  `status = 'pending' AND next_attempt_at <= ${ph(1)} AND (lease_until IS NULL OR lease_until <= ${ph(1)})`;
+
+/** Only the current claim (same attempt number, still pending) records its outcome. */
+export const COMPLETE_SQL = (ph: Placeholder): string =>
+  `UPDATE webhook_deliveries SET status = ${ph(1)}, next_attempt_at = ${ph(2)}, last_status_code = ${ph(3)}, last_error = ${ph(4)},
+     completed_at = ${ph(5)}, lease_until = NULL
+   WHERE id = ${ph(6)} AND attempts = ${ph(7)} AND status = 'pending'`;
+
+export const outcomeValues = (o: DeliveryOutcome): unknown[] =>
+  [o.status, o.nextAttemptAt, o.statusCode, o.error, o.completedAt, o.id, o.attempts];

@@ -1,0 +1,83 @@
+/**
+ * Storage for notification endpoints and their outbox of deliveries (`store.webhooks`). A delivery
+ * row is written for each (event, subscribed endpoint); workers on any node claim due rows under a
+ * lease, send them, and record the outcome. Claiming is exclusive (PostgreSQL: FOR UPDATE SKIP
+ * LOCKED), and an outcome is recorded only by the claim that is still current, so a slow node
+ * whose lease ran out cannot overwrite the result of the node that took over.
+ */
+import type { GuardEventType } from '../guard/events.js';
+import type { AuditInput } from './guard-types.js';
+
+export type WebhookFormat = 'json' | 'slack';
+
+export interface WebhookEndpoint {
+  id: string;
+  clientId: string;
+  url: string;
+  format: WebhookFormat;
+  events: GuardEventType[];
+  /** The signing secret, sealed by SecretBox with the client_id as context. */
+  secretEnc: string;
+  enabled: boolean;
+  createdAt: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDelivery {
+  id: string;
+  webhookId: string;
+  clientId: string;
+  event: GuardEventType;
+  /** The exact body sent on every attempt. */
+  payload: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  leaseUntil: number | null;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: number;
+  completedAt: number | null;
+}
+
+export interface NewDelivery {
+  id: string;
+  webhookId: string;
+  clientId: string;
+  event: GuardEventType;
+  payload: string;
+  createdAt: number;
+}
+
+/** A claimed delivery: `attempts` already counts this attempt and identifies the claim. */
+export interface ClaimedDelivery {
+  delivery: WebhookDelivery;
+  endpoint: WebhookEndpoint;
+}
+
+export interface DeliveryOutcome {
+  id: string;
+  /** The claim's attempt number; the outcome is dropped when the row was claimed again since. */
+  attempts: number;
+  status: DeliveryStatus;
+  nextAttemptAt: number;
+  statusCode: number | null;
+  error: string | null;
+  completedAt: number | null;
+}
+
+export interface WebhookStore {
+  create(endpoint: WebhookEndpoint, audit: AuditInput): Promise<WebhookEndpoint>;
+  list(clientId: string): Promise<WebhookEndpoint[]>;
+  get(clientId: string, webhookId: string): Promise<WebhookEndpoint | null>;
+  /** Removes the endpoint and its deliveries (pending ones are not sent); null when absent. */
+  remove(input: { clientId: string; webhookId: string; audit: AuditInput }): Promise<WebhookEndpoint | null>;
+
+  enqueue(deliveries: readonly NewDelivery[]): Promise<void>;
+  /** Pending deliveries due at `now` whose lease (if any) has ended: leased until `leaseUntil`, attempts + 1. */
+  claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]>;
+  /** False when the claim was no longer current (the row was re-claimed or removed). */
+  complete(outcome: DeliveryOutcome): Promise<boolean>;
+  listDeliveries(clientId: string, webhookId: string, limit: number): Promise<WebhookDelivery[]>;
+}

@@ -1,0 +1,206 @@
+/**
+ * Webhook endpoints and their delivery.
+ *
+ * Governance events (services.events) are turned into outbox rows, one per subscribed endpoint;
+ * a worker on every node claims due rows under a lease, POSTs them signed, and records the outcome:
+ * 2xx delivered, anything else retried with exponential backoff and jitter until `maxAttempts`, then
+ * failed. Nothing here runs on the request path of a guard check: the event listener only starts an
+ * asynchronous enqueue.
+ */
+import { GUARD_EVENT_TYPES, type GuardEvent, type GuardEvents, type GuardEventType } from '../guard/events.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { newId, randomBase62 } from '../keys/tokens.js';
+import type { Store } from '../store/types.js';
+import type { ClaimedDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
+import { deliveryBody, signatureHeader } from './format.js';
+
+export const WEBHOOK_SECRET_PREFIX = 'whsec_';
+export const MAX_WEBHOOKS_PER_APP = 20;
+
+export interface WebhookSettings {
+  maxAttempts: number;
+  /** Delay before the second attempt; doubled each time, capped at maxDelayMs, then jittered down by up to half. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  timeoutMs: number;
+  /** How often the worker looks for due deliveries it was not told about (other nodes' retries, restarts). */
+  pollIntervalMs: number;
+  /** A claim is exclusive this long; longer than timeoutMs, so a live sender never loses its row. */
+  leaseMs: number;
+  batch: number;
+}
+
+export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = {
+  maxAttempts: 8,
+  baseDelayMs: 10_000,
+  maxDelayMs: 3_600_000,
+  timeoutMs: 5_000,
+  pollIntervalMs: 1_000,
+  leaseMs: 30_000,
+  batch: 20,
+};
+
+export function backoffMs(attempts: number, s: Pick<WebhookSettings, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+  const ceiling = Math.min(s.maxDelayMs, s.baseDelayMs * 2 ** Math.max(0, attempts - 1));
+  // Jitter spreads the retries of many endpoints that failed together (a receiver outage).
+  return Math.round(ceiling * (0.5 + random() * 0.5));
+}
+
+export type CreateResult = { ok: true; endpoint: WebhookEndpoint; secret: string } | { ok: false; fields: Array<{ field: string; message: string }> };
+
+export class WebhookService {
+  private readonly unsubscribe: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private running: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  /** Enqueues not finished yet: close waits for them so no event of a clean shutdown is lost. */
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: Store,
+    events: GuardEvents,
+    private readonly secrets: SecretBox,
+    private readonly now: () => number,
+    private readonly settings: WebhookSettings,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.unsubscribe = events.subscribe((event) => {
+      const p = this.enqueue(event).catch(this.onError);
+      this.pending.add(p);
+      void p.finally(() => this.pending.delete(p));
+    });
+  }
+
+  async create(input: { clientId: string; url: string; format: WebhookFormat; events: GuardEventType[]; actor: string }): Promise<CreateResult> {
+    let parsed: URL;
+    try {
+      parsed = new URL(input.url);
+    } catch {
+      return { ok: false, fields: [{ field: 'url', message: 'must be an absolute http or https URL' }] };
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { ok: false, fields: [{ field: 'url', message: 'must be an absolute http or https URL' }] };
+    if ((await this.store.webhooks.list(input.clientId)).length >= MAX_WEBHOOKS_PER_APP) {
+      return { ok: false, fields: [{ field: 'url', message: `an application has at most ${MAX_WEBHOOKS_PER_APP} webhook endpoints; remove one first` }] };
+    }
+    const secret = WEBHOOK_SECRET_PREFIX + randomBase62(32);
+    const now = this.now();
+    const events = GUARD_EVENT_TYPES.filter((t) => input.events.includes(t));
+    const endpoint: WebhookEndpoint = {
+      id: newId('whk'), clientId: input.clientId, url: parsed.toString(), format: input.format, events,
+      secretEnc: this.secrets.seal(secret, input.clientId), enabled: true, createdAt: now,
+    };
+    const created = await this.store.webhooks.create(endpoint, {
+      clientId: input.clientId, at: now, actor: input.actor, action: 'webhook.create', target: endpoint.id, before: null,
+      after: { url: endpoint.url, format: endpoint.format, events },
+    });
+    return { ok: true, endpoint: created, secret };
+  }
+
+  async remove(clientId: string, webhookId: string, actor: string): Promise<WebhookEndpoint | null> {
+    const now = this.now();
+    return this.store.webhooks.remove({
+      clientId, webhookId,
+      audit: { clientId, at: now, actor, action: 'webhook.remove', target: webhookId, before: null, after: null },
+    });
+  }
+
+  /** One outbox row per enabled endpoint of the app that subscribed to this event type. */
+  async enqueue(event: GuardEvent): Promise<void> {
+    const endpoints = (await this.store.webhooks.list(event.clientId)).filter((e) => e.enabled && e.events.includes(event.type));
+    if (endpoints.length === 0) return;
+    const now = this.now();
+    await this.store.webhooks.enqueue(endpoints.map((e) => ({
+      id: newId('whd'), webhookId: e.id, clientId: e.clientId, event: event.type, payload: deliveryBody(event, e.format, now), createdAt: now,
+    })));
+    this.kick();
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.settings.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Runs the worker now, or once more right after the run in progress. */
+  kick(): void {
+    if (this.closed) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .catch(this.onError)
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async drain(): Promise<void> {
+    for (;;) {
+      const now = this.now();
+      const claimed = await this.store.webhooks.claimDue(now, now + this.settings.leaseMs, this.settings.batch);
+      await Promise.all(claimed.map((c) => this.send(c)));
+      if (claimed.length < this.settings.batch || this.closed) return;
+    }
+  }
+
+  private async send({ delivery, endpoint }: ClaimedDelivery): Promise<void> {
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    try {
+      const secret = this.secrets.open(endpoint.secretEnc, endpoint.clientId);
+      const t = Math.floor(this.now() / 1000);
+      const res = await fetch(endpoint.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Panopticon-Webhooks/0.1',
+          'x-panopticon-event': delivery.event,
+          'x-panopticon-delivery': delivery.id,
+          'x-panopticon-signature': signatureHeader(secret, t, endpoint.url, delivery.payload),
+        },
+        body: delivery.payload,
+        // A redirect is an answer we do not follow: the signature covers this URL only.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.settings.timeoutMs),
+      });
+      statusCode = res.status;
+      await res.body?.cancel().catch(() => {});
+      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      error = e.name === 'TimeoutError' ? `timeout after ${this.settings.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      error = error.slice(0, 500);
+    }
+    const now = this.now();
+    const delivered = error === null;
+    const giveUp = !delivered && delivery.attempts >= this.settings.maxAttempts;
+    const next = delivered || giveUp ? now : now + backoffMs(delivery.attempts, this.settings);
+    await this.store.webhooks.complete({
+      id: delivery.id, attempts: delivery.attempts, status: delivered ? 'delivered' : giveUp ? 'failed' : 'pending',
+      nextAttemptAt: next, statusCode, error, completedAt: delivered || giveUp ? now : null,
+    });
+    if (!delivered && !giveUp && !this.closed) {
+      const timer = setTimeout(() => {
+        this.retryTimers.delete(timer);
+        this.kick();
+      }, next - now);
+      timer.unref();
+      this.retryTimers.add(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    await Promise.allSettled([...this.pending]);
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const t of this.retryTimers) clearTimeout(t);
+    await this.running;
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * Webhook endpoints and delivery on both engines, received by a loopback listener: signatures,
+ * both body formats, retries with recorded attempts, giving up, event filters, audit, tenancy.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http_ from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { openApproval } from '../approvals/fixtures.js';
+import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
+import { backoffMs } from './service.js';
+
+interface Received {
+  path: string;
+  headers: http_.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A loopback receiver: records every request and answers with the next queued status (default 200). */
+async function receiver() {
+  const received: Received[] = [];
+  const statuses: number[] = [];
+  const server = http_.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', headers: req.headers, body });
+      res.statusCode = statuses.shift() ?? 200;
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    received,
+    statuses,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function verify(secret: string, r: Received): boolean {
+  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(r.headers['x-panopticon-signature']));
+  if (m === null) return false;
+  const expected = crypto.createHmac('sha256', secret).update(`${m[1]}.POST.${r.path}.${r.body}`).digest('hex');
+  return crypto.timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(m[2]!, 'hex')) && Math.abs(Number(m[1]) - Date.now() / 1000) < 300;
+}
+
+for (const engine of ENGINES) {
+  describe(`webhooks [${engine}]`, () => {
+    let server: RunningServer;
+    let t: Tenant;
+    let rx: Awaited<ReturnType<typeof receiver>>;
+
+    before(async () => {
+      server = await startServer(engine, {}, undefined, { webhooks: { baseDelayMs: 30, maxDelayMs: 60, maxAttempts: 3, pollIntervalMs: 50 }, hitl: { sweepIntervalMs: 100 } });
+      t = await createTenant(server.url);
+      rx = await receiver();
+    });
+    after(async () => {
+      await server.close();
+      await rx.close();
+    });
+
+    const add = (tenant: Tenant, body: unknown) => http(server.url, 'POST', `/api/apps/${tenant.clientId}/webhooks`, { token: tenant.token, body });
+    const deliveries = (tenant: Tenant, id: string) => http(server.url, 'GET', `/api/apps/${tenant.clientId}/webhooks/${id}/deliveries`, { token: tenant.token });
+    const remove = (tenant: Tenant, id: string) => http(server.url, 'DELETE', `/api/apps/${tenant.clientId}/webhooks/${id}`, { token: tenant.token });
+
+    it('delivers a signed JSON body for approval.requested to a loopback listener, and records it', async () => {
+      const created = await add(t, { url: rx.url('/hooks/json?team=ops'), format: 'json', events: ['approval.requested'] });
+      assert.equal(created.status, 201, created.text);
+      const secret = created.body.secret as string;
+      assert.match(secret, /^whsec_[0-9A-Za-z]{32}$/);
+      assert.deepEqual(created.body.events, ['approval.requested']);
+      const listed = await http(server.url, 'GET', `/api/apps/${t.clientId}/webhooks`, { token: t.token });
+      assert.equal(listed.body.webhooks.length, 1);
+      assert.ok(!listed.text.includes(secret), 'the secret is shown once');
+      assert.ok(!(await server.store.webhooks.list(t.clientId))[0]!.secretEnc.includes(secret), 'and stored sealed');
+
+      const { approvalId } = await openApproval(server, t.clientId, { tool: 'payments.refund', userSub: 'alice' });
+      const r = await eventually('the delivery', () => rx.received.find((x) => x.path.startsWith('/hooks/json')));
+      assert.equal(r.path, '/hooks/json?team=ops');
+      assert.ok(verify(secret, r), 'valid t=,v1= signature over t.POST.path?query.body');
+      assert.ok(!verify('whsec_wrong', r));
+      assert.equal(r.headers['x-panopticon-event'], 'approval.requested');
+      assert.equal(r.headers['content-type'], 'application/json');
+      const body = JSON.parse(r.body);
+      assert.equal(body.type, 'approval.requested');
+      assert.equal(body.client_id, t.clientId);
+      assert.equal(body.data.approval_id, approvalId);
+      assert.equal(body.data.tool, 'payments.refund');
+      assert.equal(body.data.user_sub, 'alice');
+      assert.equal(body.data.poll_url, `/panopticon/approvals/${approvalId}`);
+
+      const d = await eventually('delivered status', async () => {
+        const res = await deliveries(t, created.body.id);
+        return res.body.deliveries[0]?.status === 'delivered' ? res.body.deliveries[0] : undefined;
+      });
+      assert.equal(d.id, r.headers['x-panopticon-delivery']);
+      assert.equal(d.attempts, 1);
+      assert.equal(d.last_status_code, 200);
+      assert.equal(d.event, 'approval.requested');
+
+      // Subscribed to approval.requested only: a decision is not sent to it.
+      const before = rx.received.length;
+      await http(server.url, 'POST', `/api/approvals/${approvalId}/approve`, { token: t.token, body: {} });
+      await sleep(300);
+      assert.equal(rx.received.length, before);
+      assert.equal((await remove(t, created.body.id)).status, 200);
+    });
+
+    it('Slack format: a human sentence with the approve and deny commands, as text and blocks', async () => {
+      const created = await add(t, { url: rx.url('/slack'), format: 'slack' });
+      assert.equal(created.status, 201);
+      assert.equal(created.body.events.length, 5, 'all event types by default');
+      const { approvalId } = await openApproval(server, t.clientId, { tool: 'db.drop', userSub: '<!channel>', reason: 'dangerous & rare' });
+      const r = await eventually('the Slack delivery', () => rx.received.find((x) => x.path === '/slack'));
+      assert.ok(verify(created.body.secret, r));
+      const body = JSON.parse(r.body);
+      assert.deepEqual(Object.keys(body).sort(), ['blocks', 'text']);
+      assert.match(body.text, /Approval needed/);
+      assert.match(body.text, /db\.drop/);
+      assert.match(body.text, /dangerous &amp; rare/);
+      assert.ok(!body.text.includes('<!channel>'), 'user text cannot ping a channel');
+      assert.ok(body.text.includes(`logi panopticon approvals approve ${approvalId}`));
+      assert.equal(body.blocks[0].type, 'section');
+      assert.equal(body.blocks[0].text.type, 'mrkdwn');
+      assert.ok(body.blocks.some((b: { text?: { text: string } }) => b.text?.text.includes(`logi panopticon approvals deny ${approvalId}`)));
+
+      // Decision and expiry are notified too.
+      await http(server.url, 'POST', `/api/approvals/${approvalId}/deny`, { token: t.token, body: { comment: 'no way' } });
+      const decided = await eventually('the decided event', () => rx.received.find((x) => x.path === '/slack' && x.headers['x-panopticon-event'] === 'approval.decided'));
+      assert.match(JSON.parse(decided.body).text, /denied by account:acct_\w+: "no way"/);
+      const short = await openApproval(server, t.clientId, { expiresInMs: 200 });
+      const expired = await eventually('the expired event', () => rx.received.find((x) => x.path === '/slack' && x.headers['x-panopticon-event'] === 'approval.expired'));
+      assert.ok(JSON.parse(expired.body).text.includes(short.approvalId));
+      assert.equal((await remove(t, created.body.id)).status, 200);
+    });
+
+    it('retries after a 500 with backoff, then succeeds; the attempts are recorded', async () => {
+      const created = await add(t, { url: rx.url('/retry'), events: ['kill_switch.on'] });
+      rx.statuses.push(500);
+      server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: '*', reason: 'incident', actor: 'account:x' });
+      const d = await eventually('delivered after a retry', async () => {
+        const res = await deliveries(t, created.body.id);
+        return res.body.deliveries[0]?.status === 'delivered' ? res.body.deliveries[0] : undefined;
+      });
+      assert.equal(d.attempts, 2);
+      assert.equal(d.last_status_code, 200);
+      const got = rx.received.filter((x) => x.path === '/retry');
+      assert.equal(got.length, 2);
+      assert.equal(got[0]!.headers['x-panopticon-delivery'], got[1]!.headers['x-panopticon-delivery'], 'same delivery id, so the receiver can dedupe');
+      assert.equal(got[0]!.body, got[1]!.body, 'the same bytes each attempt');
+      assert.equal((await remove(t, created.body.id)).status, 200);
+    });
+
+    it('gives up after the maximum attempts and records the failure', async () => {
+      const created = await add(t, { url: rx.url('/down'), events: ['kill_switch.off'] });
+      rx.statuses.push(500, 503, 502);
+      server.services.events.publish({ type: 'kill_switch.off', clientId: t.clientId, tool: 'db.drop', actor: 'account:x' });
+      const d = await eventually('failed', async () => {
+        const res = await deliveries(t, created.body.id);
+        return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
+      });
+      assert.equal(d.attempts, 3);
+      assert.equal(d.last_status_code, 502);
+      assert.equal(d.last_error, 'HTTP 502');
+      assert.ok(d.completed_at);
+      await sleep(200);
+      assert.equal(rx.received.filter((x) => x.path === '/down').length, 3, 'no attempt after giving up');
+    });
+
+    it('an unreachable endpoint is an error, not a crash', async () => {
+      const closed = await receiver();
+      const url = closed.url('/gone');
+      await closed.close();
+      const created = await add(t, { url, events: ['kill_switch.on'] });
+      server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: 'x', reason: 'r', actor: 'a' });
+      const d = await eventually('failed', async () => {
+        const res = await deliveries(t, created.body.id);
+        return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
+      });
+      assert.equal(d.last_status_code, null);
+      assert.match(d.last_error, /ECONNREFUSED/);
+    });
+
+    it('validates URLs, audits create and remove, and keeps other accounts out', async () => {
+      const bad = await add(t, { url: 'ftp://127.0.0.1/x' });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.code, 'validation_failed');
+      assert.equal((await add(t, { url: 'http://127.0.0.1/x', events: ['nope'] })).status, 400);
+      assert.equal((await add(t, { url: 'http://127.0.0.1/x', format: 'xml' })).status, 400);
+
+      const created = await add(t, { url: rx.url('/audit'), format: 'json' });
+      const other = await createTenant(server.url);
+      assert.equal((await remove(other, created.body.id)).status, 404, "another account's app id in its own path");
+      const foreign = await http(server.url, 'DELETE', `/api/apps/${t.clientId}/webhooks/${created.body.id}`, { token: other.token });
+      assert.equal(foreign.body.error.code, 'app_not_found');
+      assert.equal((await deliveries(other, created.body.id)).body.error.code, 'webhook_not_found');
+
+      assert.equal((await remove(t, created.body.id)).status, 200);
+      const again = await remove(t, created.body.id);
+      assert.equal(again.status, 404);
+      assert.equal(again.body.error.code, 'webhook_not_found');
+      const audit = await server.store.audit.list(t.clientId, { limit: 500 });
+      const mine = audit.filter((e) => e.target === created.body.id).map((e) => e.action);
+      assert.deepEqual(mine, ['webhook.create', 'webhook.remove']);
+      assert.ok(!audit.some((e) => (e.after ?? '').includes('whsec_')), 'secrets never reach the audit log');
+    });
+  });
+}
+
+describe('webhook backoff', () => {
+  it('doubles per attempt up to the cap, jittered down by at most half', () => {
+    const s = { baseDelayMs: 1000, maxDelayMs: 10_000 };
+    assert.equal(backoffMs(1, s, () => 1), 1000);
+    assert.equal(backoffMs(3, s, () => 1), 4000);
+    assert.equal(backoffMs(10, s, () => 1), 10_000);
+    assert.equal(backoffMs(3, s, () => 0), 2000);
+  });
+});
+
+describe('webhook delivery across two nodes (one PostgreSQL)', () => {
+  let a: RunningServer;
+  let b: RunningServer;
+  let t: Tenant;
+  let rx: Awaited<ReturnType<typeof receiver>>;
+  before(async () => {
+    const options = { webhooks: { pollIntervalMs: 20, baseDelayMs: 20, maxDelayMs: 40 } };
+    a = await startServer('postgres', {}, undefined, options);
+    b = await startServer('postgres', {}, a.location, options);
+    t = await createTenant(a.url);
+    rx = await receiver();
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+    await rx.close();
+  });
+
+  it('both workers poll the same outbox, yet each delivery is sent once', async () => {
+    const created = await http(a.url, 'POST', `/api/apps/${t.clientId}/webhooks`, { token: t.token, body: { url: rx.url('/both'), events: ['kill_switch.on'] } });
+    for (let i = 0; i < 30; i++) {
+      (i % 2 === 0 ? a : b).services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: `t${i}`, reason: 'r', actor: 'a' });
+    }
+    await eventually('30 deliveries', async () => {
+      const res = await http(a.url, 'GET', `/api/apps/${t.clientId}/webhooks/${created.body.id}/deliveries?limit=100`, { token: t.token });
+      return res.body.deliveries.length === 30 && res.body.deliveries.every((d: { status: string }) => d.status === 'delivered') ? true : undefined;
+    });
+    await sleep(300);
+    const ids = rx.received.map((r) => r.headers['x-panopticon-delivery']);
+    assert.equal(ids.length, 30);
+    assert.equal(new Set(ids).size, 30, 'no delivery sent twice');
+  });
+});
