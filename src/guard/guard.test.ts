@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { argumentsHash } from './evaluate.js';
-import { createTenant, ENGINES, http, postTrace, rawSql, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, TEST_SECRET_KEY, traceBody, type RunningServer, type SpawnedServer, type Tenant } from '../testing/harness.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 
@@ -341,5 +341,43 @@ describe('kill switch on every node (two nodes, one PostgreSQL)', () => {
     assert.equal(await decisionWithin(a.url, 'deny', 1000, { tool: 'rm' }), 'deny');
     assert.equal((await guard(a.url, t).check({ tool: 'rm' })).body.policy_version, 1);
     assert.equal((await guard(a.url, t).check({ tool: 'ls' })).body.decision, 'allow');
+  });
+});
+
+describe('kill switch across two server processes sharing PostgreSQL', () => {
+  const fresh = freshLocation('postgres');
+  const nodes: SpawnedServer[] = [];
+  let t: Tenant;
+  before(async () => {
+    const env = { PANOPTICON_DB: fresh.dbValue, PANOPTICON_SECRET_KEY: TEST_SECRET_KEY.toString('hex') };
+    nodes.push(await spawnServer(env));
+    nodes.push(await spawnServer(env));
+    t = await createTenant(nodes[0]!.url);
+  });
+  after(async () => {
+    for (const n of nodes) {
+      n.child.kill('SIGTERM');
+      await n.exited;
+    }
+    await fresh.cleanup();
+  });
+
+  it('kill on process A: process B denies within a second; revive on B: A allows within a second', async () => {
+    const [a, b] = [nodes[0]!, nodes[1]!];
+    const decision = async (url: string) => (await guard(url, t).check({})).body.decision as string;
+    const within = async (url: string, expected: string) => {
+      const deadline = Date.now() + 1000;
+      let d = await decision(url);
+      while (d !== expected && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        d = await decision(url);
+      }
+      return d;
+    };
+    assert.equal(await decision(b.url), 'allow');
+    assert.equal((await guard(a.url, t).api('POST', '/kill', { reason: 'stop' })).status, 200);
+    assert.equal(await within(b.url, 'deny'), 'deny');
+    assert.equal((await guard(b.url, t).api('POST', '/revive', {})).status, 200);
+    assert.equal(await within(a.url, 'allow'), 'allow');
   });
 });
