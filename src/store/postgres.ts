@@ -11,6 +11,7 @@ import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage }
 import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
+import { PostgresSecretStore } from './postgres-secrets.js';
 
 type Row = Record<string, unknown>;
 
@@ -59,6 +60,7 @@ export class PostgresStore implements Store {
   private closed = false;
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
+  readonly secrets: PostgresSecretStore;
 
   constructor(private readonly url: string, schema: string | undefined, poolSize: number) {
     this.schema = schema ?? 'public';
@@ -75,6 +77,7 @@ export class PostgresStore implements Store {
     const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn) };
     this.audit = new PostgresAuditStore(db);
     this.guard = new PostgresGuardStore(db);
+    this.secrets = new PostgresSecretStore(db);
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -300,7 +303,7 @@ export class PostgresStore implements Store {
 
   async findPakForAuth(keyHash: string) {
     const [r] = await this.q(
-      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled, a.hmac_enabled
        FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = $1`,
       [keyHash],
     );

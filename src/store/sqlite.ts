@@ -15,6 +15,7 @@ import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage, 
 import { usageIncrements, type NewPak, type Pak, type Store, type StoreSignal, type TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
+import { SqliteSecretStore } from './sqlite-secrets.js';
 
 type Row = Record<string, unknown>;
 
@@ -26,6 +27,7 @@ export class SqliteStore implements Store {
   private upsertUsage: Database.Statement | undefined;
   readonly audit: SqliteAuditStore;
   readonly guard: SqliteGuardStore;
+  readonly secrets: SqliteSecretStore;
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -36,6 +38,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.audit = new SqliteAuditStore(this.db);
     this.guard = new SqliteGuardStore(this.db);
+    this.secrets = new SqliteSecretStore(this.db);
   }
 
   async migrate(): Promise<void> {
@@ -190,7 +193,7 @@ export class SqliteStore implements Store {
 
   async findPakForAuth(keyHash: string) {
     const r = this.one(
-      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled, a.hmac_enabled
        FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = ?`,
       keyHash,
     );

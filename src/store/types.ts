@@ -7,6 +7,7 @@
  */
 
 import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
+import type { SecretStore } from './secret-types.js';
 
 export interface Account {
   id: string;
@@ -58,6 +59,8 @@ export interface PakAuthRecord {
   keyHash: string;
   clientId: string;
   panopticonEnabled: boolean;
+  /** The app requires every request to be signed (X-Panopticon-Signature). */
+  hmacEnabled: boolean;
   expiresAt: number | null;
   revokedAt: number | null;
 }
@@ -128,6 +131,7 @@ export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   readonly audit: AuditStore;
   readonly guard: GuardStore;
+  readonly secrets: SecretStore;
 
   migrate(): Promise<void>;
   close(): Promise<void>;
