@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { ApiCallError, ApiClient, removeCredentials, writeCredentials } from './client.js';
 import { cliConfig, client, isoDate, positiveInt, requireToken, run, UsageError, withJson, type Json } from './common.js';
 import { parseDuration, record, table } from './format.js';
+import { registerHmacCommands } from './hmac-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -148,6 +149,8 @@ export function buildCli(): Command {
       const res = await api.request<{ paks: Json[] }>('GET', `/api/apps/${encodeURIComponent(clientId!)}/paks`);
       return { json: res.paks, human: table(res.paks, pakColumns) };
     }));
+
+  registerHmacCommands(pano);
 
   withJson(pano.command('traces <client_id>'))
     .description('recent traces, newest first')
