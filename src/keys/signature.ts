@@ -93,7 +93,7 @@ const MARK = Symbol('panopticon.requireSignature');
  * (`onRequest: [authenticatePak, requireSignature(services)]`).
  */
 export function requireSignature(services: { paks: PakAuthenticator; now: () => number }) {
-  const hook = function requireSignature(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const hook = function verifySignatureHeader(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const pak = request.pak;
     if (pak === null) return done(new Error('requireSignature runs after PAK authentication'));
     if (!pak.hmacEnabled) return done();

@@ -4,6 +4,7 @@
  * LISTEN/NOTIFY on a channel named after the schema, so installs (and test runs) sharing a server
  * do not hear each other.
  */
+import crypto from 'node:crypto';
 import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
@@ -57,6 +58,8 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private listener: pg.Client | undefined;
+  /** Marks this store's own notifications, which it has already delivered locally. */
+  private readonly origin = crypto.randomUUID();
   private closed = false;
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
@@ -126,12 +129,14 @@ export class PostgresStore implements Store {
     const client = new pg.Client({ connectionString: this.url });
     client.on('notification', (msg) => {
       if (msg.channel !== this.channel || msg.payload === undefined) return;
-      let signal: StoreSignal;
+      let signal: StoreSignal & { origin?: string };
       try {
-        signal = JSON.parse(msg.payload) as StoreSignal;
+        signal = JSON.parse(msg.payload) as StoreSignal & { origin?: string };
       } catch {
         return;
       }
+      if (signal.origin === this.origin) return;
+      delete signal.origin;
       for (const l of this.listeners) l(signal);
     });
     client.on('error', () => {
@@ -373,7 +378,10 @@ export class PostgresStore implements Store {
   }
 
   async publish(signal: StoreSignal) {
-    await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(signal)]);
+    await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify({ ...signal, origin: this.origin })]);
+    // This node acts before publish returns (a revoke or an HMAC switch holds for the very next
+    // request), instead of after its own notification's round trip through the listener.
+    for (const l of this.listeners) l(signal);
   }
 
   subscribe(listener: (signal: StoreSignal) => void) {
