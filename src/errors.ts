@@ -52,6 +52,7 @@ export const ERRORS = {
   grant_not_found: { status: 404, message: 'No such grant' },
   webhook_not_found: { status: 404, message: 'No such webhook endpoint' },
   hmac_not_enabled: { status: 409, message: 'HMAC signing is not enabled for this application' },
+  hmac_already_enabled: { status: 409, message: 'HMAC signing is already enabled for this application; rotate the secret instead' },
   route_not_found: { status: 404, message: 'No such route' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

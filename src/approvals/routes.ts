@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { actorOf, operatorOf, requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { pakRouteOptions } from '../keys/pak-route.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
@@ -135,20 +136,11 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
 }
 
 export function registerApprovalRoutes(app: FastifyInstance, services: Services, approvals: ApprovalService): void {
-  const { store, paks, now, config } = services;
+  const { store, now } = services;
   const authenticated = requireOperator(services);
 
-  async function authenticatePak(request: FastifyRequest): Promise<void> {
-    const result = await paks.authenticate(request.headers.authorization);
-    if (!result.ok) throw new ApiError(result.code);
-    request.pak = result.key;
-  }
-
   app.get('/panopticon/approvals/:approval_id', {
-    onRequest: authenticatePak,
-    config: {
-      rateLimit: { max: config.pakRateLimitPerSecond, timeWindow: 1000, hook: 'onRequest' as const, keyGenerator: (r: FastifyRequest) => r.pak?.keyId ?? r.ip },
-    },
+    ...pakRouteOptions(services),
     schema: {
       tags: ['approvals'],
       summary: `The state of an approval request opened by a guard check; wait=N holds the answer up to N seconds (at most ${MAX_WAIT_SECONDS}) until it is decided`,

@@ -14,6 +14,7 @@ export const AppJson = Type.Object({
   client_id: Type.String(),
   name: Type.String(),
   panopticon_enabled: Type.Boolean(),
+  hmac_enabled: Type.Boolean({ description: 'Requests must carry X-Panopticon-Signature (see /api/apps/:client_id/hmac)' }),
   created_at: Type.String(),
 });
 

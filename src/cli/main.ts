@@ -11,6 +11,7 @@ import { parseDuration, record, table } from './format.js';
 import { registerGuardCommands } from './guard-commands.js';
 import { registerApprovalCommands } from './approval-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
+import { registerHmacCommands } from './hmac-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -162,6 +163,8 @@ export function buildCli(argv: readonly string[] = process.argv): Command {
       const res = await api.request<{ paks: Json[] }>('GET', `/api/apps/${encodeURIComponent(clientId!)}/paks`);
       return { json: res.paks, human: table(res.paks, pakColumns) };
     }));
+
+  registerHmacCommands(pano);
 
   withJson(pano.command('traces <client_id>'))
     .description('recent traces, newest first')

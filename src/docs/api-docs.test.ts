@@ -9,7 +9,9 @@
  *   - ```sh blocks run with bash, one after another, in one scratch directory, with only these
  *     variables set: PANOPTICON_URL, PAK, CLIENT_ID (an app with Panopticon on and one PAK), TOKEN
  *     (an operator token of the account that owns the app). The app is renamed "My agent" first,
- *     so examples can show its name.
+ *     so examples can show its name. PAK_SECRET is set from the responses themselves: whenever an
+ *     example prints a `pak_secret` (HMAC enable or rotate), later examples get it, as a reader
+ *     would copy it; the HMAC signing example runs with it verbatim.
  *   - They call curl with -i, so each response prints its status line and headers; the ```http
  *     block lists the expected status line(s), optionally headers and body, with `…` for text that
  *     varies. The last responses printed are compared with the expected ones.
@@ -167,6 +169,10 @@ for (const engine of ENGINES) {
         const where = `docs/api.md line ${ex.line}`;
         assert.equal(run.code, 0, `${where}: bash exited ${run.code}\n${run.stderr}\n${run.stdout.slice(-2000)}`);
         const actual = parseCurlOutput(run.stdout);
+        for (const response of actual) {
+          const secret = /"pak_secret"\s*:\s*"(pano_sec_\w+)"/.exec(response.body)?.[1];
+          if (secret !== undefined) env.PAK_SECRET = secret;
+        }
         assert.ok(
           actual.length >= ex.expected.length,
           `${where}: expected ${ex.expected.length} response(s), the example printed ${actual.length}:\n${run.stdout.slice(-2000)}\n${run.stderr}`,

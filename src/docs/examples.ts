@@ -4,8 +4,9 @@
  * Convention (stated again at the top of docs/api.md, "Reading the examples"):
  *   - A runnable example is a fenced block tagged ```sh. Every ```sh block in the file is run, top to
  *     bottom, by bash in one scratch directory (files such as cookies.txt carry over between blocks).
- *   - Its only inputs are the environment variables PANOPTICON_URL, PAK, CLIENT_ID and TOKEN; a
- *     block may set variables of its own. It uses curl with `-i` (or `-D -`), so the status line
+ *   - Its only inputs are the environment variables PANOPTICON_URL, PAK, CLIENT_ID and TOKEN, and
+ *     PAK_SECRET: the `pak_secret` of the latest response that showed one (enable or rotate of HMAC
+ *     signing), as a reader copies it; a block may set variables of its own. It uses curl with `-i` (or `-D -`), so the status line
  *     and headers of each response are printed before its body.
  *   - The next fenced block, tagged ```http, is the expected output: one or more responses, each a
  *     status line (`HTTP/1.1 202 Accepted`), optionally header lines (`Name: value`), then
@@ -38,7 +39,7 @@ interface Fence {
   text: string;
 }
 
-export const EXAMPLE_ENV = ['PANOPTICON_URL', 'PAK', 'CLIENT_ID', 'TOKEN'] as const;
+export const EXAMPLE_ENV = ['PANOPTICON_URL', 'PAK', 'CLIENT_ID', 'TOKEN', 'PAK_SECRET'] as const;
 
 export function fences(markdown: string): Fence[] {
   const lines = markdown.split('\n');

@@ -18,6 +18,7 @@ import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import { newId } from '../keys/tokens.js';
+import { pakRouteOptions } from '../keys/pak-route.js';
 import type { KillSwitch, StoredCheck } from '../store/guard-types.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { addRule, importPolicy, moveRule, removeRule, replaceRule, setDefaultEffect, setRuleEnabled, type Edit } from './edits.js';
@@ -103,18 +104,13 @@ function validRule(body: unknown): RuleInput {
 }
 
 export function registerGuardRoutes(app: FastifyInstance, services: Services): void {
-  const { store, config, now } = services;
+  const { store, now } = services;
   const authenticated = requireOperator(services);
 
   // --- the agent's check ------------------------------------------------------------------------
 
   app.post('/panopticon/guard/check', {
-    onRequest: async (request: FastifyRequest) => {
-      const result = await services.paks.authenticate(request.headers.authorization);
-      if (!result.ok) throw new ApiError(result.code);
-      request.pak = result.key;
-    },
-    config: { rateLimit: { max: config.pakRateLimitPerSecond, timeWindow: 1000, hook: 'onRequest' as const, keyGenerator: (r: FastifyRequest) => r.pak?.keyId ?? r.ip } },
+    ...pakRouteOptions(services),
     bodyLimit: GUARD_LIMITS.checkBodyBytes,
     schema: {
       tags: ['guard'],

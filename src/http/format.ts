@@ -9,6 +9,7 @@ export const appJson = (a: App) => ({
   client_id: a.clientId,
   name: a.name,
   panopticon_enabled: a.panopticonEnabled,
+  hmac_enabled: a.hmacEnabled,
   created_at: iso(a.createdAt),
 });
 

@@ -18,6 +18,8 @@ import { fieldErrors, validatorCompiler } from './validation.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
 import { registerAppRoutes } from '../apps/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
+import { registerHmacRoutes } from '../keys/hmac-routes.js';
+import { installSignatureVerification } from '../keys/signature.js';
 import { registerTraceRoutes } from '../traces/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerGuardRoutes } from '../guard/routes.js';
@@ -85,7 +87,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     config,
     store,
     writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode),
-    paks: new PakAuthenticator(store, now),
+    paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
     events,
@@ -115,6 +117,8 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   app.setValidatorCompiler(validatorCompiler);
   // Every body we accept is JSON; anything else is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain');
+  // Replaces the JSON parser (same parsing) so signed routes can check the raw body; before any route.
+  installSignatureVerification(app);
   app.setErrorHandler((err: FastifyError, request, reply) => renderError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, request, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
@@ -145,6 +149,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerAccountRoutes(app, services);
   registerAppRoutes(app, services);
   registerKeyRoutes(app, services);
+  registerHmacRoutes(app, services);
   registerTraceRoutes(app, services);
   registerUsageRoutes(app, services);
   registerGuardRoutes(app, services);

@@ -6,7 +6,13 @@
  *
  * Last-used times are kept in memory and written in one statement every few seconds (and on close),
  * not once per request.
+ *
+ * For an app that enforces HMAC signing, the same cache entry holds its signing secrets, opened
+ * once per load (the hot path never decrypts); enabling, rotating and disabling signal
+ * `keys_changed`, so every node reloads them. Apps without signing pay nothing extra.
  */
+import crypto from 'node:crypto';
+import type { SecretBox } from '../crypto/secret-box.js';
 import type { Store } from '../store/types.js';
 import type { PakAuthRecord } from '../store/types.js';
 import { constantTimeEqualHex, hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
@@ -14,6 +20,16 @@ import { constantTimeEqualHex, hashSecret, isWellFormedToken, PAK_PREFIX } from 
 export type PakAuthResult =
   | { ok: true; key: PakAuthRecord }
   | { ok: false; code: 'pak_missing' | 'pak_malformed' | 'pak_invalid' | 'pak_revoked' | 'panopticon_disabled' };
+
+/** One signing secret of an app, ready for HMAC. */
+export interface SigningKey {
+  id: string;
+  key: crypto.KeyObject;
+  /** Rotated out: accepted until then (checked per request, as the cache outlives a short grace). */
+  expiresAt: number | null;
+}
+
+const NO_KEYS: readonly SigningKey[] = Object.freeze([]);
 
 interface CacheEntry {
   record: PakAuthRecord | null;
@@ -27,13 +43,24 @@ const TOUCH_INTERVAL_MS = 5_000;
 
 export class PakAuthenticator {
   private readonly cache = new Map<string, CacheEntry>();
+  /** Keyed by the cached record object, so the keys go when the record leaves the cache. */
+  private readonly signing = new WeakMap<PakAuthRecord, readonly SigningKey[]>();
+  /** Bumped by every change signal: a load that started before one must not be cached. */
+  private generation = 0;
   private readonly lastUsed = new Map<string, number>();
   private readonly unsubscribe: () => void;
   private readonly touchTimer: NodeJS.Timeout;
 
-  constructor(private readonly store: Store, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number,
+    private readonly box: SecretBox,
+  ) {
     this.unsubscribe = store.subscribe((signal) => {
-      if (signal.kind === 'keys_changed') this.cache.clear();
+      if (signal.kind === 'keys_changed') {
+        this.generation++;
+        this.cache.clear();
+      }
     });
     this.touchTimer = setInterval(() => void this.flushLastUsed().catch(() => {}), TOUCH_INTERVAL_MS);
     this.touchTimer.unref();
@@ -51,9 +78,13 @@ export class PakAuthenticator {
     const now = this.now();
     let entry = this.cache.get(hash);
     if (entry === undefined || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) {
+      const generation = this.generation;
       entry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
-      if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
-      this.cache.set(hash, entry);
+      if (entry.record?.hmacEnabled) this.signing.set(entry.record, await this.loadSigningKeys(entry.record.clientId, now));
+      if (generation === this.generation) {
+        if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
+        this.cache.set(hash, entry);
+      }
     }
     const record = entry.record;
     // The lookup was by hash; comparing the hashes again in constant time keeps the decision itself
@@ -63,6 +94,17 @@ export class PakAuthenticator {
     if (!record.panopticonEnabled) return { ok: false, code: 'panopticon_disabled' };
     this.lastUsed.set(record.keyId, now);
     return { ok: true, key: record };
+  }
+
+  /** The signing secrets loaded with this record; empty when its app does not enforce signing. */
+  signingKeys(record: PakAuthRecord): readonly SigningKey[] {
+    return this.signing.get(record) ?? NO_KEYS;
+  }
+
+  private async loadSigningKeys(clientId: string, now: number): Promise<readonly SigningKey[]> {
+    const secrets = await this.store.secrets.activeSecrets(clientId, now);
+    // A secret that does not open (another server key) throws: every node of an install must share one key.
+    return secrets.map((s) => ({ id: s.id, key: crypto.createSecretKey(Buffer.from(this.box.open(s.sealed, s.clientId), 'utf8')), expiresAt: s.expiresAt }));
   }
 
   async flushLastUsed(): Promise<void> {

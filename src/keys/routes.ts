@@ -26,7 +26,7 @@ const IssuedPak = Type.Composite([
 ]);
 
 /** These bodies are optional: no body means the defaults. */
-async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+export async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) request.body = {};
 }
 

@@ -1,8 +1,10 @@
 /**
- * Secrets that identify a caller: PAKs (`pano_pak_…`) and operator tokens (`pano_op_…`).
+ * Secrets that identify a caller: PAKs (`pano_pak_…`) and operator tokens (`pano_op_…`), and the
+ * HMAC signing secrets of apps that enforce signatures (`pano_sec_…`).
  * Format: prefix + 32 base62 characters (~190 bits) + a 6-character base62 CRC32 checksum, so
  * secret scanners can recognise a real key and a typo is rejected without touching the store.
- * Only a SHA-256 hash and a short display prefix are ever stored.
+ * Of PAKs and operator tokens only a SHA-256 hash and a short display prefix are ever stored;
+ * signing secrets must be read back to verify, so they are stored sealed (src/crypto/secret-box.ts).
  */
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
@@ -13,6 +15,7 @@ const CHECKSUM_LENGTH = 6;
 
 export const PAK_PREFIX = 'pano_pak_';
 export const OPERATOR_TOKEN_PREFIX = 'pano_op_';
+export const SECRET_PREFIX = 'pano_sec_';
 
 export function randomBase62(length: number): string {
   let out = '';

@@ -4,6 +4,7 @@
  * LISTEN/NOTIFY on a channel named after the schema, so installs (and test runs) sharing a server
  * do not hear each other.
  */
+import crypto from 'node:crypto';
 import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
@@ -13,6 +14,7 @@ import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
 import { PostgresApprovalStore } from './postgres-approvals.js';
 import { PostgresWebhookStore } from './postgres-webhooks.js';
+import { PostgresSecretStore } from './postgres-secrets.js';
 
 type Row = Record<string, unknown>;
 
@@ -58,11 +60,14 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private listener: pg.Client | undefined;
+  /** Marks this store's own notifications, which it has already delivered locally. */
+  private readonly origin = crypto.randomUUID();
   private closed = false;
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
   readonly approvals: PostgresApprovalStore;
   readonly webhooks: PostgresWebhookStore;
+  readonly secrets: PostgresSecretStore;
 
   /**
    * `lockTimeoutMs` bounds every lock wait of the pool's sessions: without it an insert queued
@@ -85,6 +90,7 @@ export class PostgresStore implements Store {
     this.guard = new PostgresGuardStore(db);
     this.approvals = new PostgresApprovalStore(db);
     this.webhooks = new PostgresWebhookStore(db);
+    this.secrets = new PostgresSecretStore(db);
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -135,12 +141,14 @@ export class PostgresStore implements Store {
     const client = new pg.Client({ connectionString: this.url });
     client.on('notification', (msg) => {
       if (msg.channel !== this.channel || msg.payload === undefined) return;
-      let signal: StoreSignal;
+      let signal: StoreSignal & { origin?: string };
       try {
-        signal = JSON.parse(msg.payload) as StoreSignal;
+        signal = JSON.parse(msg.payload) as StoreSignal & { origin?: string };
       } catch {
         return;
       }
+      if (signal.origin === this.origin) return;
+      delete signal.origin;
       for (const l of this.listeners) l(signal);
     });
     client.on('error', () => {
@@ -312,7 +320,7 @@ export class PostgresStore implements Store {
 
   async findPakForAuth(keyHash: string) {
     const [r] = await this.q(
-      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled, a.hmac_enabled
        FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = $1`,
       [keyHash],
     );
@@ -382,7 +390,10 @@ export class PostgresStore implements Store {
   }
 
   async publish(signal: StoreSignal) {
-    await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(signal)]);
+    await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify({ ...signal, origin: this.origin })]);
+    // This node acts before publish returns (a revoke or an HMAC switch holds for the very next
+    // request), instead of after its own notification's round trip through the listener.
+    for (const l of this.listeners) l(signal);
   }
 
   subscribe(listener: (signal: StoreSignal) => void) {

@@ -49,6 +49,7 @@ export const toPakAuth = (r: Row): PakAuthRecord => ({
   keyHash: String(r.key_hash),
   clientId: String(r.client_id),
   panopticonEnabled: Boolean(r.panopticon_enabled),
+  hmacEnabled: Number(r.hmac_enabled) === 1,
   expiresAt: numOrNull(r.expires_at),
   revokedAt: numOrNull(r.revoked_at),
 });

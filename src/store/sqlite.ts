@@ -17,6 +17,7 @@ import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
 import { SqliteWebhookStore } from './sqlite-webhooks.js';
+import { SqliteSecretStore } from './sqlite-secrets.js';
 
 type Row = Record<string, unknown>;
 
@@ -30,6 +31,7 @@ export class SqliteStore implements Store {
   readonly guard: SqliteGuardStore;
   readonly approvals: SqliteApprovalStore;
   readonly webhooks: SqliteWebhookStore;
+  readonly secrets: SqliteSecretStore;
 
   /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
   constructor(file: string, lockTimeoutMs = 5000) {
@@ -43,6 +45,7 @@ export class SqliteStore implements Store {
     this.guard = new SqliteGuardStore(this.db);
     this.approvals = new SqliteApprovalStore(this.db);
     this.webhooks = new SqliteWebhookStore(this.db);
+    this.secrets = new SqliteSecretStore(this.db);
   }
 
   async migrate(): Promise<void> {
@@ -197,7 +200,7 @@ export class SqliteStore implements Store {
 
   async findPakForAuth(keyHash: string) {
     const r = this.one(
-      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled
+      `SELECT p.id, p.key_hash, p.client_id, p.expires_at, p.revoked_at, a.panopticon_enabled, a.hmac_enabled
        FROM paks p JOIN apps a ON a.client_id = p.client_id WHERE p.key_hash = ?`,
       keyHash,
     );

@@ -9,6 +9,7 @@
 import type { ApprovalStore } from './approval-types.js';
 import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
 import type { WebhookStore } from './webhook-types.js';
+import type { SecretStore } from './secret-types.js';
 
 export interface Account {
   id: string;
@@ -60,6 +61,8 @@ export interface PakAuthRecord {
   keyHash: string;
   clientId: string;
   panopticonEnabled: boolean;
+  /** The app requires every request to be signed (X-Panopticon-Signature). */
+  hmacEnabled: boolean;
   expiresAt: number | null;
   revokedAt: number | null;
 }
@@ -132,6 +135,7 @@ export interface Store {
   readonly guard: GuardStore;
   readonly approvals: ApprovalStore;
   readonly webhooks: WebhookStore;
+  readonly secrets: SecretStore;
 
   migrate(): Promise<void>;
   close(): Promise<void>;

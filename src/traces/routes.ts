@@ -4,8 +4,11 @@
  * POST /panopticon/trace, in stages (each stage's failure stores nothing):
  *   1. onRequest  - PAK from the Authorization header: 401 missing/malformed/unknown/revoked,
  *                   403 when Panopticon is disabled for its app (decided from a per-node cache).
+ *                   When the app enforces HMAC signing, the X-Panopticon-Signature header:
+ *                   401 missing/malformed/expired (src/keys/signature.ts).
  *   2. onRequest  - per-PAK rate limit: 429 with Retry-After.
- *   3. parsing    - 415 when not JSON, 413 over the body limit, 400 malformed JSON.
+ *   3. parsing    - 415 when not JSON, 413 over the body limit; then, when signing is enforced,
+ *                   401 signature_mismatch against the raw body; then 400 malformed JSON.
  *   4. validation - the TraceEvent schema: 400 naming every offending field.
  *   5. handler    - 403 when client_id is not the PAK's app; attribute depth/size bounds (400);
  *                   then the group commit. 202 accepted / 200 duplicate only after the commit
@@ -25,6 +28,7 @@ import { bodyAjv, fieldErrors } from '../http/validation.js';
 import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
 import { formatMicros, parseTimestampMicros, prepareTrace, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
+import { requireSignature } from '../keys/signature.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,6 +52,8 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
     request.pak = result.key;
   }
 
+  const pakAndSignature = [authenticatePak, requireSignature(services)];
+
   const rateLimit = {
     max: config.pakRateLimitPerSecond,
     timeWindow: 1000,
@@ -56,7 +62,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
   };
 
   app.post('/panopticon/trace', {
-    onRequest: authenticatePak,
+    onRequest: pakAndSignature,
     config: { rateLimit },
     bodyLimit: LIMITS.traceBodyBytes,
     schema: {
@@ -83,7 +89,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
   const validateItem = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
 
   app.post('/panopticon/traces', {
-    onRequest: authenticatePak,
+    onRequest: pakAndSignature,
     config: { rateLimit },
     bodyLimit: LIMITS.batchBodyBytes,
     schema: {

@@ -1,0 +1,42 @@
+/** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
+import type { Placeholder } from './queries.js';
+import type { AppSecret } from './secret-types.js';
+
+type Row = Record<string, unknown>;
+
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export const toSecret = (r: Row): AppSecret => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  sealed: String(r.secret_enc),
+  createdAt: Number(r.created_at),
+  expiresAt: numOrNull(r.expires_at),
+  revokedAt: numOrNull(r.revoked_at),
+});
+
+export const INSERT_SECRET_SQL = (ph: Placeholder): string =>
+  `INSERT INTO app_secrets (id, client_id, secret_enc, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}) RETURNING *`;
+
+/** Same rule as PAK rotation: never lengthens a grace already running; no grace revokes on the spot. */
+export const EXPIRE_SECRETS_SQL = (ph: Placeholder): string =>
+  `UPDATE app_secrets SET
+     expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${ph(1)} THEN ${ph(1)} ELSE expires_at END,
+     revoked_at = CASE WHEN ${ph(1)} <= ${ph(2)} THEN ${ph(2)} ELSE NULL END
+   WHERE client_id = ${ph(3)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
+   RETURNING *`;
+
+/** Disabling cuts off what still works; secrets whose grace already ended stay as they were. */
+export const REVOKE_SECRETS_SQL = (ph: Placeholder): string =>
+  `UPDATE app_secrets SET revoked_at = ${ph(1)}
+   WHERE client_id = ${ph(2)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(1)})
+   RETURNING *`;
+
+export const ACTIVE_SECRETS_SQL = (ph: Placeholder): string =>
+  `SELECT * FROM app_secrets WHERE client_id = ${ph(1)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
+   ORDER BY created_at DESC, id`;
+
+export const LIST_SECRETS_SQL = (ph: Placeholder): string =>
+  `SELECT * FROM app_secrets WHERE client_id = ${ph(1)} ORDER BY created_at DESC, id`;
+
+export const newestFirst = (a: AppSecret, b: AppSecret): number => b.createdAt - a.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
