@@ -59,7 +59,7 @@ export async function registerConsole(app: FastifyInstance, dir = DEFAULT_CONSOL
     }
     const accept = request.headers.accept ?? '';
     if (!accept.includes('text/html')) return false;
-    void reply.header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').sendFile('index.html', { maxAge: 0 });
+    void reply.header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').sendFile('index.html', { cacheControl: false });
     return true;
   };
 }
