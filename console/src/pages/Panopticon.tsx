@@ -19,6 +19,10 @@ export function PanopticonTab() {
   const [shown, setShown] = useState<IssuedPak | null>(null);
   const [rotateOpen, setRotateOpen] = useState(false);
   const [grace, setGrace] = useState(86400);
+  // The switch moves on click (a controlled checkbox would snap back until the server answered);
+  // a refusal puts it back and says why.
+  const [pendingEnabled, setPendingEnabled] = useState<boolean | null>(null);
+  const enabled = pendingEnabled ?? app.panopticon_enabled;
   const [revokeOpen, setRevokeOpen] = useState<string | 'all' | null>(null);
   const refresh = () => {
     void queryClient.invalidateQueries({ queryKey: ['paks', id] });
@@ -27,6 +31,7 @@ export function PanopticonTab() {
 
   const toggle = useMutation({
     mutationFn: (enabled: boolean) => api.updateApp(id, { panopticon_enabled: enabled }),
+    onSettled: () => setPendingEnabled(null),
     onSuccess: (updated) => {
       queryClient.setQueryData(['app', id], updated);
       void queryClient.invalidateQueries({ queryKey: ['apps'] });
@@ -51,12 +56,15 @@ export function PanopticonTab() {
           <input
             type="checkbox"
             role="switch"
-            checked={app.panopticon_enabled}
+            checked={enabled}
             disabled={toggle.isPending}
-            onChange={(e) => toggle.mutate(e.target.checked)}
+            onChange={(e) => {
+              setPendingEnabled(e.target.checked);
+              toggle.mutate(e.target.checked);
+            }}
             aria-describedby="enable-help"
           />
-          <span>Panopticon {app.panopticon_enabled ? 'enabled' : 'disabled'}</span>
+          <span>Panopticon {enabled ? 'enabled' : 'disabled'}</span>
         </label>
         <p id="enable-help" className="hint">
           {app.panopticon_enabled
