@@ -24,6 +24,9 @@ import { registerTraceRoutes } from '../traces/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerGuardRoutes } from '../guard/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
+import { LiveHub } from '../live/hub.js';
+import { registerLiveRoutes } from '../live/routes.js';
+import { registerConsole, type ConsoleFallback } from './console.js';
 import { openApiInfo } from './openapi.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
@@ -52,6 +55,8 @@ export interface Services {
   approvals: ApprovalService;
   /** Webhook endpoints and the delivery worker of this node. */
   webhooks: WebhookService;
+  /** Live Trace streams of this node, fed by every node's commits. */
+  live: LiveHub;
   now: () => number;
 }
 
@@ -75,7 +80,12 @@ export interface BuildOptions {
   hitl?: Partial<HitlSettings>;
   /** Tests shorten retries and backoff. */
   webhooks?: Partial<WebhookSettings>;
+  /** The built console (index.html and assets); default console/dist of this checkout. */
+  consoleDir?: string;
 }
+
+/** NOTIFY payloads are capped at 8000 bytes: a commit touching many apps is split into several signals. */
+const APPS_PER_SIGNAL = 100;
 
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
@@ -83,10 +93,19 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   const secrets = new SecretBox(loadServerKey(config.secretKey, config.dataDir));
   // Background work has no request to report to; the server log is assigned once Fastify exists.
   let logError: (err: unknown, what: string) => void = () => {};
+  const onCommitted = (clientIds: ReadonlySet<string>) => {
+    const ids = [...clientIds];
+    for (let i = 0; i < ids.length; i += APPS_PER_SIGNAL) {
+      store.publish({ kind: 'traces_committed', clientIds: ids.slice(i, i + APPS_PER_SIGNAL) }).catch((err: unknown) => {
+        // Live views miss this commit until the next one; ingestion itself already succeeded.
+        logError(err, 'could not publish traces_committed');
+      });
+    }
+  };
   const services: Services = {
     config,
     store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode),
+    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode, onCommitted),
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
@@ -94,6 +113,9 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     secrets,
     approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
     webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
+    // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take
+    // longer than the lock timeout without failing, so re-reading that far back catches it.
+    live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),
     now,
   };
 
@@ -120,7 +142,9 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   // Replaces the JSON parser (same parsing) so signed routes can check the raw body; before any route.
   installSignatureVerification(app);
   app.setErrorHandler((err: FastifyError, request, reply) => renderError(err, request, reply));
+  let consoleFallback: ConsoleFallback | null = null;
   app.setNotFoundHandler((request, reply) => {
+    if (consoleFallback?.(request, reply)) return;
     sendError(reply, request, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
   });
 
@@ -154,6 +178,8 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerUsageRoutes(app, services);
   registerGuardRoutes(app, services);
   registerAuditRoutes(app, services);
+  registerLiveRoutes(app, services);
+  consoleFallback = await registerConsole(app, options.consoleDir);
 
   // A response finished after close() began would otherwise leave its keep-alive socket open until
   // keepAliveTimeout (72 s), holding the process past SIGTERM; `Connection: close` tells the client
@@ -177,6 +203,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     await services.approvals.close();
   });
   app.addHook('onClose', async () => {
+    services.live.close();
     await services.writer.close();
     await services.checks.drain();
     await services.webhooks.close();

@@ -161,6 +161,7 @@ export class PostgresStore implements Store {
             for (const l of this.listeners) {
               l({ kind: 'keys_changed', clientId: '*' });
               l({ kind: 'guard_changed', clientId: '*' });
+              l({ kind: 'traces_committed', clientIds: ['*'] });
             }
           })
           .catch(() => {});
@@ -383,6 +384,14 @@ export class PostgresStore implements Store {
 
   async countTraces(clientId: string) {
     return Number((await this.q('SELECT count(*) AS n FROM traces WHERE client_id = $1', [clientId]))[0]!.n);
+  }
+
+  async tracesAfter(clientId: string, afterSeq: number, limit: number) {
+    return (await this.q('SELECT * FROM traces WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [clientId, afterSeq, limit])).map(toTrace);
+  }
+
+  async maxTraceSeq(clientId: string) {
+    return Number((await this.q('SELECT coalesce(max(seq), 0) AS m FROM traces WHERE client_id = $1', [clientId]))[0]!.m);
   }
 
   async usage(clientId: string, sinceDay: string, untilDay: string) {

@@ -328,3 +328,14 @@ const GUARD_SQL = `
 
 sqliteMigrations.push({ version: 2, name: 'AI Guard: policies, kill switch, checks, approvals, grants, webhooks, HMAC secrets, audit', sql: GUARD_SQL });
 postgresMigrations.push({ version: 2, name: 'AI Guard: policies, kill switch, checks, approvals, grants, webhooks, HMAC secrets, audit', sql: GUARD_SQL });
+
+/**
+ * Version 4, the console (3 is reserved for a concurrent branch). The live stream reads "this
+ * app's traces after seq X" on every commit; without (client_id, seq) that query walks the app's
+ * whole timeline index and sorts it.
+ */
+const CONSOLE_SQL = `
+      CREATE INDEX traces_by_app_seq ON traces(client_id, seq);
+`;
+sqliteMigrations.push({ version: 4, name: 'console: live stream index', sql: CONSOLE_SQL });
+postgresMigrations.push({ version: 4, name: 'console: live stream index', sql: CONSOLE_SQL });

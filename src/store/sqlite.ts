@@ -256,6 +256,14 @@ export class SqliteStore implements Store {
     return Number(this.one('SELECT count(*) AS n FROM traces WHERE client_id = ?', clientId)!.n);
   }
 
+  async tracesAfter(clientId: string, afterSeq: number, limit: number) {
+    return this.all('SELECT * FROM traces WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?', clientId, afterSeq, limit).map(toTrace);
+  }
+
+  async maxTraceSeq(clientId: string) {
+    return Number(this.one('SELECT coalesce(max(seq), 0) AS m FROM traces WHERE client_id = ?', clientId)!.m);
+  }
+
   async usage(clientId: string, sinceDay: string, untilDay: string) {
     return this.all(USAGE_SQL(sqlitePlaceholder), numbered([clientId, sinceDay, untilDay])).map(toUsage);
   }

@@ -172,6 +172,25 @@ for (const engine of ENGINES) {
       assert.equal((await store.listTraces({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
     });
 
+    it('tracesAfter reads one app after a seq, ascending and bounded; maxTraceSeq is its latest', async () => {
+      const clientId = 'logi_000000000007';
+      const other = 'logi_000000000008';
+      await store.createApp({ clientId, accountId, name: 'live', now });
+      await store.createApp({ clientId: other, accountId, name: 'other', now });
+      assert.equal(await store.maxTraceSeq(clientId), 0);
+      assert.deepEqual(await store.tracesAfter(clientId, 0, 10), []);
+      // Interleaved with another app, and started_at going backwards: order is by seq, not time.
+      const rows = Array.from({ length: 6 }, (_, i) => row(i % 2 ? other : clientId, { startedAtUs: (Date.parse('2026-06-01T00:00:00Z') - i * 1000) * 1000 }));
+      await store.insertTraces(rows);
+      const mine = await store.tracesAfter(clientId, 0, 10);
+      // Within one commit the engine picks the seq order (PostgreSQL sorts rows by event_id to lock in one order).
+      assert.deepEqual(mine.map((t) => t.eventId).sort(), [rows[0]!, rows[2]!, rows[4]!].map((r) => r.eventId).sort());
+      assert.ok(mine[0]!.seq < mine[1]!.seq && mine[1]!.seq < mine[2]!.seq);
+      assert.equal(await store.maxTraceSeq(clientId), mine[2]!.seq);
+      assert.deepEqual((await store.tracesAfter(clientId, mine[0]!.seq, 1)).map((t) => t.seq), [mine[1]!.seq]);
+      assert.deepEqual(await store.tracesAfter(clientId, mine[2]!.seq, 10), []);
+    });
+
     it('signals reach subscribers', async () => {
       const got = new Promise((resolve) => {
         const off = store.subscribe((s) => {
@@ -181,6 +200,14 @@ for (const engine of ENGINES) {
       });
       await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000001' });
       assert.deepEqual(await got, { kind: 'keys_changed', clientId: 'logi_000000000001' });
+      const committed = new Promise((resolve) => {
+        const off = store.subscribe((s) => {
+          off();
+          resolve(s);
+        });
+      });
+      await store.publish({ kind: 'traces_committed', clientIds: ['logi_000000000001', 'logi_000000000002'] });
+      assert.deepEqual(await committed, { kind: 'traces_committed', clientIds: ['logi_000000000001', 'logi_000000000002'] });
     });
   });
 }

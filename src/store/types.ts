@@ -119,7 +119,12 @@ export interface UsageRow {
 export type StoreSignal =
   | { kind: 'keys_changed'; clientId: string }
   | { kind: 'guard_changed'; clientId: string }
-  | { kind: 'approval_decided'; clientId: string; approvalId: string };
+  | { kind: 'approval_decided'; clientId: string; approvalId: string }
+  /**
+   * A group commit stored new traces for these apps: live views re-read them from the store. One
+   * signal per commit (not per trace) keeps NOTIFY traffic proportional to commits.
+   */
+  | { kind: 'traces_committed'; clientIds: string[] };
 
 export interface NewPak {
   id: string;
@@ -188,6 +193,10 @@ export interface Store {
   insertTraceUnbatched(row: TraceRow): Promise<boolean>;
   listTraces(query: TraceQuery): Promise<StoredTrace[]>;
   countTraces(clientId: string): Promise<number>;
+  /** Traces of the app with seq > afterSeq, ascending by seq: the live stream's feed. */
+  tracesAfter(clientId: string, afterSeq: number, limit: number): Promise<StoredTrace[]>;
+  /** The app's highest trace seq, 0 when it has none: where a live stream without history starts. */
+  maxTraceSeq(clientId: string): Promise<number>;
   usage(clientId: string, sinceDay: string, untilDay: string): Promise<UsageRow[]>;
 
   // Signals

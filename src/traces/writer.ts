@@ -36,7 +36,16 @@ export class TraceWriter {
     private readonly maxQueuedRows = 100_000,
     /** `per-request` is the naive design (one durable commit per row), kept only as the benchmark's baseline. */
     private readonly mode: 'group-commit' | 'per-request' = 'group-commit',
+    /** Called after each commit with the apps that got new traces (live views); must not throw. */
+    private readonly onCommitted?: (clientIds: ReadonlySet<string>) => void,
   ) {}
+
+  private committed(rows: readonly TraceRow[], isNew: readonly boolean[]): void {
+    if (this.onCommitted === undefined) return;
+    const apps = new Set<string>();
+    for (let i = 0; i < rows.length; i++) if (isNew[i]) apps.add(rows[i]!.clientId);
+    if (apps.size > 0) this.onCommitted(apps);
+  }
 
   /** Resolves with, per row, whether it was new; rejects with StoreUnavailableError. */
   write(rows: readonly TraceRow[]): Promise<boolean[]> {
@@ -78,6 +87,7 @@ export class TraceWriter {
       const isNew = await this.store.insertTraces(rows);
       this.stats.commits++;
       this.stats.rows += rows.length;
+      this.committed(rows, isNew);
       let offset = 0;
       for (const g of groups) {
         g.resolve(isNew.slice(offset, offset + g.rows.length));
@@ -102,6 +112,7 @@ export class TraceWriter {
     try {
       for (const row of rows) {
         isNew.push(await this.store.insertTraceUnbatched(row));
+        this.committed([row], [isNew[isNew.length - 1]!]);
         this.stats.commits++;
         this.stats.rows++;
       }

@@ -1,0 +1,138 @@
+/**
+ * The console's only way to the server: the operator JSON API of docs/api.md, same-origin, with the
+ * session cookie. Every failure becomes an ApiError carrying the catalogue code, so screens branch
+ * on `code` (e.g. `unauthenticated` → sign-in page) and show `message` and `request_id`.
+ */
+
+export type TraceStatus = 'ok' | 'error' | 'denied' | 'timeout';
+export type Effect = 'allow' | 'deny' | 'require_approval';
+
+export interface Account { id: string; email: string; is_owner: boolean; created_at: string }
+export interface AppInfo { client_id: string; name: string; panopticon_enabled: boolean; created_at: string }
+export interface Pak {
+  id: string; client_id: string; prefix: string; status: 'active' | 'expiring' | 'expired' | 'revoked';
+  created_at: string; last_used_at: string | null; expires_at: string | null; revoked_at: string | null;
+}
+export interface IssuedPak extends Pak { pak: string }
+export interface Trace {
+  event_id: string; client_id: string; tool: string; scope_used: string; status: TraceStatus; started_at: string;
+  duration_ms: number; user_sub: string | null; error_message: string | null; session_id: string | null;
+  attributes: Record<string, unknown> | null; received_at: string; key_id: string;
+}
+export interface LiveTrace extends Trace { seq: number }
+export interface TracePage { traces: Trace[]; next_cursor: string | null }
+export interface TraceFilters { tool?: string; status?: TraceStatus | ''; user_sub?: string; since?: string; until?: string }
+export interface Counters { traces: number; errors: number; hitl_requests: number; kill_switch: number }
+export interface UsageReport { client_id: string; since: string; until: string; rows: Array<Counters & { date: string }>; totals: Counters }
+export interface ArgCondition { path: string; op: string; value?: unknown }
+export interface RuleMatch { tools: string[]; scopes: string[]; users: string[]; arguments: ArgCondition[] }
+export interface RateLimit { max: number; period: 'second' | 'minute' | 'hour' | 'day'; per: 'app' | 'user' | 'tool' }
+export interface Rule {
+  id: string; name: string; enabled: boolean; effect: Effect; match: RuleMatch; rate_limit: RateLimit | null; reason: string | null;
+  approval_ttl_seconds: number | null; expires_at: string | null; created_at: string; updated_at: string;
+}
+export interface RuleInput {
+  name: string; effect: Effect; enabled?: boolean; match: Partial<RuleMatch>; rate_limit?: RateLimit | null; reason?: string | null;
+  approval_ttl_seconds?: number | null; expires_at?: string | null; position?: number;
+}
+export interface KillSwitch { tool: string | null; reason: string; created_by: string; created_at: string }
+export interface Policy {
+  client_id: string; version: number; updated_at: string | null; default_effect: Effect; rules: Rule[];
+  kill_switches: KillSwitch[]; keep_arguments: boolean;
+}
+export interface DecisionCounts { allow: number; deny: number; require_approval: number }
+export interface Simulation {
+  client_id: string; current_version: number; samples: number; from: string | null; to: string | null;
+  current: DecisionCounts; proposed: DecisionCounts; changed: number; undecidable: number;
+  rules: Array<{ rule_id: string | null; name: string; matched: number; changed: number; to_allow: number; to_deny: number; to_require_approval: number }>;
+  examples: Array<Record<string, unknown>>;
+}
+export interface AuditEntry {
+  seq: number; at: string; actor: string; actor_email: string | null; action: string; target: string | null;
+  before: unknown; after: unknown; prev_hash: string; hash: string;
+}
+export type AuditVerification =
+  | { ok: true; entries: number; head: string }
+  | { ok: false; entries: number; problem: string; seq: number; detail: string };
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly requestId?: string, readonly fields?: Array<{ field: string; message: string }>) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers = { ...init.headers, 'content-type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network_error', 'The server cannot be reached');
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text === '' ? null : JSON.parse(text);
+  } catch {
+    /* not JSON: reported below */
+  }
+  if (!res.ok) {
+    const e = (json as { error?: { code: string; message: string; request_id?: string; fields?: Array<{ field: string; message: string }> } } | null)?.error;
+    throw new ApiError(res.status, e?.code ?? 'http_error', e?.message ?? `HTTP ${res.status}`, e?.request_id, e?.fields);
+  }
+  return json as T;
+}
+
+const enc = encodeURIComponent;
+const appPath = (clientId: string) => `/api/apps/${enc(clientId)}`;
+
+function query(params: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+export const api = {
+  me: () => call<{ account: Account; via: string }>('GET', '/api/me'),
+  signup: (email: string, password: string) => call<{ account: Account }>('POST', '/api/auth/signup', { email, password }),
+  login: (email: string, password: string) => call<{ account: Account }>('POST', '/api/auth/login', { email, password }),
+  logout: () => call<void>('POST', '/api/auth/logout'),
+
+  apps: () => call<{ apps: AppInfo[] }>('GET', '/api/apps'),
+  app: (clientId: string) => call<AppInfo>('GET', appPath(clientId)),
+  createApp: (name: string) => call<AppInfo>('POST', '/api/apps', { name }),
+  updateApp: (clientId: string, patch: { name?: string; panopticon_enabled?: boolean }) => call<AppInfo>('PATCH', appPath(clientId), patch),
+
+  paks: (clientId: string) => call<{ paks: Pak[] }>('GET', `${appPath(clientId)}/paks`),
+  issuePak: (clientId: string) => call<IssuedPak>('POST', `${appPath(clientId)}/paks`),
+  rotatePak: (clientId: string, graceSeconds: number) => call<IssuedPak & { previous: Pak[] }>('POST', `${appPath(clientId)}/paks/rotate`, { grace_seconds: graceSeconds }),
+  revokePaks: (clientId: string, keyId?: string) => call<{ revoked: Pak[] }>('POST', `${appPath(clientId)}/paks/revoke`, keyId === undefined ? {} : { key_id: keyId }),
+
+  traces: (clientId: string, filters: TraceFilters, cursor: string | null, limit = 50) =>
+    call<TracePage>('GET', `${appPath(clientId)}/traces${query({ ...filters, cursor, limit })}`),
+  /** The SSE URL of Live Trace (EventSource sends the cookie and, on reconnect, Last-Event-ID). */
+  liveUrl: (clientId: string, filters: { tool?: string; status?: string; user_sub?: string }, after: number | null) =>
+    `${appPath(clientId)}/live${query({ ...filters, after })}`,
+  usage: (clientId: string, since: string, until: string) => call<UsageReport>('GET', `${appPath(clientId)}/usage${query({ since, until })}`),
+
+  policy: (clientId: string) => call<Policy>('GET', `${appPath(clientId)}/policies`),
+  addRule: (clientId: string, rule: RuleInput) => call<{ version: number; rule: Rule; position: number }>('POST', `${appPath(clientId)}/policies/rules`, rule),
+  replaceRule: (clientId: string, ruleId: string, rule: RuleInput) => call<{ version: number; rule: Rule }>('PUT', `${appPath(clientId)}/policies/rules/${enc(ruleId)}`, rule),
+  setRuleEnabled: (clientId: string, ruleId: string, enabled: boolean) =>
+    call<{ version: number; rule: Rule }>('POST', `${appPath(clientId)}/policies/rules/${enc(ruleId)}/${enabled ? 'enable' : 'disable'}`),
+  moveRule: (clientId: string, ruleId: string, position: number) => call<{ version: number }>('POST', `${appPath(clientId)}/policies/rules/${enc(ruleId)}/move`, { position }),
+  removeRule: (clientId: string, ruleId: string) => call<{ version: number }>('DELETE', `${appPath(clientId)}/policies/rules/${enc(ruleId)}`),
+  setDefault: (clientId: string, effect: Effect) => call<{ version: number }>('PUT', `${appPath(clientId)}/policies/default`, { effect }),
+  simulate: (clientId: string, policy: unknown, sinceHours: number) => call<Simulation>('POST', `${appPath(clientId)}/policies/simulate`, { policy, since_hours: sinceHours }),
+  kill: (clientId: string, reason: string, tool?: string) => call<{ kill_switch: KillSwitch; was_on: boolean }>('POST', `${appPath(clientId)}/kill`, tool ? { reason, tool } : { reason }),
+  revive: (clientId: string, tool?: string | null) => call<{ revived: KillSwitch }>('POST', `${appPath(clientId)}/revive`, tool ? { tool } : {}),
+
+  audit: (clientId: string, beforeSeq: number | null) => call<{ entries: AuditEntry[]; next_before_seq: number | null }>('GET', `${appPath(clientId)}/audit${query({ before_seq: beforeSeq, limit: 50 })}`),
+  verifyAudit: (clientId: string) => call<AuditVerification>('GET', `${appPath(clientId)}/audit/verify`),
+};

@@ -1,0 +1,117 @@
+/**
+ * GET /api/apps/:client_id/live: the console's Live Trace, as Server-Sent Events. Each accepted
+ * trace is one `trace` event whose `id:` is its seq, so a browser's EventSource reconnects with
+ * `Last-Event-ID` and picks up exactly after the last trace it got. The stream opens with a `ready`
+ * event carrying the position it starts after (also as `id:`), so even a stream that saw no trace
+ * resumes without a gap.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { requireOperator } from '../accounts/auth.js';
+import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ApiError } from '../errors.js';
+import { errorResponses } from '../http/openapi.js';
+import type { Services } from '../http/server.js';
+import type { StoredTrace, TraceStatus } from '../store/types.js';
+import { traceJson } from '../traces/routes.js';
+import { LIMITS, TraceStatusSchema } from '../traces/schema.js';
+
+export const HEARTBEAT_MS = 15_000;
+/** A client this far behind is cut off; it reconnects and resumes from its Last-Event-ID. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+export function registerLiveRoutes(app: FastifyInstance, services: Services): void {
+  const open = new Set<ServerResponse>();
+
+  // Streams never end on their own; without this, close() would wait for every browser to leave.
+  app.addHook('preClose', async () => {
+    for (const res of open) res.end();
+    open.clear();
+  });
+
+  app.get('/api/apps/:client_id/live', {
+    onRequest: requireOperator(services),
+    schema: {
+      tags: ['traces'],
+      summary: 'Live Trace: each accepted trace as a Server-Sent Event (id = seq); resumes after Last-Event-ID or ?after',
+      params: ClientIdParams,
+      querystring: Type.Object({
+        after: Type.Optional(Type.Integer({ minimum: 0, description: 'Send traces with seq > after (Last-Event-ID wins when both are given)' })),
+        tool: Type.Optional(Type.String({ maxLength: LIMITS.toolLength })),
+        status: Type.Optional(TraceStatusSchema),
+        user_sub: Type.Optional(Type.String({ maxLength: LIMITS.userSubLength })),
+      }, { additionalProperties: false }),
+      response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 401, 404) },
+    },
+  }, async (request, reply) => {
+    const target = await ownedApp(services, request);
+    const q = request.query as { after?: number; tool?: string; status?: TraceStatus; user_sub?: string };
+    const header = request.headers['last-event-id'];
+    let after: number | null = q.after ?? null;
+    if (typeof header === 'string' && header.trim() !== '') {
+      if (!/^\d{1,16}$/.test(header.trim())) {
+        throw new ApiError('validation_failed', undefined, { fields: [{ field: 'headers.last-event-id', message: 'must be a trace seq (an integer)' }] });
+      }
+      after = Number(header.trim());
+    }
+
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      // Proxies such as nginx would otherwise hold events back to fill a buffer.
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+      'x-request-id': request.id,
+    });
+    open.add(res);
+    let ended = false;
+    let subscription: { start: number; close: () => void } | undefined;
+    let lastId = after ?? 0;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      subscription?.close();
+      open.delete(res);
+      res.end();
+    };
+    const write = (chunk: string) => {
+      if (ended) return;
+      res.write(chunk);
+      if (res.writableLength > MAX_BUFFERED_BYTES) end();
+    };
+    const heartbeat = setInterval(() => write(': heartbeat\n\n'), HEARTBEAT_MS);
+    request.raw.on('close', end);
+    res.on('error', end);
+
+    try {
+      subscription = await services.live.subscribe(target.clientId, after, { tool: q.tool, status: q.status, userSub: q.user_sub }, {
+        send: (rows: StoredTrace[]) => {
+          let chunk = '';
+          for (const row of rows) {
+            // A late commit (lower seq) must not move Last-Event-ID back, or a resume would repeat rows.
+            lastId = Math.max(lastId, row.seq);
+            chunk += `id: ${lastId}\nevent: trace\ndata: ${JSON.stringify({ seq: row.seq, ...traceJson(row) })}\n\n`;
+          }
+          write(chunk);
+        },
+        fail: () => end(),
+      });
+    } catch (err) {
+      request.log.error({ err }, 'live stream could not start');
+      end();
+      return;
+    }
+    if (ended) {
+      subscription.close();
+      return;
+    }
+    const start = subscription.start;
+    lastId = Math.max(lastId, start);
+    // `retry` sets the browser's reconnect delay; `ready` tells the client where it stands.
+    write(`retry: 2000\nid: ${start}\nevent: ready\ndata: ${JSON.stringify({ after: start })}\n\n`);
+  });
+}
