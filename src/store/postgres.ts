@@ -353,6 +353,9 @@ export class PostgresStore implements Store {
 
   async publish(signal: StoreSignal) {
     await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(signal)]);
+    // Our own NOTIFY comes back on the listening connection some time later; until then this node
+    // would still honour a key it has just revoked. Hear it here first (the echo is harmless).
+    for (const l of this.listeners) l(signal);
   }
 
   subscribe(listener: (signal: StoreSignal) => void) {

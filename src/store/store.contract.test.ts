@@ -172,6 +172,19 @@ for (const engine of ENGINES) {
       assert.equal((await store.listTraces({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
     });
 
+    it('a signal has reached this node\'s subscribers when publish returns', async () => {
+      const got: unknown[] = [];
+      const off = store.subscribe((s) => got.push(s));
+      try {
+        await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000002' });
+        assert.deepEqual(got[0], { kind: 'keys_changed', clientId: 'logi_000000000002' });
+        // PostgreSQL also echoes it through LISTEN; let the echo land here, not in the next test.
+        for (let waited = 0; engine === 'postgres' && got.length < 2 && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        off();
+      }
+    });
+
     it('signals reach subscribers', async () => {
       const got = new Promise((resolve) => {
         const off = store.subscribe((s) => {
