@@ -253,6 +253,8 @@ export class SqliteStore implements Store {
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`SQLite commit worker exited (code ${code})`)));
     worker.unref();
+    // The worker's connection checkpoints from now on; here one would block the event loop.
+    this.db.pragma('wal_autocheckpoint = 0');
     this.worker = worker;
     return worker;
   }

@@ -224,6 +224,12 @@ describe('SQLite trace commits run on a worker thread', () => {
     assert.equal(turned, true);
   });
 
+  it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
+    await store.insertTraces([row(clientId)]);
+    const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+  });
+
   it('a commit worker that dies fails the commits waiting on it, and the next commit starts a new one', { timeout: 20_000 }, async () => {
     const internals = store as unknown as { worker: import('node:worker_threads').Worker | null };
     await store.insertTraces([row(clientId)]);
