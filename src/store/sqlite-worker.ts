@@ -20,7 +20,7 @@ export type CommitReply = { id: number; isNew: boolean[] } | { id: number; error
 
 /** About 40 MB of WAL at 4 KB pages. */
 const WAL_PAGES_PER_CHECKPOINT = 10_000;
-const CACHE_KIB = 32 * 1024;
+const CACHE_KIB = 16 * 1024;
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-worker.js runs as a worker thread only');
