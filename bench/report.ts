@@ -429,7 +429,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
     md.push('Not profiled in this run (`--no-profile`).');
   } else {
     md.push(
-      `The ceiling and the single-trace scenario once more per engine, with the server started as \`node --cpu-prof\` (${fmt(profiles[0]!.durationS, 1)} s after the same warm-up; ` +
+      `The ceiling, the single-trace scenario once more per engine and SQLite batch ingest, each with the server started as \`node --cpu-prof\` (${fmt(profiles[0]!.durationS, 1)} s after the same warm-up; ` +
         'only the samples of the measured window are counted, using the profile\'s monotonic timestamps). Self time of the server\'s main thread ' +
         '(a V8 profile does not sample worker threads: the SQLite commit worker\'s time is in the server CPU column above, not here); ' +
         '"idle" is time the event loop waited for sockets, the commit worker or the database. Native/builtins are V8 builtins and C++ bindings ' +
