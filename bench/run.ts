@@ -3,8 +3,8 @@
  * (bench/server.ts, bench/ceiling.ts); autocannon generates the load from this process, on
  * loopback, with a fixed number of connections for a fixed time per scenario, after a warm-up.
  *
- *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 10] [--warmup 2]
- *                          [--connections 64] [--rounds 3] [--profile-duration 6] [--no-profile]
+ *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 8] [--warmup 2]
+ *                          [--connections 64] [--rounds 5] [--profile-duration 6] [--no-profile]
  *                          [--only ceiling,sqlite-single,...,ceiling-profile,sqlite-profile,sqlite-batch-profile,sqlite-store]   (a subset, to iterate)
  *                          [--keep-profiles <dir>]
  *
@@ -131,14 +131,14 @@ function parseOptions(argv: string[]): Options {
   return {
     smoke,
     out,
-    durationS: num('--duration', smoke ? 1.5 : 10, 0.5),
+    durationS: num('--duration', smoke ? 1.5 : 8, 0.5),
     warmupS: num('--warmup', smoke ? 0.5 : 2, 0),
     connections: Math.floor(num('--connections', smoke ? 32 : 64, 1)),
     profile: !argv.includes('--no-profile'),
     profileDurationS: num('--profile-duration', smoke ? 1 : 6, 0.5),
     only: value('--only')?.split(',') ?? null,
     keepProfiles: value('--keep-profiles') ?? null,
-    rounds: Math.floor(num('--rounds', smoke ? 1 : 3, 1)),
+    rounds: Math.floor(num('--rounds', smoke ? 1 : 5, 1)),
   };
 }
 
