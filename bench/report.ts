@@ -71,6 +71,18 @@ function roundRatios(results: ScenarioResult[], a: string, b: string, value: (r:
   return out;
 }
 
+/** The round in which `id` and the ceiling saw the least work from outside the benchmark. */
+function quietestRound(results: ScenarioResult[], id: string): { single: ScenarioResult; ceiling: ScenarioResult; other: number } | null {
+  let best: { single: ScenarioResult; ceiling: ScenarioResult; other: number } | null = null;
+  for (const single of runsOf(results, id)) {
+    const ceiling = results.find((r) => r.scenario.id === 'ceiling' && r.round === single.round);
+    if (ceiling === undefined || single.cpu === null || ceiling.cpu === null) continue;
+    const other = Math.max(single.cpu.other, ceiling.cpu.other);
+    if (best === null || other < best.other) best = { single, ceiling, other };
+  }
+  return best;
+}
+
 /** Server CPU (all its threads) per item answered: what a request costs, whatever else ran on the box. */
 function cpuUsPerItem(r: ScenarioResult): number | null {
   return r.cpu === null || r.tracesPerSec <= 0 ? null : (r.cpu.server * 1e6) / r.tracesPerSec;
@@ -207,6 +219,14 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
           extras.map((x) => `${x.m} +${fmt(x.d, 1)} µs`).join(', ') + '. ';
       }
     }
+    const quiet = quietestRound(results, `${engine}-single`);
+    if (quiet !== null && ratios.length > 1) {
+      text +=
+        `In the quietest round (round ${quiet.single.round}, at most ${fmt(quiet.other, 2)} cores busy outside the benchmark) the ratio was ${fmt(quiet.single.reqPerSec / quiet.ceiling.reqPerSec, 2)}x ` +
+        `(${fmt(quiet.single.reqPerSec)} vs ${fmt(quiet.ceiling.reqPerSec)} req/s, p50 ${fmt(quiet.single.p50Ms)} vs ${fmt(quiet.ceiling.p50Ms)} ms), with the server process on ${fmt(quiet.single.cpu!.server, 2)} cores` +
+        (engine === 'postgres' ? `, PostgreSQL on ${fmt(quiet.single.cpu!.postgres, 2)}` : '') +
+        ` and ${fmt(quiet.single.cpu!.idle, 2)} of ${machine.nproc} cores idle. `;
+    }
     const target = tg.find((t) => t.name === `${name} single trace vs ceiling`);
     if (target?.pass === true && cpuRatio !== null && cpuRatio < goal) {
       text +=
@@ -215,7 +235,16 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
     }
     if (target?.pass === false) {
       text += `**Why the target is missed, and what would reach it:** `;
-      if (cpuRatio !== null && cpuRatio >= goal) {
+      if (quiet !== null && quiet.single.cpu!.idle >= 0.2) {
+        text +=
+          `in the quietest round cores were left idle: the server was waiting, not short of CPU. With ${opts.connections} connections each waiting for the durable commit of its own row, ` +
+          'throughput is connections divided by latency, and latency is the group commit cycle (' +
+          `${rowsPerCommit(quiet.single.commits, quiet.single.rows)} rows per commit, ${engine === 'sqlite' ? '1 commit' : 'up to 2 commits'} in flight). ` +
+          (cpuRatio !== null
+            ? `Its CPU per request allows about ${fmt(cpuRatio, 2)}x when CPU-bound, so ${cpuRatio >= goal ? 'a shorter commit cycle alone would reach the target' : 'a shorter commit cycle and less CPU per request are both needed'}: ` +
+              'the main-thread extras listed above, and a commit that costs less per row. '
+            : '');
+      } else if (cpuRatio !== null && cpuRatio >= goal) {
         text +=
           `the CPU cost per request is within the target (${fmt(cpuRatio, 2)}x), so the gap is the share of the ${machine.nproc} cores the server got: ` +
           (engine === 'sqlite'
@@ -229,7 +258,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
           'the server spends more CPU per request than the target allows' +
           (extras.length > 0 ? `: on the main thread beyond the ceiling mostly ${extras.slice(0, 3).map((x) => x.m).join(', ')} (per-module table above)` : '') +
           (worker !== null ? `, and the commit worker's statements and commits (${fmt(worker, 1)} µs per trace under the profiler) share the same cores` : '') +
-          (engine === 'postgres' ? ', and PostgreSQL\'s backends compete for them' : '') +
+          (engine === 'postgres' ? ', and PostgreSQL\'s backends compete for the same cores' : '') +
           '. Taking that work off these cores (a machine where the server, the database and the load generator do not share two cores) or making it cheaper is what would reach it. ';
       }
     }
@@ -270,7 +299,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
       const ordered = median(input.probes.filter((p) => p.ids !== 'random (v4)').map((p) => p.tracesPerSec));
       if (random !== null && ordered !== null) {
         text +=
-          `The store alone (no HTTP, same commit worker, 500-row commits, table below) commits ${fmt(random)} traces/s with random ids and ${fmt(ordered)} with time-ordered ones ` +
+          `The store alone (no HTTP, same commit worker, 500-row commits; table under Results) commits ${fmt(random)} traces/s with random ids and ${fmt(ordered)} with time-ordered ones ` +
           `(UUIDv7, which a client may send): ${random < 100_000 ? 'with random ids the commit path by itself is below the target, before any HTTP work. ' : ''}`;
       }
       text +=
@@ -364,7 +393,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
   md.push('## Results');
   md.push('');
   md.push(
-    'One row per scenario; where it ran in several rounds, req/s is the median, the other columns are those of the median round, and "req/s by round" lists every round.',
+    'One row per scenario; where it ran in several rounds, req/s is the median, peak RSS the largest of any round, the other columns are those of the median round, and "req/s by round" lists every round.',
   );
   md.push('');
   md.push('| scenario | engine | req/s | traces/s | p50 ms | p99 ms | non-2xx | 4xx | 5xx | errors/timeouts | responses by status | peak RSS MB (load) | rows/commit | server CPU µs/trace | cores: server / loadgen / postgres / other / idle | req/s by round |');
@@ -393,7 +422,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
   md.push('### Ratios');
   md.push('');
   md.push(
-    'Within each round, then the median. "CPU cost" is the ceiling\'s server CPU per request divided by ours: the throughput ratio a server with a core to itself would show (informative, not a target).',
+    'Within each round, then the median. "CPU cost" is the ceiling\'s server CPU per request divided by ours: the throughput ratio to expect where CPU is the only limit (informative, not a target).',
   );
   md.push('');
   md.push('| engine | single trace req/s | ceiling req/s | vs ceiling, per round | **vs ceiling** | CPU cost vs ceiling | naive req/s | vs naive, per round | **vs naive** |');
@@ -439,8 +468,8 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
   } else {
     md.push(
       `The ceiling, the single-trace scenario once more per engine and SQLite batch ingest, each with the server started as \`node --cpu-prof\` (${fmt(profiles[0]!.durationS, 1)} s after the same warm-up; ` +
-        'only the samples of the measured window are counted, using the profile\'s monotonic timestamps). Self time of the server\'s main thread ' +
-        '(a V8 profile does not sample worker threads: the SQLite commit worker\'s time is in the server CPU column above, not here); ' +
+        'only the samples of the measured window are counted, using the profile\'s monotonic timestamps). Self time of the server\'s main thread; ' +
+        'V8 profiles each thread on its own, so the SQLite commit worker has its own row and tables (its time is wall time: a sample taken while it waits in fsync counts as busy); ' +
         '"idle" is time the event loop waited for sockets, the commit worker or the database. Native/builtins are V8 builtins and C++ bindings ' +
         '(socket writes, JSON.parse, postMessage).',
     );
