@@ -3,10 +3,15 @@
  * (bench/server.ts, bench/ceiling.ts); autocannon generates the load from this process, on
  * loopback, with a fixed number of connections for a fixed time per scenario, after a warm-up.
  *
- *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 10] [--warmup 2]
- *                          [--connections 64] [--profile-duration 6] [--no-profile]
- *                          [--only ceiling,sqlite-single,...,sqlite-profile]   (a subset, to iterate)
+ *   node dist/bench/run.js [--smoke] [--out docs/benchmarks.md] [--duration 8] [--warmup 2]
+ *                          [--connections 64] [--rounds 5] [--profile-duration 6] [--no-profile]
+ *                          [--only ceiling,sqlite-single,...,ceiling-profile,sqlite-profile,sqlite-batch-profile,sqlite-store]   (a subset, to iterate)
  *                          [--keep-profiles <dir>]
+ *
+ * The machine is shared (other users' builds and tests take cores at random), so absolute numbers
+ * drift from one minute to the next. The scenarios that targets compare (the ceiling, single trace
+ * and the naive baseline) are therefore run in --rounds rounds, each round measuring all of them
+ * back to back; a ratio is taken within each round and the report gives the median over rounds.
  *
  * Writes a markdown report (results, targets with PASS/MISS, where the time goes) to --out.
  */
@@ -20,6 +25,9 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { readProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { renderReport } from './report.js';
+import { openStore } from '../src/store/index.js';
+import type { TraceRow } from '../src/store/types.js';
+import { freshLocation } from '../src/testing/harness.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '../..');
@@ -38,6 +46,8 @@ export interface Scenario {
 
 export interface ScenarioResult {
   scenario: Scenario;
+  /** 1-based; scenarios outside the ratio targets run in round 1 only. */
+  round: number;
   durationS: number;
   requests: number;
   reqPerSec: number;
@@ -59,12 +69,27 @@ export interface ScenarioResult {
 }
 
 export interface ProfileResult {
-  engine: Engine;
+  /** null: the ceiling, profiled the same way so the report can set the two side by side. */
+  engine: Engine | null;
+  load: Load;
   durationS: number;
   reqPerSec: number;
+  /** Traces answered in the measured window: the divisor for time per trace. */
+  traces: number;
+  /** The main thread. */
   summary: ProfileSummary;
+  /** Worker threads (the SQLite commit worker), which V8 profiles separately. */
+  workers: ProfileSummary[];
   commits: number | null;
   rows: number | null;
+}
+
+/** The SQLite store alone, without HTTP: how fast its commits go with random and with time-ordered event_ids. */
+export interface StoreProbe {
+  ids: 'random (v4)' | 'time-ordered (v7-like)';
+  rows: number;
+  rowsPerCommit: number;
+  tracesPerSec: number;
 }
 
 export interface Options {
@@ -79,6 +104,8 @@ export interface Options {
   only: string[] | null;
   /** Keep the raw .cpuprofile files in this directory (to open in Chrome DevTools). */
   keepProfiles: string | null;
+  /** Rounds of the scenarios that ratio targets compare (ceiling, single trace, naive). */
+  rounds: number;
 }
 
 const BATCH_ITEMS = 100;
@@ -104,14 +131,20 @@ function parseOptions(argv: string[]): Options {
   return {
     smoke,
     out,
-    durationS: num('--duration', smoke ? 1.5 : 10, 0.5),
+    durationS: num('--duration', smoke ? 1.5 : 8, 0.5),
     warmupS: num('--warmup', smoke ? 0.5 : 2, 0),
     connections: Math.floor(num('--connections', smoke ? 32 : 64, 1)),
     profile: !argv.includes('--no-profile'),
     profileDurationS: num('--profile-duration', smoke ? 1 : 6, 0.5),
     only: value('--only')?.split(',') ?? null,
     keepProfiles: value('--keep-profiles') ?? null,
+    rounds: Math.floor(num('--rounds', smoke ? 1 : 5, 1)),
   };
+}
+
+/** Scenarios that a ratio target compares, measured in every round. */
+export function isRatioScenario(s: Scenario): boolean {
+  return s.server === 'ceiling' || s.server === 'per-request' || (s.server === 'group-commit' && s.load === 'unique');
 }
 
 export function scenarios(smoke: boolean): Scenario[] {
@@ -226,31 +259,59 @@ interface CpuSnapshot {
   total: number;
   /** /proc/<pid>/stat: utime + stime of the server, in jiffies. */
   server: number;
+  /** utime + stime of every process named postgres (its backends, WAL writer, checkpointer), in jiffies. */
+  postgres: number;
   /** This process (the load generator), in microseconds. */
   self: NodeJS.CpuUsage;
 }
 
 const CLOCK_TICKS = 100;
 
+/** utime + stime in jiffies and the command name, from /proc/<pid>/stat; null when the process is gone. */
+function procTimes(pid: number | string): { comm: string; jiffies: number } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces; the fields follow the closing parenthesis.
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return { comm: stat.slice(stat.indexOf('(') + 1, close), jiffies: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return null;
+  }
+}
+
+function postgresJiffies(): number {
+  let sum = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const t = procTimes(entry);
+    if (t !== null && t.comm === 'postgres') sum += t.jiffies;
+  }
+  return sum;
+}
+
 function cpuSnapshot(pid: number): CpuSnapshot | null {
   try {
     const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
     const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
-    // /proc/<pid>/stat: the command name may hold spaces; fields after the closing parenthesis.
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const server = Number(fields[11]) + Number(fields[12]);
-    return { at: process.hrtime.bigint(), busy: total - idle, total, server, self: process.cpuUsage() };
+    const server = procTimes(pid);
+    if (server === null) return null;
+    return { at: process.hrtime.bigint(), busy: total - idle, total, server: server.jiffies, postgres: postgresJiffies(), self: process.cpuUsage() };
   } catch {
     return null;
   }
 }
 
 export interface CpuSplit {
-  /** Cores in use on average: the server process, the load generator, everything else (PostgreSQL, the kernel's softirqs, ...). */
+  /**
+   * Cores in use on average: the server process (all threads), the load generator, PostgreSQL's
+   * processes (which may also be serving other users of the database), and everything else: other
+   * users of the machine and kernel work not charged to a process.
+   */
   server: number;
   loadgen: number;
+  postgres: number;
   other: number;
   idle: number;
 }
@@ -261,7 +322,9 @@ function cpuSplit(a: CpuSnapshot | null, b: CpuSnapshot | null, nproc: number): 
   const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * nproc;
   const server = (b.server - a.server) / CLOCK_TICKS / seconds;
   const loadgen = (b.self.user - a.self.user + b.self.system - a.self.system) / 1e6 / seconds;
-  return { server, loadgen, other: Math.max(0, busyCores - server - loadgen), idle: Math.max(0, nproc - busyCores) };
+  // A backend that exits inside the window takes its jiffies with it: never report less than nothing.
+  const postgres = Math.max(0, (b.postgres - a.postgres) / CLOCK_TICKS / seconds);
+  return { server, loadgen, postgres, other: Math.max(0, busyCores - server - loadgen - postgres), idle: Math.max(0, nproc - busyCores) };
 }
 
 // --- load -------------------------------------------------------------------------------------
@@ -332,7 +395,7 @@ async function drive(url: string, pak: string, load: Load, clientId: string, dur
   return { result, wallS };
 }
 
-function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omit<ScenarioResult, 'peakRssMb' | 'setupPeakRssMb' | 'peakRssReset' | 'cpu' | 'commits' | 'rows' | 'duplicatesSent'> {
+function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omit<ScenarioResult, 'round' | 'peakRssMb' | 'setupPeakRssMb' | 'peakRssReset' | 'cpu' | 'commits' | 'rows' | 'duplicatesSent'> {
   const status: Record<string, number> = {};
   for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) status[code] = (v as { count?: number }).count ?? 0;
   const durationS = r.start && r.finish ? (new Date(r.finish).getTime() - new Date(r.start).getTime()) / 1000 : wallS;
@@ -353,7 +416,7 @@ function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omi
   };
 }
 
-async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioResult> {
+async function runScenario(scenario: Scenario, round: number, opts: Options): Promise<ScenarioResult> {
   const child = await startChild(scenario.server, scenario.engine);
   try {
     const state: LoadState = { duplicatesSent: 0 };
@@ -370,6 +433,7 @@ async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioR
     const s = summarise(scenario, result, wallS);
     return {
       ...s,
+      round,
       duplicatesSent: state.duplicatesSent,
       peakRssMb: peak,
       setupPeakRssMb: setupPeakMb,
@@ -383,37 +447,84 @@ async function runScenario(scenario: Scenario, opts: Options): Promise<ScenarioR
   }
 }
 
-async function runProfile(engine: Engine, opts: Options): Promise<ProfileResult> {
+export function profileId(engine: Engine | null, load: Load): string {
+  return engine === null ? 'ceiling' : `${engine}-${load === 'batch100' ? 'batch' : 'single'}`;
+}
+
+async function runProfile(engine: Engine | null, load: Load, opts: Options): Promise<ProfileResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'panopticon-cpuprof-'));
+  const kind: ServerKind = engine === null ? 'ceiling' : 'group-commit';
+  const name = profileId(engine, load);
   try {
-    const child = await startChild('group-commit', engine, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const child = await startChild(kind, engine, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     let window: { fromUs: number; toUs: number };
     let stats: { commits: number; rows: number } | null = null;
     let reqPerSec = 0;
+    let traces = 0;
     try {
       const state: LoadState = { duplicatesSent: 0 };
       const { url, pak, clientId } = child.info;
-      if (opts.warmupS > 0) await drive(url, pak, 'unique', clientId, opts.warmupS, opts.connections, state);
+      if (opts.warmupS > 0) await drive(url, pak, load, clientId, opts.warmupS, opts.connections, state);
       const before = await mark(child);
-      const { result, wallS } = await drive(url, pak, 'unique', clientId, opts.profileDurationS, opts.connections, state);
+      const { result, wallS } = await drive(url, pak, load, clientId, opts.profileDurationS, opts.connections, state);
       const after = await mark(child);
-      reqPerSec = summarise({ id: 'profile', label: '', engine, server: 'group-commit', load: 'unique' }, result, wallS).reqPerSec;
+      reqPerSec = summarise({ id: 'profile', label: '', engine, server: kind, load }, result, wallS).reqPerSec;
+      traces = result['2xx'] * (load === 'batch100' ? BATCH_ITEMS : 1);
       window = { fromUs: before.hrtimeUs, toUs: after.hrtimeUs };
       if (after.stats && before.stats) stats = { commits: after.stats.commits - before.stats.commits, rows: after.stats.rows - before.stats.rows };
     } finally {
       await stopChild(child);
     }
-    const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-    if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`);
+    // One file per thread: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile, the main thread being 0.
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    const threadOf = (f: string) => Number(f.split('.').at(-3));
+    const main = files.find((f) => threadOf(f) === 0);
+    if (main === undefined) throw new Error(`no main-thread .cpuprofile written in ${dir}`);
+    const workerFiles = files.filter((f) => f !== main);
     if (opts.keepProfiles !== null) {
       fs.mkdirSync(opts.keepProfiles, { recursive: true });
-      fs.copyFileSync(path.join(dir, file), path.join(opts.keepProfiles, `${engine}-single.cpuprofile`));
-      fs.writeFileSync(path.join(opts.keepProfiles, `${engine}-single.window.json`), JSON.stringify(window));
+      fs.copyFileSync(path.join(dir, main), path.join(opts.keepProfiles, `${name}.cpuprofile`));
+      workerFiles.forEach((f, i) => fs.copyFileSync(path.join(dir, f), path.join(opts.keepProfiles!, `${name}.worker${i + 1}.cpuprofile`)));
+      fs.writeFileSync(path.join(opts.keepProfiles, `${name}.window.json`), JSON.stringify(window));
     }
-    const summary = summariseProfile(readProfile(path.join(dir, file)), window);
-    return { engine, durationS: opts.profileDurationS, reqPerSec, summary, commits: stats?.commits ?? null, rows: stats?.rows ?? null };
+    const summary = summariseProfile(readProfile(path.join(dir, main)), window);
+    const workers = workerFiles.map((f) => summariseProfile(readProfile(path.join(dir, f)), window));
+    return { engine, load, durationS: opts.profileDurationS, reqPerSec, traces, summary, workers, commits: stats?.commits ?? null, rows: stats?.rows ?? null };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A UUIDv7-shaped id: a millisecond clock then a counter, so consecutive ids sort together. */
+function timeOrderedId(startMs: number, i: number): string {
+  const ms = (startMs + Math.floor(i / 4096)).toString(16).padStart(12, '0');
+  return `${ms.slice(0, 8)}-${ms.slice(8)}-7${(i % 4096).toString(16).padStart(3, '0')}-8${crypto.randomBytes(2).toString('hex').slice(1)}-${crypto.randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Commits `rows` traces straight through SqliteStore.insertTraces (the commit worker), in groups
+ * of `perCommit` as batch ingest does, into a fresh file; rows are built before the clock starts.
+ */
+async function storeProbe(ids: StoreProbe['ids'], rows: number, perCommit: number): Promise<StoreProbe> {
+  const { location, cleanup } = freshLocation('sqlite');
+  const store = await openStore(location);
+  try {
+    const startMs = Date.now();
+    const all: TraceRow[] = [];
+    for (let i = 0; i < rows; i++) {
+      all.push({
+        clientId: 'logi_0123456789ab', eventId: ids === 'random (v4)' ? crypto.randomUUID() : timeOrderedId(startMs, i), tool: 'search_docs',
+        scopeUsed: 'agent:read', status: 'ok', startedAtUs: 1_778_321_472_345_000, day: '2026-05-09', durationMs: 12, userSub: 'user-42',
+        errorMessage: null, sessionId: 'sess-7', attributes: '{"model":"m-1","tokens":512,"cached":false}', keyId: 'pak_bench', receivedAt: startMs,
+      });
+    }
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < rows; i += perCommit) await store.insertTraces(all.slice(i, i + perCommit));
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { ids, rows, rowsPerCommit: perCommit, tracesPerSec: rows / seconds };
+  } finally {
+    await store.close();
+    await cleanup();
   }
 }
 
@@ -438,23 +549,45 @@ async function main(): Promise<void> {
   const list = scenarios(opts.smoke && opts.only === null).filter((s) => opts.only === null || opts.only.includes(s.id));
   const started = Date.now();
   const results: ScenarioResult[] = [];
-  for (const scenario of list) {
-    process.stderr.write(`bench: ${scenario.id} (${scenario.label}) ... `);
-    const r = await runScenario(scenario, opts);
+  // Each round measures the ratio scenarios back to back, so a ratio compares numbers taken under
+  // about the same background load; the other scenarios run once, after the rounds.
+  const plan: Array<{ scenario: Scenario; round: number }> = [];
+  for (let round = 1; round <= opts.rounds; round++) for (const scenario of list.filter(isRatioScenario)) plan.push({ scenario, round });
+  for (const scenario of list.filter((sc) => !isRatioScenario(sc))) plan.push({ scenario, round: 1 });
+  for (const { scenario, round } of plan) {
+    process.stderr.write(`bench: ${opts.rounds > 1 && isRatioScenario(scenario) ? `round ${round}/${opts.rounds} ` : ''}${scenario.id} (${scenario.label}) ... `);
+    const r = await runScenario(scenario, round, opts);
     results.push(r);
-    process.stderr.write(`${fmt(r.reqPerSec)} req/s, ${fmt(r.tracesPerSec)} traces/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}\n`);
+    const cpu = r.cpu === null ? '' : `, cores busy outside the benchmark ${fmt(r.cpu.other, 2)}`;
+    process.stderr.write(`${fmt(r.reqPerSec)} req/s, ${fmt(r.tracesPerSec)} traces/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}${cpu}\n`);
+  }
+  const probes: StoreProbe[] = [];
+  if (opts.only === null ? !opts.smoke : opts.only.includes('sqlite-store')) {
+    // Alternated, so both kinds of id see about the same background load.
+    for (const ids of ['random (v4)', 'time-ordered (v7-like)', 'random (v4)', 'time-ordered (v7-like)'] as const) {
+      process.stderr.write(`bench: SQLite store alone, ${ids} ids ... `);
+      const p = await storeProbe(ids, 100_000, 500);
+      probes.push(p);
+      process.stderr.write(`${fmt(p.tracesPerSec)} traces/s\n`);
+    }
   }
   const profiles: ProfileResult[] = [];
   if (opts.profile) {
-    const engines = opts.only !== null ? (['sqlite', 'postgres'] as const).filter((e) => opts.only!.includes(`${e}-profile`)) : opts.smoke ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
-    for (const engine of engines) {
-      process.stderr.write(`bench: profile ${engine} single trace ... `);
-      const p = await runProfile(engine, opts);
+    // The ceiling is profiled too: the gap is read module by module, per trace, against it. So is
+    // SQLite batch ingest, which has a target of its own.
+    const all: Array<[Engine | null, Load]> = [[null, 'unique'], ['sqlite', 'unique'], ['postgres', 'unique'], ['sqlite', 'batch100']];
+    const chosen =
+      opts.only !== null ? all.filter(([e, l]) => opts.only!.includes(`${profileId(e, l)}-profile`) || (l === 'unique' && opts.only!.includes(`${e ?? 'ceiling'}-profile`)))
+      : opts.smoke ? all.filter(([e, l]) => e === 'sqlite' && l === 'unique')
+      : all;
+    for (const [engine, load] of chosen) {
+      process.stderr.write(`bench: profile ${profileId(engine, load)} ... `);
+      const p = await runProfile(engine, load, opts);
       profiles.push(p);
       process.stderr.write(`${fmt(p.reqPerSec)} req/s under --cpu-prof, idle ${fmt(p.summary.idleShare * 100)}%\n`);
     }
   }
-  const report = renderReport({ opts, machine: machine(), results, profiles, startedAt: new Date(started), elapsedS: (Date.now() - started) / 1000, payload: SAMPLE_PAYLOAD, batchItems: BATCH_ITEMS, duplicateP: DUPLICATE_P });
+  const report = renderReport({ opts, machine: machine(), results, profiles, probes, startedAt: new Date(started), elapsedS: (Date.now() - started) / 1000, payload: SAMPLE_PAYLOAD, batchItems: BATCH_ITEMS, duplicateP: DUPLICATE_P });
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, report.markdown);
   process.stderr.write(`\n${report.console}\nbench: wrote ${opts.out} in ${fmt((Date.now() - started) / 1000, 1)} s\n`);

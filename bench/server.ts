@@ -21,8 +21,8 @@ import { createTenant, freshLocation, testConfig, type Engine } from '../src/tes
 type Mode = 'group-commit' | 'per-request';
 
 function parseArgs(): { engine: Engine; mode: Mode } {
-  const engine = (process.argv[2] ?? process.env.BENCH_ENGINE ?? 'sqlite') as Engine;
-  const mode = (process.argv[3] ?? process.env.BENCH_MODE ?? 'group-commit') as Mode;
+  const engine = (process.argv[2] ?? 'sqlite') as Engine;
+  const mode = (process.argv[3] ?? 'group-commit') as Mode;
   if (engine !== 'sqlite' && engine !== 'postgres') throw new Error(`unknown engine ${engine}`);
   if (mode !== 'group-commit' && mode !== 'per-request') throw new Error(`unknown mode ${mode}`);
   return { engine, mode };

@@ -1,8 +1,30 @@
 /** PAK lifecycle over HTTP on both engines: issue once, rotate with grace, revoke at once. */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
 import { hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
+
+describe('token shape and hash', () => {
+  const base62 = (value: number, length: number) => {
+    const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    let out = '';
+    for (let i = 0; i < length; i++, value = Math.floor(value / 62)) out = alphabet[value % 62] + out;
+    return out;
+  };
+  const withChecksum = (body: string) => PAK_PREFIX + body + base62(zlib.crc32(PAK_PREFIX + body), 6);
+
+  it('a key with a correct checksum but a character outside base62 is malformed', () => {
+    assert.ok(isWellFormedToken(PAK_PREFIX, withChecksum('A'.repeat(32))));
+    for (const bad of ['-', '_', '+', '/', ' ', 'é']) assert.equal(isWellFormedToken(PAK_PREFIX, withChecksum('A'.repeat(31) + bad)), false, bad);
+  });
+
+  it('hashSecret is the hex SHA-256 of the key', () => {
+    const key = withChecksum('B'.repeat(32));
+    assert.equal(hashSecret(key), crypto.createHash('sha256').update(key).digest('hex'));
+  });
+});
 
 for (const engine of ENGINES) {
   describe(`PAK lifecycle [${engine}]`, () => {

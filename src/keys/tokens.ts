@@ -52,14 +52,21 @@ export function isWellFormedToken(prefix: string, value: string): boolean {
   if (value.length !== prefix.length + RANDOM_LENGTH + CHECKSUM_LENGTH || !value.startsWith(prefix)) return false;
   const body = value.slice(prefix.length, prefix.length + RANDOM_LENGTH);
   const sum = value.slice(prefix.length + RANDOM_LENGTH);
-  for (let i = prefix.length; i < value.length; i++) {
-    if (!BASE62.includes(value[i]!)) return false;
-  }
+  if (!BASE62_ONLY.test(value.slice(prefix.length))) return false;
   return checksum(prefix, body) === sum;
 }
 
+const BASE62_ONLY = /^[0-9A-Za-z]*$/;
+
+// PAKs are hashed on every trace request: the one-shot crypto.hash (Node >= 20.12) skips the Hash
+// object a createHash() call allocates.
+const sha256Hex: (value: string) => string =
+  typeof crypto.hash === 'function'
+    ? (value) => crypto.hash('sha256', value, 'hex')
+    : (value) => crypto.createHash('sha256').update(value).digest('hex');
+
 export function hashSecret(value: string): string {
-  return crypto.createHash('sha256').update(value).digest('hex');
+  return sha256Hex(value);
 }
 
 /** Enough of a secret to recognise it in a list, never enough to use it. */

@@ -1,5 +1,5 @@
 /** Maps database rows (snake_case, engine-typed) to domain records; shared by both engines. */
-import type { Account, App, OperatorToken, Pak, PakAuthRecord, StoredTrace, TraceRow, TraceStatus, UsageRow } from './types.js';
+import type { Account, App, OperatorToken, Pak, PakAuthRecord, StoredTrace, TraceStatus, UsageRow } from './types.js';
 
 type Row = Record<string, unknown>;
 
@@ -79,11 +79,3 @@ export const toUsage = (r: Row): UsageRow => ({
   hitlRequests: num(r.hitl_requests),
   killSwitch: num(r.kill_switch),
 });
-
-/** Column values of a trace row in TRACE_COLUMNS order. */
-export function traceValues(t: TraceRow): unknown[] {
-  return [
-    t.clientId, t.eventId, t.tool, t.scopeUsed, t.status, t.startedAtUs, t.day, t.durationMs,
-    t.userSub, t.errorMessage, t.sessionId, t.attributes, t.keyId, t.receivedAt,
-  ];
-}

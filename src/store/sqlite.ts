@@ -4,15 +4,24 @@
  * synchronous, so every method runs its statements (and its transaction) without yielding: no other
  * request can interleave inside a transaction, and no lock is needed.
  *
+ * Trace group commits are the exception: they run on a worker thread with a second connection
+ * (sqlite-worker.ts), because a commit's page writes and fsync would otherwise stop the event loop
+ * for every request in flight. SQLite serialises the two connections' writes itself (WAL, one
+ * writer at a time, busy_timeout). An in-memory database cannot be shared with a thread, so there
+ * the commit stays on this connection.
+ *
  * One process owns the file; several Panopticon nodes need the PostgreSQL engine.
  */
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { sqliteMigrations, TRACE_COLUMNS } from './schema.js';
-import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceListQuery, USAGE_SQL, USAGE_UPSERT_SQL } from './queries.js';
-import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage, traceValues } from './rows.js';
-import { usageIncrements, type NewPak, type Pak, type Store, type StoreSignal, type TraceRow } from './types.js';
+import { Worker } from 'node:worker_threads';
+import { sqliteMigrations } from './schema.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
+import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
+import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
+import type { CommitReply, CommitRequest } from './sqlite-worker.js';
+import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
@@ -25,8 +34,11 @@ export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
-  private readonly insertStatements = new Map<number, Database.Statement>();
-  private upsertUsage: Database.Statement | undefined;
+  private localCommit: TraceCommit | undefined;
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, { resolve: (isNew: boolean[]) => void; reject: (err: Error) => void }>();
+  private nextCommitId = 1;
+  private closed = false;
   readonly audit: SqliteAuditStore;
   readonly guard: SqliteGuardStore;
   readonly approvals: SqliteApprovalStore;
@@ -34,13 +46,10 @@ export class SqliteStore implements Store {
   readonly secrets: SqliteSecretStore;
 
   /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
-  constructor(file: string, lockTimeoutMs = 5000) {
+  constructor(private readonly file: string, private readonly lockTimeoutMs = 5000) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma(`busy_timeout = ${Math.trunc(lockTimeoutMs)}`);
+    configureSqlite(this.db, lockTimeoutMs);
     this.audit = new SqliteAuditStore(this.db);
     this.guard = new SqliteGuardStore(this.db);
     this.approvals = new SqliteApprovalStore(this.db);
@@ -61,6 +70,15 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    if (worker !== null) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('close');
+      const timer = setTimeout(() => void worker.terminate(), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
     if (this.db.open) this.db.close();
   }
 
@@ -214,37 +232,55 @@ export class SqliteStore implements Store {
     })();
   }
 
-  private insertStatement(count: number): Database.Statement {
-    let stmt = this.insertStatements.get(count);
-    if (stmt === undefined) {
-      const tuple = `(${TRACE_COLUMNS.map(() => '?').join(', ')})`;
-      stmt = this.db.prepare(
-        `INSERT INTO traces (${TRACE_COLUMNS.join(', ')}) VALUES ${Array(count).fill(tuple).join(', ')}
-         ON CONFLICT (client_id, event_id) DO NOTHING RETURNING client_id, event_id`,
-      );
-      this.insertStatements.set(count, stmt);
-    }
-    return stmt;
-  }
-
   async insertTraces(rows: readonly TraceRow[]): Promise<boolean[]> {
     if (rows.length === 0) return [];
-    const params: unknown[] = [];
-    for (const row of rows) params.push(...traceValues(row));
-    const upsertUsage = (this.upsertUsage ??= this.db.prepare(USAGE_UPSERT_SQL(sqlitePlaceholder)));
-    return this.db.transaction(() => {
-      const inserted = this.insertStatement(rows.length).all(...params) as Row[];
-      const newKeys = new Set(inserted.map((r) => `${r.client_id as string}\u0000${r.event_id as string}`));
-      // The first occurrence of a key in the batch claims "new"; later repeats are duplicates.
-      const isNew = rows.map((row) => newKeys.delete(`${row.clientId}\u0000${row.eventId}`));
-      for (const inc of usageIncrements(rows, isNew)) upsertUsage.run(numbered([inc.clientId, inc.day, inc.traces, inc.errors]));
-      return isNew;
-    }).immediate();
+    if (this.closed) throw new Error('store is closed');
+    if (this.file === ':memory:') return this.commitHere(rows);
+    const worker = this.commitWorker();
+    const id = this.nextCommitId++;
+    const done = new Promise<boolean[]>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (this.pending.size === 1) worker.ref();
+    worker.postMessage({ id, rows } satisfies CommitRequest);
+    return done;
   }
 
+  /** The naive baseline's commit: on the main connection, as the simplest design would do it. */
   async insertTraceUnbatched(row: TraceRow): Promise<boolean> {
-    const [isNew] = await this.insertTraces([row]);
-    return isNew === true;
+    return this.commitHere([row])[0] === true;
+  }
+
+  private commitHere(rows: readonly TraceRow[]): boolean[] {
+    this.localCommit ??= traceCommitter(this.db);
+    return this.localCommit(rows);
+  }
+
+  private commitWorker(): Worker {
+    if (this.worker !== null) return this.worker;
+    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs } });
+    worker.on('message', (reply: CommitReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (waiter === undefined) return;
+      this.pending.delete(reply.id);
+      // An idle worker must not keep the process alive.
+      if (this.pending.size === 0) worker.unref();
+      if ('isNew' in reply) waiter.resolve(reply.isNew);
+      else waiter.reject(Object.assign(new Error(reply.error), { code: reply.code }));
+    });
+    const fail = (err: Error) => {
+      if (this.worker !== worker) return;
+      // The next commit starts a new worker; the ones waiting on this one failed with it.
+      this.worker = null;
+      const waiters = [...this.pending.values()];
+      this.pending.clear();
+      for (const w of waiters) w.reject(err);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`SQLite commit worker exited (code ${code})`)));
+    worker.unref();
+    // The worker's connection checkpoints from now on; here one would block the event loop.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.worker = worker;
+    return worker;
   }
 
   async listTraces(query: Parameters<Store['listTraces']>[0]) {

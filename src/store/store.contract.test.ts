@@ -191,6 +191,20 @@ for (const engine of ENGINES) {
       assert.deepEqual(await store.tracesAfter(clientId, mine[2]!.seq, 10), []);
     });
 
+    it('a signal has reached this node\'s subscribers when publish returns, once', async () => {
+      const got: unknown[] = [];
+      const off = store.subscribe((s) => got.push(s));
+      try {
+        await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000002' });
+        assert.deepEqual(got, [{ kind: 'keys_changed', clientId: 'logi_000000000002' }]);
+        // On PostgreSQL our own NOTIFY also comes back through LISTEN; it must not be heard twice.
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(got.length, 1);
+      } finally {
+        off();
+      }
+    });
+
     it('signals reach subscribers', async () => {
       const got = new Promise((resolve) => {
         const off = store.subscribe((s) => {
@@ -211,3 +225,51 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('SQLite trace commits run on a worker thread', () => {
+  let store: Store;
+  let cleanup: () => Promise<void>;
+  const clientId = 'logi_0000000000aa';
+
+  before(async () => {
+    const fresh = freshLocation('sqlite');
+    cleanup = fresh.cleanup;
+    store = await openStore(fresh.location);
+    const account = await store.createAccount({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 });
+    await store.createApp({ clientId, accountId: account!.id, name: 'w', now: 1 });
+  });
+  after(async () => {
+    await store.close();
+    await cleanup();
+  });
+
+  it('the event loop keeps turning while a commit is in flight', async () => {
+    await store.insertTraces([row(clientId)]);
+    let turned = false;
+    setImmediate(() => (turned = true));
+    // A commit on the main thread would finish (fsync included) before the loop could turn.
+    assert.deepEqual(await store.insertTraces([row(clientId), row(clientId)]), [true, true]);
+    assert.equal(turned, true);
+  });
+
+  it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
+    await store.insertTraces([row(clientId)]);
+    const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+  });
+
+  it('a commit worker that dies fails the commits waiting on it, and the next commit starts a new one', { timeout: 20_000 }, async () => {
+    const internals = store as unknown as { worker: import('node:worker_threads').Worker | null };
+    await store.insertTraces([row(clientId)]);
+    const worker = internals.worker;
+    assert.ok(worker !== null);
+    const waiting = store.insertTraces([row(clientId)]).then(() => 'committed', (err: Error) => err.message);
+    await worker.terminate();
+    // It either committed before the thread stopped or failed with it; it never hangs.
+    assert.match(await waiting, /committed|worker exited/);
+    const again = row(clientId);
+    assert.deepEqual(await store.insertTraces([again]), [true]);
+    assert.notEqual(internals.worker, worker);
+    assert.deepEqual(await store.insertTraces([again]), [false]);
+  });
+});

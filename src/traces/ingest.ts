@@ -34,8 +34,19 @@ export function formatMicros(us: number): string {
   return rest === 0 ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
 }
 
+const DAY_MS = 86_400_000;
+// Nearly every trace of a moment falls on the same day: remember the last one instead of
+// formatting a Date per row.
+let cachedDayStartMs = Number.NaN;
+let cachedDay = '';
+
 export function utcDay(us: number): string {
-  return new Date(Math.floor(us / 1000)).toISOString().slice(0, 10);
+  const ms = Math.floor(us / 1000);
+  if (ms >= cachedDayStartMs && ms < cachedDayStartMs + DAY_MS) return cachedDay;
+  const day = new Date(ms).toISOString().slice(0, 10);
+  cachedDayStartMs = Math.floor(ms / DAY_MS) * DAY_MS;
+  cachedDay = day;
+  return day;
 }
 
 /** Nesting depth of objects and arrays (the value itself is level 1), counted no further than limit + 1. */
@@ -58,7 +69,8 @@ export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: numbe
       return { ok: false, errors: [{ field: 'attributes', message: `must not nest deeper than ${LIMITS.attributesDepth} levels` }] };
     }
     attributes = JSON.stringify(event.attributes);
-    if (Buffer.byteLength(attributes) > LIMITS.attributesBytes) {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: short text cannot be over, so skip the count.
+    if (attributes.length * 3 > LIMITS.attributesBytes && Buffer.byteLength(attributes) > LIMITS.attributesBytes) {
       return { ok: false, errors: [{ field: 'attributes', message: `must not exceed ${LIMITS.attributesBytes} bytes as JSON` }] };
     }
   }

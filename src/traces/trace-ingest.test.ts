@@ -63,6 +63,15 @@ for (const engine of ENGINES) {
       assert.deepEqual(JSON.parse(row.attributes!), { model: 'x', nested: { a: [1, 2] } });
     });
 
+    it('accepts attributes just under the byte bound (the request id format is req_ and 20 hex digits)', async () => {
+      // {"note":"…"} is 11 bytes around the text: 16,373 ASCII bytes of text make 16,384 exactly.
+      const res = await postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { note: 'x'.repeat(16_373) } }));
+      assert.equal(res.status, 202);
+      const bad = await postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { note: 'x'.repeat(16_374) } }));
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error.request_id, /^req_[0-9a-f]{20}$/);
+    });
+
     it('accepts user_sub null, as the product page example sends', async () => {
       assert.equal((await postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { user_sub: null }))).status, 202);
     });
@@ -78,6 +87,8 @@ for (const engine of ENGINES) {
         { name: 'malformed JSON', status: 400, code: 'malformed_json', send: () => http(server.url, 'POST', '/panopticon/trace', { raw: '{"event_id":', token: tenant.pak, headers: { 'content-type': 'application/json' } }) },
         { name: 'too large', status: 413, code: 'payload_too_large', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { error_message: 'x'.repeat(70_000) })) },
         { name: 'attributes too deep', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } })) },
+        // 6,000 characters, 18,000 bytes of UTF-8: over the 16 KB bound in bytes though not in characters.
+        { name: 'attributes over the byte bound in multi-byte text', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { note: '€'.repeat(6_000) } })) },
         { name: 'string duration', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { duration_ms: '12' })) },
       ];
       for (const c of cases) {
