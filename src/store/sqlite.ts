@@ -239,7 +239,6 @@ export class SqliteStore implements Store {
     const worker = this.commitWorker();
     const id = this.nextCommitId++;
     const done = new Promise<boolean[]>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    if (this.pending.size === 1) worker.ref();
     worker.postMessage({ id, rows } satisfies CommitRequest);
     return done;
   }
@@ -261,8 +260,6 @@ export class SqliteStore implements Store {
       const waiter = this.pending.get(reply.id);
       if (waiter === undefined) return;
       this.pending.delete(reply.id);
-      // An idle worker must not keep the process alive.
-      if (this.pending.size === 0) worker.unref();
       if ('isNew' in reply) waiter.resolve(reply.isNew);
       else waiter.reject(Object.assign(new Error(reply.error), { code: reply.code }));
     });
@@ -276,7 +273,9 @@ export class SqliteStore implements Store {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`SQLite commit worker exited (code ${code})`)));
-    worker.unref();
+    // The worker keeps the process alive until close() ends it, like the store's other handles
+    // (PostgreSQL's pool): unref'ing it between commits let the event loop look empty while a
+    // commit's reply was still on its way.
     // The worker's connection checkpoints from now on; here one would block the event loop.
     this.db.pragma('wal_autocheckpoint = 0');
     this.worker = worker;
