@@ -515,7 +515,7 @@ async function storeProbe(ids: StoreProbe['ids'], rows: number, perCommit: numbe
       all.push({
         clientId: 'logi_0123456789ab', eventId: ids === 'random (v4)' ? crypto.randomUUID() : timeOrderedId(startMs, i), tool: 'search_docs',
         scopeUsed: 'agent:read', status: 'ok', startedAtUs: 1_778_321_472_345_000, day: '2026-05-09', durationMs: 12, userSub: 'user-42',
-        errorMessage: null, sessionId: 'sess-7', attributes: '{"model":"m-1","tokens":512,"cached":false}', keyId: 'pak_bench', receivedAt: startMs,
+        errorMessage: null, sessionId: 'sess-7', attributes: '{"model":"m-1","tokens":512,"cached":false}', keyId: 'pak_bench', receivedAt: startMs, checkId: null,
       });
     }
     const t0 = process.hrtime.bigint();

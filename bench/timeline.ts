@@ -59,6 +59,7 @@ function makeRow(i: number, total: number): TraceRow {
     attributes: i % 4 === 0 ? '{"model":"claude-sonnet"}' : null,
     keyId: 'pak_bench00000000000',
     receivedAt: Date.now(),
+    checkId: null,
   };
 }
 

@@ -4,6 +4,7 @@
  * isolation, and what bad input gets.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { argumentsHash } from './evaluate.js';
 import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, TEST_SECRET_KEY, traceBody, type RunningServer, type SpawnedServer, type Tenant } from '../testing/harness.js';
@@ -204,6 +205,29 @@ for (const engine of ENGINES) {
         assert.equal(res.body.error.code, code, name);
       }
       assert.equal((await g.api('GET', '/checks')).body.checks.length, 0);
+    });
+
+    it('a trace carrying a check_id shows the decision and rule that let it run; another app\'s check shows nothing', async () => {
+      const t = await createTenant(server.url);
+      const other = await createTenant(server.url);
+      const g = guard(server.url, t);
+      const rule = (await g.addRule({ name: 'reads ok', effect: 'allow', match: { tools: ['read_*'] } })).body.rule.id as string;
+      const decided = await g.check({ tool: 'read_file', scope: 'fs:read' });
+      const eventId = crypto.randomUUID();
+      const started = new Date().toISOString();
+      assert.equal((await postTrace(server.url, t.pak, traceBody(t.clientId, { event_id: eventId, tool: 'read_file', check_id: decided.body.check_id, started_at: started }))).status, 202);
+      const foreign = await postTrace(server.url, other.pak, traceBody(other.clientId, { tool: 'read_file', check_id: decided.body.check_id, started_at: started }));
+      assert.equal(foreign.status, 202);
+      const bad = await postTrace(server.url, t.pak, traceBody(t.clientId, { check_id: 'not-a-check' }));
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.fields[0].field, 'check_id');
+
+      const timeline = await g.api('GET', '/traces?limit=1');
+      assert.equal(timeline.body.traces[0].event_id, eventId);
+      assert.equal(timeline.body.traces[0].check_id, decided.body.check_id);
+      assert.deepEqual(timeline.body.traces[0].guard, { decision: 'allow', reason: 'reads ok', rule_id: rule, policy_version: 1, approval_id: null, grant_id: null });
+      const theirs = await http(server.url, 'GET', `/api/apps/${other.clientId}/traces?limit=1`, { token: other.token });
+      assert.equal(theirs.body.traces[0].guard, null, "another app's check_id reveals nothing");
     });
 
     it('keeps only a hash of the arguments unless the app opts in', async () => {

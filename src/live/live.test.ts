@@ -333,7 +333,7 @@ class ScriptedStore {
     return Math.max(0, ...this.visible.map((t) => t.seq));
   }
   commit(...seqs: number[]) {
-    for (const seq of seqs) this.visible.push({ seq, clientId: 'logi_000000000001', eventId: `e${seq}`, tool: 't', scopeUsed: 's', status: 'ok', startedAtUs: 0, day: '2026-01-01', durationMs: 1, userSub: null, errorMessage: null, sessionId: null, attributes: null, keyId: 'pak_x', receivedAt: 0 });
+    for (const seq of seqs) this.visible.push({ seq, clientId: 'logi_000000000001', eventId: `e${seq}`, tool: 't', scopeUsed: 's', status: 'ok', startedAtUs: 0, day: '2026-01-01', durationMs: 1, userSub: null, errorMessage: null, sessionId: null, attributes: null, keyId: 'pak_x', receivedAt: 0, checkId: null });
     for (const l of this.listeners) l({ kind: 'traces_committed', clientIds: ['logi_000000000001'] });
   }
 }

@@ -120,6 +120,8 @@ export interface GuardStore {
   /** One durable commit for many decisions: checks, the approvals they open, usage counters. */
   recordChecks(records: readonly CheckRecord[]): Promise<void>;
   getCheck(clientId: string, checkId: string): Promise<StoredCheck | null>;
+  /** The app's checks among these ids (a page of traces' check_ids); unknown ids are left out. */
+  checksByIds(clientId: string, checkIds: readonly string[]): Promise<StoredCheck[]>;
   recentChecks(clientId: string, sinceMs: number, limit: number): Promise<StoredCheck[]>;
 
   /** Adds one hit to a fixed window and returns the count including it; old windows are pruned. */

@@ -123,6 +123,11 @@ export class PostgresGuardStore implements GuardStore {
     return r ? toCheck(r) : null;
   }
 
+  async checksByIds(clientId: string, checkIds: readonly string[]) {
+    if (checkIds.length === 0) return [];
+    return (await this.db.q('SELECT * FROM guard_checks WHERE client_id = $1 AND id = ANY($2::text[])', [clientId, [...checkIds]])).map(toCheck);
+  }
+
   async recentChecks(clientId: string, sinceMs: number, limit: number) {
     return (await this.db.q('SELECT * FROM guard_checks WHERE client_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT $3', [clientId, sinceMs, limit])).map(toCheck);
   }

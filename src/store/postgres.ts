@@ -25,7 +25,7 @@ const types = {
 };
 
 const TRACE_ARRAY_TYPES = [
-  'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'bigint',
+  'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text',
 ] as const;
 
 /**
@@ -358,6 +358,7 @@ export class PostgresStore implements Store {
       columns[11]![k] = r.attributes;
       columns[12]![k] = r.keyId;
       columns[13]![k] = r.receivedAt;
+      columns[14]![k] = r.checkId;
     });
     let inserted: Row[];
     for (let attempt = 1; ; attempt++) {

@@ -67,6 +67,7 @@ export const toTrace = (r: Row): StoredTrace => ({
   userSub: strOrNull(r.user_sub),
   errorMessage: strOrNull(r.error_message),
   sessionId: strOrNull(r.session_id),
+  checkId: strOrNull(r.check_id),
   attributes: strOrNull(r.attributes),
   keyId: String(r.key_id),
   receivedAt: num(r.received_at),

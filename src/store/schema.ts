@@ -10,7 +10,7 @@ export interface Migration {
 
 export const TRACE_COLUMNS = [
   'client_id', 'event_id', 'tool', 'scope_used', 'status', 'started_at_us', 'day', 'duration_ms',
-  'user_sub', 'error_message', 'session_id', 'attributes', 'key_id', 'received_at',
+  'user_sub', 'error_message', 'session_id', 'attributes', 'key_id', 'received_at', 'check_id',
 ] as const;
 
 export const sqliteMigrations: Migration[] = [

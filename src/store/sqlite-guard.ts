@@ -112,6 +112,11 @@ export class SqliteGuardStore implements GuardStore {
     return r ? toCheck(r) : null;
   }
 
+  async checksByIds(clientId: string, checkIds: readonly string[]) {
+    if (checkIds.length === 0) return [];
+    return (this.db.prepare(`SELECT * FROM guard_checks WHERE client_id = ? AND id IN (${checkIds.map(() => '?').join(', ')})`).all(clientId, ...checkIds) as Row[]).map(toCheck);
+  }
+
   async recentChecks(clientId: string, sinceMs: number, limit: number) {
     return (this.db.prepare('SELECT * FROM guard_checks WHERE client_id = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?').all(clientId, sinceMs, limit) as Row[]).map(toCheck);
   }

@@ -37,7 +37,7 @@ export function traceCommitter(db: Database.Database): TraceCommit {
       isNew[i] =
         insert.run(
           t.clientId, t.eventId, t.tool, t.scopeUsed, t.status, t.startedAtUs, t.day, t.durationMs,
-          t.userSub, t.errorMessage, t.sessionId, t.attributes, t.keyId, t.receivedAt,
+          t.userSub, t.errorMessage, t.sessionId, t.attributes, t.keyId, t.receivedAt, t.checkId,
         ).changes > 0;
     }
     for (const inc of usageIncrements(rows, isNew)) upsertUsage.run(numbered([inc.clientId, inc.day, inc.traces, inc.errors]));

@@ -22,6 +22,7 @@ function row(clientId: string, overrides: Partial<TraceRow> = {}): TraceRow {
     attributes: null,
     keyId: 'pak_test',
     receivedAt: Date.now(),
+    checkId: null,
     ...overrides,
   };
 }

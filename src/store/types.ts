@@ -82,6 +82,8 @@ export interface TraceRow {
   userSub: string | null;
   errorMessage: string | null;
   sessionId: string | null;
+  /** The guard check that let this call run (`check_id` of POST /panopticon/guard/check), if any. */
+  checkId: string | null;
   /** JSON text of the attributes object, or null. */
   attributes: string | null;
   keyId: string;

@@ -88,6 +88,7 @@ export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: numbe
       userSub: event.user_sub ?? null,
       errorMessage: event.error_message ?? null,
       sessionId: event.session_id ?? null,
+      checkId: event.check_id ?? null,
       attributes,
       keyId,
       receivedAt,

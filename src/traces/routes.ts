@@ -177,9 +177,16 @@ const TraceJson = Type.Object({
   attributes: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
   received_at: Type.String(),
   key_id: Type.String(),
+  check_id: Type.Union([Type.String(), Type.Null()]),
+  guard: Type.Optional(Type.Union([
+    Type.Object({ decision: Type.String(), reason: Type.String(), rule_id: Type.Union([Type.String(), Type.Null()]), policy_version: Type.Integer(), approval_id: Type.Union([Type.String(), Type.Null()]), grant_id: Type.Union([Type.String(), Type.Null()]) }),
+    Type.Null(),
+  ], { description: 'The guard decision named by check_id (null when there is none or it is not this app\'s).' })),
 });
 
-export function traceJson(t: StoredTrace) {
+type GuardView = { decision: string; reason: string; rule_id: string | null; policy_version: number; approval_id: string | null; grant_id: string | null };
+
+export function traceJson(t: StoredTrace, guard?: ReadonlyMap<string, GuardView>) {
   return {
     event_id: t.eventId,
     client_id: t.clientId,
@@ -194,6 +201,8 @@ export function traceJson(t: StoredTrace) {
     attributes: t.attributes === null ? null : (JSON.parse(t.attributes) as Record<string, unknown>),
     received_at: new Date(t.receivedAt).toISOString(),
     key_id: t.keyId,
+    check_id: t.checkId,
+    ...(guard === undefined ? {} : { guard: (t.checkId === null ? undefined : guard.get(t.checkId)) ?? null }),
   };
 }
 
@@ -240,6 +249,9 @@ function registerTimeline(app: FastifyInstance, services: Services): void {
       before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
     });
     const page = traces.slice(0, q.limit);
-    return { traces: page.map(traceJson), next_cursor: traces.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
+    const checkIds = [...new Set(page.flatMap((t) => (t.checkId === null ? [] : [t.checkId])))];
+    const checks = await services.store.guard.checksByIds(target.clientId, checkIds);
+    const guard = new Map(checks.map((c) => [c.id, { decision: c.decision, reason: c.reason, rule_id: c.ruleId, policy_version: c.policyVersion, approval_id: c.approvalId, grant_id: c.grantId }]));
+    return { traces: page.map((t) => traceJson(t, guard)), next_cursor: traces.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
   });
 }

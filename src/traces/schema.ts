@@ -42,6 +42,9 @@ export const TraceEvent = Type.Object(
     user_sub: Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.userSubLength }), Type.Null()])),
     error_message: Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.errorMessageLength }), Type.Null()])),
     session_id: Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.sessionIdLength }), Type.Null()])),
+    check_id: Type.Optional(Type.Union([Type.String({ pattern: '^chk_[0-9A-Za-z]{16}$' }), Type.Null()], {
+      description: 'The check_id of the guard decision that let this call run; the timeline then shows that decision and its rule.',
+    })),
     attributes: Type.Optional(
       Type.Union([
         Type.Object({}, {
