@@ -24,6 +24,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, message: 'Content-Type must be application/json' },
   payload_too_large: { status: 413, message: 'The request body is larger than allowed' },
   malformed_json: { status: 400, message: 'The request body is not valid JSON' },
+  malformed_protobuf: { status: 400, message: 'The request body is not a valid OTLP protobuf message' },
   validation_failed: { status: 400, message: 'The request does not match the schema' },
   batch_too_large: { status: 413, message: 'The batch holds more traces than allowed' },
 

@@ -21,6 +21,7 @@ import { registerKeyRoutes } from '../keys/routes.js';
 import { registerHmacRoutes } from '../keys/hmac-routes.js';
 import { installSignatureVerification } from '../keys/signature.js';
 import { registerTraceRoutes } from '../traces/routes.js';
+import { registerOtlpRoutes } from '../otlp/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerGuardRoutes } from '../guard/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
@@ -175,6 +176,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerKeyRoutes(app, services);
   registerHmacRoutes(app, services);
   registerTraceRoutes(app, services);
+  await registerOtlpRoutes(app, services);
   registerUsageRoutes(app, services);
   registerGuardRoutes(app, services);
   registerAuditRoutes(app, services);

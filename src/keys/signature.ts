@@ -73,7 +73,7 @@ export function parseSignatureHeader(value: string): ParsedSignature | null {
 }
 
 /** True when some v1 is the HMAC of the request under some secret still valid at `at`. */
-function matches(pending: PendingSignature, body: string): boolean {
+function matches(pending: PendingSignature, body: string | Buffer): boolean {
   let found = false;
   for (const k of pending.keys) {
     if (k.expiresAt !== null && k.expiresAt <= pending.at) continue;
@@ -84,6 +84,17 @@ function matches(pending: PendingSignature, body: string): boolean {
     }
   }
   return found;
+}
+
+/**
+ * For a body parser of another content type (OTLP protobuf): settles the request's pending
+ * signature against the raw bytes. The error to fail the parse with, or null.
+ */
+export function verifyRawBody(request: FastifyRequest, body: string | Buffer): ApiError | null {
+  const pending = request.pendingSignature;
+  if (pending === null) return null;
+  request.pendingSignature = null;
+  return matches(pending, body) ? null : new ApiError('signature_mismatch');
 }
 
 const MARK = Symbol('panopticon.requireSignature');

@@ -1,0 +1,6 @@
+export { createPanopticon, Panopticon, PanopticonError, type PanopticonOptions } from './client.js';
+export { instrumentMcpServer, type InstrumentOptions, type McpRequestExtra } from './mcp.js';
+export { signatureHeader } from './sign.js';
+export type {
+  ApprovalOutcome, ApprovalRef, ApprovalResult, CheckInput, Decision, GuardDecision, Stats, TraceInput, TraceStatus, WireTrace,
+} from './types.js';

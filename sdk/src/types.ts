@@ -1,0 +1,105 @@
+/** What the SDK sends and receives; the wire names are those of docs/api.md. */
+
+export type TraceStatus = 'ok' | 'error' | 'denied' | 'timeout';
+
+/** A tool call to record. Only `tool`, `scope` and `status` are required. */
+export interface TraceInput {
+  tool: string;
+  /** The OAuth scope the call used (`scope_used` on the wire). */
+  scope: string;
+  status: TraceStatus;
+  /** Default: 0. */
+  durationMs?: number;
+  /** Default: now. */
+  startedAt?: Date | string;
+  /** The idempotency key (a UUID). Default: a fresh random one. */
+  eventId?: string;
+  userSub?: string | null;
+  sessionId?: string | null;
+  errorMessage?: string | null;
+  attributes?: Record<string, unknown> | null;
+}
+
+/** One trace as `POST /panopticon/traces` takes it. */
+export interface WireTrace {
+  event_id: string;
+  client_id: string;
+  tool: string;
+  scope_used: string;
+  status: TraceStatus;
+  started_at: string;
+  duration_ms: number;
+  user_sub?: string | null;
+  session_id?: string | null;
+  error_message?: string | null;
+  attributes?: Record<string, unknown> | null;
+}
+
+export interface CheckInput {
+  tool: string;
+  scope: string;
+  userSub?: string | null;
+  sessionId?: string | null;
+  /** The call's arguments: policies can match on them; the server keeps only their hash unless told otherwise. */
+  arguments?: Record<string, unknown> | null;
+  /** The event_id the call will be traced with, linking the decision to the trace. */
+  eventId?: string;
+}
+
+export type Decision = 'allow' | 'deny' | 'require_approval';
+
+export interface ApprovalRef {
+  id: string;
+  poll_url: string;
+  expires_at: string;
+}
+
+export interface GuardDecision {
+  decision: Decision;
+  /** The server's reason; `unreachable` or an error code when the SDK decided (see `source`). */
+  reason: string;
+  message: string;
+  /** `server`: the guard answered. `fail_open` / `fail_closed`: it could not be asked, and the SDK applied the fail mode. */
+  source: 'server' | 'fail_open' | 'fail_closed';
+  checkId: string | null;
+  ruleId: string | null;
+  approval: ApprovalRef | null;
+  retryAfterSeconds?: number;
+}
+
+export type ApprovalOutcome = 'approved' | 'denied' | 'expired' | 'pending' | 'unreachable' | 'error';
+
+export interface ApprovalResult {
+  /**
+   * `pending`: still undecided at the deadline. `unreachable`: the server could not be asked before
+   * the deadline. `error`: the server refused the poll (unknown approval, revoked key); see `error`.
+   */
+  status: ApprovalOutcome;
+  /** True only for `approved`: every other outcome means do not run the call. */
+  approved: boolean;
+  /** The approval object as the server last returned it. */
+  approval: Record<string, unknown> | null;
+  /** The server's error code, for `error` and `unreachable`. */
+  error?: string;
+}
+
+export interface Stats {
+  /** Traces waiting in memory (including the batch in flight). */
+  buffered: number;
+  /** Traces the server acknowledged (`accepted` or `duplicate`). */
+  sent: number;
+  /** Of `sent`, those the server already had (a resend after a lost acknowledgement, or from the spool). */
+  duplicate: number;
+  /** Traces sent again after a transient failure (one per trace per retry). */
+  retried: number;
+  /** Traces given up: the sum of the three below. */
+  dropped: number;
+  /** Oldest traces pushed out of the full buffer. */
+  droppedOverflow: number;
+  /** Traces the server refused as invalid (a 207 item `rejected`, or a 400 / 413 / 415 batch): resending cannot help. */
+  droppedRejected: number;
+  /** Traces still unsent when shutdown's deadline passed and no spool keeps them. */
+  droppedShutdown: number;
+  /** Requests that failed transiently (network, timeout, 429, 5xx, 401 / 403). */
+  failedRequests: number;
+}
