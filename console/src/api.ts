@@ -55,8 +55,39 @@ export type AuditVerification =
   | { ok: true; entries: number; head: string }
   | { ok: false; entries: number; problem: string; seq: number; detail: string };
 
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
+export interface Approval {
+  id: string; client_id: string; status: ApprovalStatus; tool: string; scope: string; user_sub: string | null; session_id: string | null;
+  arguments_hash: string; rule_id: string | null; reason: string; check_id: string; created_at: string; expires_at: string;
+  decided_at: string | null; decided_by: string | null; comment: string | null; remember: string | null; grant_id: string | null;
+}
+export type Remember = 'once' | 'session' | 'always';
+export interface Grant {
+  id: string; client_id: string; kind: 'session' | 'always'; status: 'active' | 'expired' | 'revoked'; tool: string; user_sub: string | null;
+  session_id: string | null; arguments_hash: string; approval_id: string; created_by: string; created_at: string; expires_at: string | null;
+  revoked_at: string | null; uses: number;
+}
+export interface SigningSecret { id: string; prefix: string; status: 'active' | 'expiring' | 'expired' | 'revoked'; created_at: string; expires_at: string | null; revoked_at: string | null }
+export interface HmacState { client_id: string; enabled: boolean; secrets: SigningSecret[] }
+export interface IssuedSecret { pak_secret: string; client_id: string; enabled: true; secret: SigningSecret; previous?: SigningSecret[] }
+export const WEBHOOK_EVENTS = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export interface Webhook { id: string; client_id: string; url: string; format: 'json' | 'slack'; events: WebhookEvent[]; enabled: boolean; created_at: string }
+export interface Delivery {
+  id: string; webhook_id: string; event: WebhookEvent; status: 'pending' | 'delivered' | 'failed'; attempts: number; last_status_code: number | null;
+  last_error: string | null; created_at: string; next_attempt_at: string | null; completed_at: string | null;
+}
+
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly requestId?: string, readonly fields?: Array<{ field: string; message: string }>) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId?: string,
+    readonly fields?: Array<{ field: string; message: string }>,
+    /** The error's other members, e.g. `decided_by` of a 409 approval_decided. */
+    readonly details: Record<string, unknown> = {},
+  ) {
     super(message);
   }
 }
@@ -83,7 +114,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   }
   if (!res.ok) {
     const e = (json as { error?: { code: string; message: string; request_id?: string; fields?: Array<{ field: string; message: string }> } } | null)?.error;
-    throw new ApiError(res.status, e?.code ?? 'http_error', e?.message ?? `HTTP ${res.status}`, e?.request_id, e?.fields);
+    throw new ApiError(res.status, e?.code ?? 'http_error', e?.message ?? `HTTP ${res.status}`, e?.request_id, e?.fields, (e ?? {}) as Record<string, unknown>);
   }
   return json as T;
 }
@@ -132,6 +163,28 @@ export const api = {
   simulate: (clientId: string, policy: unknown, sinceHours: number) => call<Simulation>('POST', `${appPath(clientId)}/policies/simulate`, { policy, since_hours: sinceHours }),
   kill: (clientId: string, reason: string, tool?: string) => call<{ kill_switch: KillSwitch; was_on: boolean }>('POST', `${appPath(clientId)}/kill`, tool ? { reason, tool } : { reason }),
   revive: (clientId: string, tool?: string | null) => call<{ revived: KillSwitch }>('POST', `${appPath(clientId)}/revive`, tool ? { tool } : {}),
+
+  approvals: (clientId: string, status: ApprovalStatus | '', limit = 100) =>
+    call<{ approvals: Approval[]; next_cursor: string | null }>('GET', `${appPath(clientId)}/approvals${query({ status, limit })}`),
+  /** The inbox's SSE URL: `ready`, then `requested` / `decided` / `expired` with an Approval, or `resync`. */
+  approvalsLiveUrl: (clientId: string) => `${appPath(clientId)}/approvals/live`,
+  approve: (approvalId: string, body: { comment?: string; remember?: Remember; remember_for_seconds?: number }) =>
+    call<{ approval: Approval; grant: Grant | null }>('POST', `/api/approvals/${enc(approvalId)}/approve`, body),
+  deny: (approvalId: string, body: { comment?: string }) => call<{ approval: Approval; grant: null }>('POST', `/api/approvals/${enc(approvalId)}/deny`, body),
+  grants: (clientId: string, includeRevoked: boolean) =>
+    call<{ grants: Grant[]; counts: { active: number; expired: number; revoked: number; uses: number } }>('GET', `${appPath(clientId)}/grants${query({ include_revoked: includeRevoked ? 'true' : undefined })}`),
+  revokeGrant: (clientId: string, grantId: string) => call<Grant>('DELETE', `${appPath(clientId)}/grants/${enc(grantId)}`),
+
+  hmac: (clientId: string) => call<HmacState>('GET', `${appPath(clientId)}/hmac`),
+  enableHmac: (clientId: string) => call<IssuedSecret>('POST', `${appPath(clientId)}/hmac/enable`),
+  rotateHmac: (clientId: string, graceSeconds: number) => call<IssuedSecret>('POST', `${appPath(clientId)}/hmac/rotate`, { grace_seconds: graceSeconds }),
+  disableHmac: (clientId: string) => call<{ client_id: string; enabled: false; revoked: SigningSecret[] }>('POST', `${appPath(clientId)}/hmac/disable`),
+
+  webhooks: (clientId: string) => call<{ webhooks: Webhook[] }>('GET', `${appPath(clientId)}/webhooks`),
+  addWebhook: (clientId: string, body: { url: string; format: 'json' | 'slack'; events: WebhookEvent[] }) =>
+    call<Webhook & { secret: string }>('POST', `${appPath(clientId)}/webhooks`, body),
+  removeWebhook: (clientId: string, webhookId: string) => call<Webhook>('DELETE', `${appPath(clientId)}/webhooks/${enc(webhookId)}`),
+  deliveries: (clientId: string, webhookId: string) => call<{ deliveries: Delivery[] }>('GET', `${appPath(clientId)}/webhooks/${enc(webhookId)}/deliveries${query({ limit: 20 })}`),
 
   audit: (clientId: string, beforeSeq: number | null) => call<{ entries: AuditEntry[]; next_before_seq: number | null }>('GET', `${appPath(clientId)}/audit${query({ before_seq: beforeSeq, limit: 50 })}`),
   verifyAudit: (clientId: string) => call<AuditVerification>('GET', `${appPath(clientId)}/audit/verify`),

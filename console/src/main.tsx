@@ -13,6 +13,7 @@ import { LiveTab } from './pages/Live';
 import { UsageTab } from './pages/Usage';
 import { PoliciesTab } from './pages/Policies';
 import { AuditTab } from './pages/Audit';
+import { ApprovalsTab } from './pages/Approvals';
 import './styles.css';
 
 const queryClient = new QueryClient({
@@ -43,6 +44,7 @@ const router = createBrowserRouter([
           { path: 'live', element: <LiveTab /> },
           { path: 'usage', element: <UsageTab /> },
           { path: 'policies', element: <PoliciesTab /> },
+          { path: 'approvals', element: <ApprovalsTab /> },
           { path: 'audit', element: <AuditTab /> },
         ],
       },

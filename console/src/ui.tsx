@@ -115,3 +115,33 @@ export function CurlHint({ clientId }: { clientId: string }) {
     </div>
   );
 }
+
+/**
+ * A secret the server shows only in this response (a signing secret, a webhook secret): read-only,
+ * copyable, and closed only by the explicit button so Escape cannot lose it.
+ */
+export function ShownOnceDialog({ secret, title, label, testId, onClose, children }: { secret: string | null; title: string; label: string; testId: string; onClose: () => void; children?: ReactNode }) {
+  return (
+    <Dialog open={secret !== null} title={title} onClose={onClose} dismissable={false}>
+      {secret !== null && (
+        <>
+          <p className="warning" role="note">
+            ⚠️ This secret is shown <strong>only once</strong>. Store it now somewhere safe (a password manager, your
+            deployment’s secrets); the server keeps it encrypted and never shows it again.
+          </p>
+          <label>
+            {label}
+            <input readOnly value={secret} className="mono" data-testid={testId} onFocus={(e) => e.target.select()} />
+          </label>
+          {children}
+          <div className="actions">
+            <CopyButton text={secret} />
+            <button type="button" className="primary" onClick={onClose}>
+              I have stored it
+            </button>
+          </div>
+        </>
+      )}
+    </Dialog>
+  );
+}

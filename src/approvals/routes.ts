@@ -7,6 +7,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { actorOf, operatorOf, requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { pakRouteOptions } from '../keys/pak-route.js';
@@ -16,7 +17,10 @@ import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import { effectiveStatus, type Approval, type ApprovalStatus, type Remember } from '../store/approval-types.js';
 import type { Grant } from '../store/guard-types.js';
+import { ApprovalFeed, type InboxEvent } from './live.js';
 import { MAX_REMEMBER_SECONDS, MAX_WAIT_SECONDS, type ApprovalService } from './service.js';
+
+export const INBOX_HEARTBEAT_MS = 15_000;
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 const StatusSchema = Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('expired')]);
@@ -190,6 +194,64 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
     return { approvals: page.map((a) => approvalJson(a, t)), next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
   });
 
+  const feed = new ApprovalFeed(store, now, (err) => app.log.error({ err }, 'approval inbox read failed'));
+  const open = new Set<ServerResponse>();
+  // Streams never end on their own; without this, close() would wait for every browser to leave.
+  app.addHook('preClose', async () => {
+    for (const res of open) res.end();
+    open.clear();
+  });
+  app.addHook('onClose', async () => {
+    await feed.close();
+  });
+
+  app.get('/api/apps/:client_id/approvals/live', {
+    onRequest: authenticated,
+    schema: {
+      tags: ['approvals'],
+      summary: 'The approvals inbox as Server-Sent Events: requested, decided and expired, whichever node they happened on',
+      params: ClientIdParams,
+      response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 401, 404) },
+    },
+  }, async (request, reply) => {
+    const target = await ownedApp(services, request);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      // Proxies such as nginx would otherwise hold events back to fill a buffer.
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+      'x-request-id': request.id,
+    });
+    open.add(res);
+    let ended = false;
+    const write = (chunk: string) => {
+      if (ended) return;
+      res.write(chunk);
+      // A reader this far behind has lost track anyway; it reconnects and re-reads the list.
+      if (res.writableLength > 1024 * 1024) end();
+    };
+    const unsubscribe = feed.subscribe(target.clientId, (e: InboxEvent) => {
+      if (e.event === 'resync') write('event: resync\ndata: {}\n\n');
+      else write(`event: ${e.event}\ndata: ${JSON.stringify(approvalJson(e.approval, now()))}\n\n`);
+    });
+    const heartbeat = setInterval(() => write(': heartbeat\n\n'), INBOX_HEARTBEAT_MS);
+    function end() {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      unsubscribe();
+      open.delete(res);
+      res.end();
+    }
+    request.raw.on('close', end);
+    res.on('error', end);
+    // Subscribed before `ready`: a client that reads the list on `ready` misses nothing in between.
+    write(`retry: 2000\nevent: ready\ndata: ${JSON.stringify({ client_id: target.clientId })}\n\n`);
+  });
+
   app.get('/api/approvals/:approval_id', {
     onRequest: authenticated,
     schema: {
@@ -231,7 +293,11 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
         if (result.code === 'validation_failed') throw new ApiError('validation_failed', undefined, { fields: result.fields });
         if (result.code === 'approval_not_found') throw new ApiError('approval_not_found');
         const t = now();
-        throw new ApiError('approval_decided', `The approval request is already ${effectiveStatus(result.approval, t)}`, { status: effectiveStatus(result.approval, t) });
+        const lost = approvalJson(result.approval, t);
+        // The console tells the operator who beat them to it, and when.
+        throw new ApiError('approval_decided', `The approval request is already ${lost.status}`, {
+          status: lost.status, decided_by: lost.decided_by, decided_at: lost.decided_at,
+        });
       }
       const t = now();
       return { approval: approvalJson(result.approval, t), grant: result.grant === null ? null : grantJson(result.grant, t) };

@@ -2,7 +2,8 @@
  * The Getting Started page, steps 1-3, done by a person in the console, in real headless Chromium:
  * sign up, create an app, open its Panopticon tab, flip Enable, issue the PAK and read it from the
  * shown-once dialog, send the page's trace over HTTP with that PAK, and watch it arrive in Live
- * Trace (no reload) and in the Activity Timeline; then Usage, a policy rule, the kill switch and the
+ * Trace (no reload) and in the Activity Timeline; then Usage, policy rules, an approval decided in
+ * the inbox that unblocks a long-polling agent, webhooks, HMAC signing, the kill switch and the
  * audit log. Shared by the browser test and `npm run screenshots` (which writes docs/screenshots).
  */
 import assert from 'node:assert/strict';
@@ -51,6 +52,159 @@ async function sendTrace(baseUrl: string, pak: string, body: unknown): Promise<n
   return res.status;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The human in the loop, as the issue shows it: a require_approval rule added in the Policies
+ * editor; an agent's guard check opens a request and long-polls it; the request appears in the
+ * Approvals inbox without a reload, is approved there with a comment (remembered), and the pending
+ * long poll answers `approved` with that comment at once. A decision that lost a race says who won.
+ * A webhook's secret is shown once and its delivery listed. Then HMAC signing from the Panopticon
+ * tab: the secret shown once, an unsigned trace refused, a signed one accepted, and signing off.
+ */
+async function approvalsAndSigning(page: Page, baseUrl: string, clientId: string, pak: string, shot: (page: Page, name: string) => Promise<void>): Promise<void> {
+  const agent = { authorization: `Bearer ${pak}`, 'content-type': 'application/json' };
+  const check = async (args: Record<string, unknown>) => {
+    const res = await fetch(`${baseUrl}/panopticon/guard/check`, {
+      method: 'POST', headers: agent,
+      body: JSON.stringify({ client_id: clientId, tool: 'refund', scope: 'payments:write', user_sub: 'alice', session_id: 'sess-7', arguments: args }),
+    });
+    assert.equal(res.status, 200);
+    return (await res.json()) as { decision: string; reason: string; approval: { id: string; poll_url: string } | null };
+  };
+
+  await page.getByRole('button', { name: 'Add rule' }).click();
+  const editor = page.getByRole('dialog', { name: 'Add a rule' });
+  await editor.getByLabel('Name').fill('refunds need a human');
+  await editor.getByLabel('Effect').selectOption('require_approval');
+  await editor.getByLabel(/^Tools/).fill('refund');
+  await editor.getByLabel('Reason shown to the agent').fill('refunds are approved by support');
+  await editor.getByRole('button', { name: 'Save rule' }).click();
+  await editor.waitFor({ state: 'hidden' });
+  await page.getByText('version 2').waitFor();
+
+  const tabs = page.getByRole('navigation', { name: 'Application' });
+  await tabs.getByRole('link', { name: 'Approvals' }).click();
+  await page.getByTestId('approvals-state').getByText('Live').waitFor();
+  await page.getByText('Nothing is waiting for you').waitFor();
+
+  // A webhook first, so the request below is also delivered (to a closed loopback port: it fails).
+  const hooks = page.getByRole('form', { name: 'Add a webhook' });
+  await hooks.getByLabel('Endpoint URL').fill('http://127.0.0.1:9/panopticon-hook');
+  await hooks.getByLabel('Format').selectOption('slack');
+  await hooks.getByRole('checkbox', { name: 'kill_switch.off' }).uncheck();
+  await hooks.getByRole('button', { name: 'Add webhook' }).click();
+  const hookSecret = page.getByRole('dialog', { name: 'Webhook signing secret' });
+  await hookSecret.getByText('shown only once').waitFor();
+  assert.match(await hookSecret.getByTestId('new-webhook-secret').inputValue(), /^whsec_/);
+  await hookSecret.getByRole('button', { name: 'I have stored it' }).click();
+  await hookSecret.waitFor({ state: 'hidden' });
+  await page.getByText('http://127.0.0.1:9/panopticon-hook').waitFor();
+
+  // The agent asks, and waits on the answer (not awaited yet: it is pending until a human decides).
+  const asked = await check({ order: 'A-1001', amount: 120 });
+  assert.equal(asked.decision, 'require_approval');
+  const approvalId = asked.approval!.id;
+  const polled = fetch(`${baseUrl}${asked.approval!.poll_url}?wait=30`, { headers: { authorization: `Bearer ${pak}` } }).then(async (r) => ({
+    status: r.status, at: Date.now(), body: (await r.json()) as { status: string; comment: string | null },
+  }));
+
+  const card = page.getByRole('list', { name: 'Pending approval requests' }).getByRole('listitem', { name: 'refund for alice' });
+  await card.waitFor({ timeout: 5000 });
+  await card.getByText('refunds are approved by support').waitFor();
+  await card.getByText(/expires in \d+:\d\d/).waitFor();
+  await card.getByText('sess-7').waitFor();
+  await shot(page, 'approvals');
+
+  await card.getByRole('button', { name: `Approve refund (${approvalId})` }).click();
+  const approve = page.getByRole('dialog', { name: 'Approve refund?' });
+  await approve.getByLabel('Comment (the agent reads it)').fill('refund ok, order A-1001');
+  await approve.getByLabel(/^Always/).check();
+  await approve.getByRole('combobox', { name: /^For/ }).selectOption({ label: '24 hours' });
+  const clicked = Date.now();
+  await approve.getByRole('button', { name: 'Approve', exact: true }).click();
+  const answer = await polled;
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body.status, 'approved');
+  assert.equal(answer.body.comment, 'refund ok, order A-1001');
+  // Generous for a loaded 2-core machine; it would be 30 s if the poll waited out its timeout.
+  assert.ok(answer.at - clicked < 5000, `the long poll answered ${answer.at - clicked} ms after Approve`);
+  await approve.waitFor({ state: 'hidden' });
+  await page.getByText('Nothing is waiting for you').waitFor();
+  const grantRow = page.getByRole('table', { name: 'Grants, newest first' }).getByRole('row', { name: /refund alice always active/ });
+  await grantRow.waitFor();
+  // Remembered: the same call is now allowed by the grant, without asking.
+  const again = await check({ amount: 120, order: 'A-1001' });
+  assert.equal(again.decision, 'allow');
+  assert.equal(again.reason, 'grant');
+
+  // A second request, denied elsewhere while the dialog is open: the console says who decided.
+  const second = await check({ order: 'A-1002', amount: 90 });
+  const secondId = second.approval!.id;
+  await page.getByRole('button', { name: `Deny refund (${secondId})` }).click();
+  const deny = page.getByRole('dialog', { name: 'Deny refund?' });
+  await deny.getByLabel('Comment (the agent reads it)').waitFor();
+  const elsewhere = await page.evaluate(async (id) => {
+    const r = await fetch(`/api/approvals/${id}/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"comment":"from the CLI"}' });
+    return r.status;
+  }, secondId);
+  assert.equal(elsewhere, 200);
+  await deny.getByRole('button', { name: 'Deny', exact: true }).click();
+  await deny.getByRole('alert').getByText(/Already approved/).waitFor();
+  await deny.getByRole('alert').getByText(/by you \(/).waitFor();
+  await deny.getByRole('button', { name: 'Close' }).click();
+  await deny.waitFor({ state: 'hidden' });
+  await page.getByRole('combobox', { name: /^Show/ }).selectOption('approved');
+  await page.getByRole('cell', { name: 'from the CLI' }).waitFor();
+
+  // The webhook's delivery of the first request is listed with its outcome.
+  await page.getByRole('button', { name: 'Recent deliveries' }).click();
+  await page.getByRole('table', { name: /Recent deliveries to/ }).getByRole('row', { name: /approval\.requested/ }).first().waitFor({ timeout: 10_000 });
+
+  // HMAC: on, the secret shown once; an unsigned trace is refused, a signed one accepted; then off.
+  await tabs.getByRole('link', { name: 'Panopticon' }).click();
+  const signing = page.getByRole('switch', { name: /^Signed requests/ });
+  assert.equal(await signing.isChecked(), false);
+  await signing.click();
+  const secretDialog = page.getByRole('dialog', { name: 'Your signing secret' });
+  await secretDialog.getByText('shown only once').waitFor();
+  const pakSecret = await secretDialog.getByTestId('new-pak-secret').inputValue();
+  assert.match(pakSecret, /^pano_sec_[0-9A-Za-z]{38}$/);
+  await secretDialog.getByRole('button', { name: 'Copy' }).click();
+  await secretDialog.getByRole('button', { name: 'Copied' }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), pakSecret);
+  await shot(page, 'hmac-secret-shown-once');
+  await page.keyboard.press('Escape');
+  assert.equal(await secretDialog.isVisible(), true);
+  await secretDialog.getByRole('button', { name: 'I have stored it' }).click();
+  await secretDialog.waitFor({ state: 'hidden' });
+  await page.getByText('Signed requests required').waitFor();
+
+  const body = JSON.stringify(seedTrace(clientId, { tool: 'signed_call', started_at: '2026-05-13T08:00:00Z' }));
+  const unsigned = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: agent, body });
+  assert.equal(unsigned.status, 401);
+  assert.equal(((await unsigned.json()) as { error: { code: string } }).error.code, 'signature_missing');
+  const t = Math.floor(Date.now() / 1000);
+  const v1 = crypto.createHmac('sha256', pakSecret).update(`${t}.POST./panopticon/trace.${body}`).digest('hex');
+  const signed = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: { ...agent, 'x-panopticon-signature': `t=${t},v1=${v1}` }, body });
+  assert.equal(signed.status, 202);
+
+  await signing.click();
+  const off = page.getByRole('dialog', { name: 'Stop requiring signed requests?' });
+  await off.getByRole('button', { name: 'Turn signing off' }).click();
+  await off.waitFor({ state: 'hidden' });
+  await page.getByText('Signed requests not required').waitFor();
+  // Off takes effect on the next request; allow the signal a moment on a busy machine.
+  for (let i = 0; ; i++) {
+    const res = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: agent, body: JSON.stringify(seedTrace(clientId, { tool: 'unsigned_again' })) });
+    if (res.status === 202 || i >= 20) {
+      assert.equal(res.status, 202);
+      break;
+    }
+    await sleep(100);
+  }
+}
+
 export async function walkConsole(baseUrl: string, options: { screenshotDir?: string } = {}): Promise<WalkResult> {
   const browser = await launchChromium();
   const shot = async (page: Page, name: string) => {
@@ -65,7 +219,8 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('console', (msg) => {
-      if (msg.type() === 'error' && !/401|Unauthorized/.test(msg.text())) problems.push(`console error: ${msg.text()}`);
+      // 401 before sign-in, and the 409 of the decision that lost its race on purpose, are expected.
+      if (msg.type() === 'error' && !/401|Unauthorized|status of 409 \(Conflict\)/.test(msg.text())) problems.push(`console error: ${msg.text()}`);
     });
 
     // Not signed in: the console sends us to sign-in, and from there to sign-up.
@@ -87,7 +242,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     const clientId = /\/apps\/(logi_[0-9a-f]{12})\//.exec(page.url())![1]!;
 
     // Step 1: Enable, then Issue PAK: shown once, with the warning and a copy button.
-    const enable = page.getByRole('switch');
+    const enable = page.getByRole('switch', { name: /^Panopticon / });
     assert.equal(await enable.isChecked(), false);
     await enable.check();
     await page.getByText('Panopticon enabled').waitFor();
@@ -205,6 +360,9 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     await editor.waitFor({ state: 'hidden' });
     await page.getByRole('listitem').filter({ hasText: 'internal mail only' }).getByText('tools send_email; 1 argument condition(s)').waitFor();
     await page.getByText('version 1').waitFor();
+
+    await approvalsAndSigning(page, baseUrl, clientId, pak, shot);
+    await page.getByRole('navigation', { name: 'Application' }).getByRole('link', { name: 'Policies' }).click();
     await page.getByRole('button', { name: 'Turn kill switch on…' }).click();
     const confirm = page.getByRole('dialog', { name: 'Turn the kill switch on?' });
     assert.equal(await confirm.getByRole('button', { name: 'Turn kill switch on' }).isDisabled(), true);

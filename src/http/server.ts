@@ -137,6 +137,14 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   logError = (err, what) => app.log.error({ err }, what);
+  // The check that opened an approval ran on this node; inboxes open on other nodes hear of it
+  // through this signal. Failing to send it must not fail the check, which has already committed.
+  events.subscribe((event) => {
+    if (event.type !== 'approval.requested') return;
+    store.publish({ kind: 'approval_requested', clientId: event.clientId, approvalId: event.approvalId }).catch((err: unknown) => {
+      logError(err, 'could not publish approval_requested');
+    });
+  });
   app.setValidatorCompiler(validatorCompiler);
   // Every body we accept is JSON; anything else is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain');

@@ -162,6 +162,7 @@ export class PostgresStore implements Store {
               l({ kind: 'keys_changed', clientId: '*' });
               l({ kind: 'guard_changed', clientId: '*' });
               l({ kind: 'traces_committed', clientIds: ['*'] });
+              l({ kind: 'approval_decided', clientId: '*', approvalId: '*' });
             }
           })
           .catch(() => {});

@@ -123,6 +123,11 @@ export type StoreSignal =
   | { kind: 'guard_changed'; clientId: string }
   | { kind: 'approval_decided'; clientId: string; approvalId: string }
   /**
+   * A guard check opened an approval request (after its commit). Only the node that ran the check
+   * knows; this carries it to the inboxes open on the other nodes.
+   */
+  | { kind: 'approval_requested'; clientId: string; approvalId: string }
+  /**
    * A group commit stored new traces for these apps: live views re-read them from the store. One
    * signal per commit (not per trace) keeps NOTIFY traffic proportional to commits.
    */

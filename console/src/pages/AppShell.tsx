@@ -9,6 +9,7 @@ const TABS = [
   ['live', 'Live Trace'],
   ['usage', 'Usage'],
   ['policies', 'Policies'],
+  ['approvals', 'Approvals'],
   ['audit', 'Audit'],
 ] as const;
 

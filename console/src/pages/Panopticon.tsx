@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, type IssuedPak } from '../api';
 import { CopyButton, CurlHint, Dialog, ErrorBox, fmtTime, StatusBadge } from '../ui';
 import { useApp } from './AppShell';
+import { HmacCard } from './Hmac';
 
 const GRACES: Array<[number, string]> = [
   [0, 'none: the old key stops now'],
@@ -132,6 +133,8 @@ export function PanopticonTab() {
         )}
         <p className="hint">Last used is written every few seconds, so it can lag by about 5 s.</p>
       </section>
+
+      <HmacCard clientId={id} />
 
       {app.panopticon_enabled && list.some((p) => p.status === 'active') && <CurlHint clientId={id} />}
 
