@@ -41,3 +41,29 @@ test('npm run bench -- --smoke writes a results table with both engines', { time
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const GUARD_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bench/guard.js');
+
+test('npm run bench:guard -- --smoke writes the decision and check tables for both engines', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'panopticon-guard-smoke-'));
+  const out = path.join(dir, 'benchmarks-guard.md');
+  try {
+    let output = '';
+    const child = spawn(process.execPath, [GUARD_JS, '--smoke', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, output);
+    const md = fs.readFileSync(out, 'utf8');
+    assert.match(md, /## Decision, in-process/);
+    const decision = md.split('\n').find((l) => /^\| [\d,]+ \| [\d.]+ (µs|ms) \|/.test(l));
+    assert.ok(decision, md);
+    for (const engine of ['SQLite', 'PostgreSQL']) {
+      const rows = md.split('\n').filter((l) => l.startsWith(`| ${engine} |`));
+      assert.equal(rows.length, 2, `${engine}: one row per concurrency:\n${md}`);
+      for (const row of rows) assert.ok(Number(row.split('|')[3]!.trim().replace(/,/g, '')) > 0, row);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

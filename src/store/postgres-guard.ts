@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, KillSwitch } from './guard-types.js';
 import {
-  approvalValues, auditValues, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL,
+  approvalValues, auditValues, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
   INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
 import { postgresPlaceholder as ph } from './queries.js';
@@ -45,6 +45,28 @@ export class PostgresAuditStore implements AuditStore {
     return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
   }
 }
+
+const CHECK_TYPES = ['text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'text'];
+const APPROVAL_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'bigint'];
+const arrays = (types: readonly string[], from: number) => types.map((t, i) => `$${from + i}::${t}[]`).join(', ');
+const A = CHECK_TYPES.length + 1;
+const G = A + APPROVAL_TYPES.length;
+const U = G + 1;
+const RECORD_CHECKS_SQL = `
+  WITH checks AS (
+    INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays(CHECK_TYPES, 1)})
+  ), opened AS (
+    INSERT INTO approvals (id, client_id, check_id, rule_id, tool, scope, user_sub, session_id, arguments_hash, reason, created_at, expires_at, status)
+    SELECT *, 'pending' FROM unnest(${arrays(APPROVAL_TYPES, A)})
+  ), used AS (
+    UPDATE grants g SET uses = g.uses + u.n FROM (SELECT id, count(*) AS n FROM unnest($${G}::text[]) AS id GROUP BY id) u WHERE g.id = u.id
+  ), counted AS (
+    INSERT INTO usage_daily (client_id, day, hitl_requests, kill_switch)
+    SELECT * FROM unnest($${U}::text[], $${U + 1}::text[], $${U + 2}::bigint[], $${U + 3}::bigint[])
+    ON CONFLICT (client_id, day) DO UPDATE SET hitl_requests = usage_daily.hitl_requests + excluded.hitl_requests,
+      kill_switch = usage_daily.kill_switch + excluded.kill_switch
+  )
+  SELECT 1`;
 
 export class PostgresGuardStore implements GuardStore {
   private hits = 0;
@@ -100,22 +122,22 @@ export class PostgresGuardStore implements GuardStore {
     });
   }
 
+  /**
+   * One statement, so one round trip and one implicit transaction whatever the group's size: the
+   * checks, the approvals they open, the grants they used and the usage counters, each from
+   * column arrays.
+   */
   async recordChecks(records: readonly CheckRecord[]) {
     if (records.length === 0) return;
     const columns: unknown[][] = CHECK_COLUMNS.map(() => []);
     for (const r of records) checkValues(r).forEach((v, i) => columns[i]!.push(v));
-    const types = ['text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'text'];
-    await this.db.tx(async (c) => {
-      await c.query(
-        `INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-        columns,
-      );
-      for (const r of records) {
-        if (r.approval !== null) await c.query(INSERT_APPROVAL_SQL(ph), approvalValues(r));
-        if (r.grantId !== null) await c.query('UPDATE grants SET uses = uses + 1 WHERE id = $1', [r.grantId]);
-      }
-      for (const inc of guardUsageIncrements(records)) await c.query(GUARD_USAGE_SQL(ph), inc);
-    });
+    const approvals: unknown[][] = Array.from({ length: 12 }, () => []);
+    for (const r of records) if (r.approval !== null) approvalValues(r).forEach((v, i) => approvals[i]!.push(v));
+    const grantIds = records.flatMap((r) => (r.grantId === null ? [] : [r.grantId]));
+    const usage: unknown[][] = [[], [], [], []];
+    for (const inc of guardUsageIncrements(records)) inc.forEach((v, i) => usage[i]!.push(v));
+    const params = [...columns, ...approvals, grantIds, ...usage];
+    await this.db.q(RECORD_CHECKS_SQL, params);
   }
 
   async getCheck(clientId: string, checkId: string) {
