@@ -14,6 +14,8 @@ import { pakRouteOptions } from '../keys/pak-route.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
+import { openEventStream } from '../http/sse.js';
+import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/server.js';
 import { effectiveStatus, type Approval, type ApprovalStatus, type Remember } from '../store/approval-types.js';
 import type { Grant } from '../store/guard-types.js';
@@ -124,10 +126,6 @@ type DecisionBody = Static<typeof DecisionBody>;
 
 const DenyBody = Type.Object({ comment: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false });
 
-/** Decisions may be sent without a body (no comment, remember once). */
-async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
 
 function encodeCursor(a: Approval): string {
   return Buffer.from(`${a.createdAt}.${a.id}`).toString('base64url');
@@ -215,16 +213,7 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      // Proxies such as nginx would otherwise hold events back to fill a buffer.
-      'x-accel-buffering': 'no',
-      connection: 'keep-alive',
-      'x-request-id': request.id,
-    });
+    const res = openEventStream(request, reply);
     open.add(res);
     let ended = false;
     const write = (chunk: string) => {

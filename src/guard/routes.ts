@@ -16,6 +16,7 @@ import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
+import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/server.js';
 import { newId } from '../keys/tokens.js';
 import { pakRouteOptions } from '../keys/pak-route.js';
@@ -347,9 +348,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       body: Type.Optional(Type.Object({ tool: Type.Optional(Text(256)) }, { additionalProperties: false })),
       response: { 200: Type.Object({ revived: KillSwitchJson }), ...errorResponses(400, 401, 403, 404) },
     },
-    preValidation: async (request) => {
-      if (request.body === undefined || request.body === null) request.body = {};
-    },
+    preValidation: emptyBodyIsEmptyObject,
   }, async (request) => {
     const owned = await ownedApp(services, request);
     const { tool } = (request.body ?? {}) as { tool?: string };

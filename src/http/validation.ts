@@ -5,7 +5,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as addFormatsModule from 'ajv-formats';
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from '../traces/ingest.js';
 
 // ajv-formats ships CommonJS with a default export property.
@@ -65,4 +65,9 @@ function combine(messages: string[]): string {
 
 function join(a: string, b: string): string {
   return a === '' ? b : b === '' ? a : `${a}.${b}`;
+}
+
+/** preValidation for routes whose body is optional: no body means `{}`, so the schema's defaults apply. */
+export async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
 }

@@ -10,7 +10,7 @@ import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import type { AppSecret } from '../store/secret-types.js';
 import { DEFAULT_SECRET_GRACE_MS, disableHmac, enableHmac, rotateSecret } from './hmac-service.js';
-import { emptyBodyIsEmptyObject } from './routes.js';
+import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import { displayPrefix, SECRET_PREFIX } from './tokens.js';
 
 const SecretJson = Type.Object({

@@ -6,6 +6,7 @@ import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { ApiError } from '../errors.js';
 import { pakJson } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
+import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/server.js';
 import { DEFAULT_ROTATION_GRACE_MS, issuePak, revokePaks, rotatePak } from './service.js';
 
@@ -25,10 +26,6 @@ const IssuedPak = Type.Composite([
   PakJson,
 ]);
 
-/** These bodies are optional: no body means the defaults. */
-export async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
 
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 

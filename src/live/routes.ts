@@ -12,6 +12,7 @@ import { requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
+import { openEventStream } from '../http/sse.js';
 import type { Services } from '../http/server.js';
 import type { StoredTrace, TraceStatus } from '../store/types.js';
 import { traceJson } from '../traces/routes.js';
@@ -56,16 +57,7 @@ export function registerLiveRoutes(app: FastifyInstance, services: Services): vo
       after = Number(header.trim());
     }
 
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      // Proxies such as nginx would otherwise hold events back to fill a buffer.
-      'x-accel-buffering': 'no',
-      connection: 'keep-alive',
-      'x-request-id': request.id,
-    });
+    const res = openEventStream(request, reply);
     open.add(res);
     let ended = false;
     let subscription: { start: number; close: () => void } | undefined;
