@@ -3,7 +3,7 @@
  * a CheckRecord with an approval through the check group commit, then the `approval.requested`
  * event. When POST /panopticon/guard/check lands, this is the one place to switch to it.
  */
-import crypto from 'node:crypto';
+import { argumentsHash } from '../guard/evaluate.js';
 import { newId } from '../keys/tokens.js';
 import type { CheckRecord } from '../store/guard-types.js';
 import type { RunningServer } from '../testing/harness.js';
@@ -29,7 +29,7 @@ export async function openApproval(server: RunningServer, clientId: string, opti
     userSub: options.userSub === undefined ? 'user-42' : options.userSub,
     sessionId: options.sessionId === undefined ? 'sess-1' : options.sessionId,
     eventId: null,
-    argumentsHash: crypto.createHash('sha256').update(JSON.stringify(options.arguments ?? { amount: 120 })).digest('hex'),
+    argumentsHash: argumentsHash(options.arguments ?? { amount: 120 }),
     arguments: null,
     decision: 'require_approval',
     reason: options.reason ?? 'refunds over 100 need a human',

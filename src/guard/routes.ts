@@ -21,6 +21,7 @@ import type { Services } from '../http/server.js';
 import { newId } from '../keys/tokens.js';
 import { pakRouteOptions } from '../keys/pak-route.js';
 import type { KillSwitch, StoredCheck } from '../store/guard-types.js';
+import { depthOf } from '../traces/ingest.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { addRule, importPolicy, moveRule, removeRule, replaceRule, setDefaultEffect, setRuleEnabled, type Edit } from './edits.js';
 import {
@@ -75,14 +76,6 @@ const PolicyJson = Type.Object({
 });
 
 const killJson = (k: KillSwitch) => ({ tool: k.tool === '*' ? null : k.tool, reason: k.reason, created_by: k.createdBy, created_at: iso(k.createdAt)! });
-
-function depthOf(value: unknown, limit: number, depth = 0): number {
-  if (value === null || typeof value !== 'object') return depth;
-  if (depth + 1 > limit) return depth + 1;
-  let max = depth + 1;
-  for (const child of Object.values(value)) max = Math.max(max, depthOf(child, limit, depth + 1));
-  return max;
-}
 
 function policyFailure(result: Extract<PolicyChangeResult, { ok: false }>): ApiError {
   const f = result.failure;
@@ -317,10 +310,9 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
 
   // --- kill switch -------------------------------------------------------------------------------
 
-  const KillParams = ClientIdParams;
   app.get('/api/apps/:client_id/kill-switches', {
     onRequest: authenticated,
-    schema: { tags: ['guard'], summary: 'Kill switches that are on', params: KillParams, response: { 200: Type.Object({ kill_switches: Type.Array(KillSwitchJson) }), ...errorResponses(400, 401, 404) } },
+    schema: { tags: ['guard'], summary: 'Kill switches that are on', params: ClientIdParams, response: { 200: Type.Object({ kill_switches: Type.Array(KillSwitchJson) }), ...errorResponses(400, 401, 404) } },
   }, async (request) => ({ kill_switches: (await store.guard.listKillSwitches((await ownedApp(services, request)).clientId)).map(killJson) }));
 
   app.post('/api/apps/:client_id/kill', {
@@ -328,7 +320,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     schema: {
       tags: ['guard'],
       summary: 'Turn a kill switch on, for the whole app or one tool: every check is denied (reason kill_switch) on every node within a second; traces are still stored',
-      params: KillParams,
+      params: ClientIdParams,
       body: Type.Object({ tool: Type.Optional(Text(256)), reason: Text(500) }, { additionalProperties: false }),
       response: { 200: Type.Object({ kill_switch: KillSwitchJson, was_on: Type.Boolean() }), ...errorResponses(400, 401, 403, 404) },
     },
@@ -344,7 +336,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     schema: {
       tags: ['guard'],
       summary: 'Turn a kill switch off (the whole-app one, or one tool\'s)',
-      params: KillParams,
+      params: ClientIdParams,
       body: Type.Optional(Type.Object({ tool: Type.Optional(Text(256)) }, { additionalProperties: false })),
       response: { 200: Type.Object({ revived: KillSwitchJson }), ...errorResponses(400, 401, 403, 404) },
     },

@@ -50,7 +50,7 @@ export function utcDay(us: number): string {
 }
 
 /** Nesting depth of objects and arrays (the value itself is level 1), counted no further than limit + 1. */
-function depthOf(value: object, limit: number, depth = 1): number {
+export function depthOf(value: object, limit: number, depth = 1): number {
   let max = depth;
   for (const child of Object.values(value)) {
     if (child === null || typeof child !== 'object') continue;
