@@ -17,7 +17,7 @@
  * reported in its slot (207) and does not sink the others.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import { requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
@@ -28,7 +28,7 @@ import { bodyAjv, fieldErrors } from '../http/validation.js';
 import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
 import { formatMicros, parseTimestampMicros, prepareTrace, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
-import { requireSignature } from '../keys/signature.js';
+import { pakRouteOptions } from '../keys/pak-route.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,27 +43,13 @@ type ItemResult =
   | { event_id: string | null; status: 'rejected'; error: { code: ErrorCode; message: string; fields?: FieldError[] } };
 
 export function registerTraceRoutes(app: FastifyInstance, services: Services): void {
-  const { writer, paks, config, now } = services;
+  const { writer, now } = services;
   app.decorateRequest('pak', null);
 
-  async function authenticatePak(request: FastifyRequest): Promise<void> {
-    const result = await paks.authenticate(request.headers.authorization);
-    if (!result.ok) throw new ApiError(result.code);
-    request.pak = result.key;
-  }
-
-  const pakAndSignature = [authenticatePak, requireSignature(services)];
-
-  const rateLimit = {
-    max: config.pakRateLimitPerSecond,
-    timeWindow: 1000,
-    hook: 'onRequest' as const,
-    keyGenerator: (request: FastifyRequest) => request.pak?.keyId ?? request.ip,
-  };
+  const pakRoute = pakRouteOptions(services);
 
   app.post('/panopticon/trace', {
-    onRequest: pakAndSignature,
-    config: { rateLimit },
+    ...pakRoute,
     bodyLimit: LIMITS.traceBodyBytes,
     schema: {
       tags: ['traces'],
@@ -89,8 +75,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
   const validateItem = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
 
   app.post('/panopticon/traces', {
-    onRequest: pakAndSignature,
-    config: { rateLimit },
+    ...pakRoute,
     bodyLimit: LIMITS.batchBodyBytes,
     schema: {
       tags: ['traces'],
