@@ -9,7 +9,7 @@
  * tenant over the HTTP API and prints one JSON line: { url, clientId, pak, pid, engine, mode }.
  *
  * Signals:
- *   SIGUSR2 - prints { "mark": true, hrtimeUs, stats } (the writer's commits and rows so far, and
+ *   SIGUSR2 - prints { "mark": true, hrtimeUs, stats } (the trace commits and rows so far, and
  *             the monotonic clock in microseconds, the clock V8's CPU profiles are stamped with).
  *   SIGTERM - closes the server (drains the writer), prints { "final": true, stats }, closes the
  *             store, drops the PostgreSQL schema / removes the SQLite file, and exits 0.
@@ -42,7 +42,8 @@ async function main(): Promise<void> {
   const { app, services } = await buildServer(config, store, { ingestMode: mode });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);
-  const stats = () => ({ ...services.writer.stats });
+  // SQLite's commit worker merges the writer's batches into fewer transactions: count those.
+  const stats = () => ({ ...(store.traceCommitStats ?? services.writer.stats) });
 
   process.on('SIGUSR2', () => line({ mark: true, hrtimeUs: hrtimeUs(), stats: stats() }));
 

@@ -87,6 +87,50 @@ export interface BuildOptions {
 
 /** NOTIFY payloads are capped at 8000 bytes: a commit touching many apps is split into several signals. */
 const APPS_PER_SIGNAL = 100;
+/**
+ * Under load the writer commits hundreds of times a second; one NOTIFY per commit cost PostgreSQL
+ * a statement per commit for a signal live views only need a few dozen times a second.
+ */
+const COMMIT_SIGNAL_INTERVAL_MS = 25;
+
+/**
+ * Passes the first signal on at once (an idle system stays instant), then merges the apps of
+ * every signal that follows within `intervalMs` into one, sent when the interval ends.
+ */
+export function coalesceSignals(send: (clientIds: ReadonlySet<string>) => void, intervalMs: number) {
+  let held: Set<string> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const openWindow = () => {
+    timer = setTimeout(() => {
+      timer = null;
+      if (held === null) return;
+      const ids = held;
+      held = null;
+      send(ids);
+      openWindow();
+    }, intervalMs);
+    timer.unref();
+  };
+  const signal = (clientIds: ReadonlySet<string>) => {
+    if (timer === null) {
+      send(clientIds);
+      openWindow();
+      return;
+    }
+    held ??= new Set();
+    for (const id of clientIds) held.add(id);
+  };
+  /** Sends what is held now (shutdown). */
+  signal.flush = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (held === null) return;
+    const ids = held;
+    held = null;
+    send(ids);
+  };
+  return signal;
+}
 
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
@@ -94,7 +138,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   const secrets = new SecretBox(loadServerKey(config.secretKey, config.dataDir));
   // Background work has no request to report to; the server log is assigned once Fastify exists.
   let logError: (err: unknown, what: string) => void = () => {};
-  const onCommitted = (clientIds: ReadonlySet<string>) => {
+  const publishCommitted = (clientIds: ReadonlySet<string>) => {
     const ids = [...clientIds];
     for (let i = 0; i < ids.length; i += APPS_PER_SIGNAL) {
       store.publish({ kind: 'traces_committed', clientIds: ids.slice(i, i + APPS_PER_SIGNAL) }).catch((err: unknown) => {
@@ -103,10 +147,11 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
       });
     }
   };
+  const onCommitted = coalesceSignals(publishCommitted, COMMIT_SIGNAL_INTERVAL_MS);
   const services: Services = {
     config,
     store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 1, 100_000, options.ingestMode, onCommitted),
+    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 4, 100_000, options.ingestMode, onCommitted),
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
@@ -215,6 +260,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   app.addHook('onClose', async () => {
     services.live.close();
     await services.writer.close();
+    onCommitted.flush();
     await services.checks.drain();
     await services.webhooks.close();
     await services.paks.close();

@@ -66,8 +66,12 @@ export class PakAuthenticator {
     this.touchTimer.unref();
   }
 
-  /** Parses an Authorization header value and decides; never throws for a bad key. */
-  async authenticate(authorization: string | undefined): Promise<PakAuthResult> {
+  /**
+   * Parses an Authorization header value and decides; never throws for a bad key. Answers
+   * synchronously when the key's record is cached (nearly every request), so the hot path pays no
+   * promise; only a cache miss returns a promise of the store lookup.
+   */
+  authenticate(authorization: string | undefined): PakAuthResult | Promise<PakAuthResult> {
     if (authorization === undefined || authorization === '') return { ok: false, code: 'pak_missing' };
     const space = authorization.indexOf(' ');
     if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return { ok: false, code: 'pak_malformed' };
@@ -76,17 +80,23 @@ export class PakAuthenticator {
 
     const hash = hashSecret(presented);
     const now = this.now();
-    let entry = this.cache.get(hash);
-    if (entry === undefined || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) {
-      const generation = this.generation;
-      entry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
-      if (entry.record?.hmacEnabled) this.signing.set(entry.record, await this.loadSigningKeys(entry.record.clientId, now));
-      if (generation === this.generation) {
-        if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
-        this.cache.set(hash, entry);
-      }
+    const entry = this.cache.get(hash);
+    if (entry === undefined || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) return this.load(hash, now);
+    return this.decide(entry.record, hash, now);
+  }
+
+  private async load(hash: string, now: number): Promise<PakAuthResult> {
+    const generation = this.generation;
+    const entry: CacheEntry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
+    if (entry.record?.hmacEnabled) this.signing.set(entry.record, await this.loadSigningKeys(entry.record.clientId, now));
+    if (generation === this.generation) {
+      if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
+      this.cache.set(hash, entry);
     }
-    const record = entry.record;
+    return this.decide(entry.record, hash, now);
+  }
+
+  private decide(record: PakAuthRecord | null, hash: string, now: number): PakAuthResult {
     // The lookup was by hash; comparing the hashes again in constant time keeps the decision itself
     // free of data-dependent timing.
     if (record === null || !constantTimeEqualHex(record.keyHash, hash)) return { ok: false, code: 'pak_invalid' };

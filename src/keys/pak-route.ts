@@ -3,16 +3,23 @@
  * then the HMAC signature when the app enforces it, and the per-PAK rate limit. One definition, so
  * a new agent-facing route cannot forget a step.
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { Services } from '../http/server.js';
+import type { PakAuthResult } from './authenticator.js';
 import { requireSignature } from './signature.js';
 
 export function pakRouteOptions(services: Pick<Services, 'paks' | 'config' | 'now'>) {
-  async function authenticatePak(request: FastifyRequest): Promise<void> {
-    const result = await services.paks.authenticate(request.headers.authorization);
-    if (!result.ok) throw new ApiError(result.code);
-    request.pak = result.key;
+  // A callback hook, not an async one: a cached key is decided synchronously and costs no promise.
+  function authenticatePak(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const settle = (result: PakAuthResult) => {
+      if (!result.ok) return done(new ApiError(result.code));
+      request.pak = result.key;
+      done();
+    };
+    const result = services.paks.authenticate(request.headers.authorization);
+    if (result instanceof Promise) result.then(settle, done);
+    else settle(result);
   }
   return {
     onRequest: [authenticatePak, requireSignature(services)],

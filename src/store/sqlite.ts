@@ -30,8 +30,15 @@ import { SqliteSecretStore } from './sqlite-secrets.js';
 
 type Row = Record<string, unknown>;
 
+/**
+ * The commit worker's rows are short-lived (cloned in, bound, dropped); V8's default young
+ * generation grew to tens of megabytes of resident memory for them under batch load.
+ */
+const WORKER_YOUNG_GENERATION_MB = 4;
+
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
+  readonly traceCommitStats = { commits: 0, rows: 0 };
   private readonly db: Database.Database;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private localCommit: TraceCommit | undefined;
@@ -245,7 +252,10 @@ export class SqliteStore implements Store {
 
   /** The naive baseline's commit: on the main connection, as the simplest design would do it. */
   async insertTraceUnbatched(row: TraceRow): Promise<boolean> {
-    return this.commitHere([row])[0] === true;
+    const isNew = this.commitHere([row])[0] === true;
+    this.traceCommitStats.commits++;
+    this.traceCommitStats.rows++;
+    return isNew;
   }
 
   private commitHere(rows: readonly TraceRow[]): boolean[] {
@@ -255,13 +265,20 @@ export class SqliteStore implements Store {
 
   private commitWorker(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs } });
+    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     worker.on('message', (reply: CommitReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (waiter === undefined) return;
-      this.pending.delete(reply.id);
-      if ('isNew' in reply) waiter.resolve(reply.isNew);
-      else waiter.reject(Object.assign(new Error(reply.error), { code: reply.code }));
+      const failure = 'error' in reply ? Object.assign(new Error(reply.error), { code: reply.code }) : null;
+      if ('isNew' in reply) {
+        this.traceCommitStats.commits++;
+        this.traceCommitStats.rows += reply.isNew.length;
+      }
+      reply.ids.forEach((id, k) => {
+        const waiter = this.pending.get(id);
+        if (waiter === undefined) return;
+        this.pending.delete(id);
+        if (failure !== null) waiter.reject(failure);
+        else if ('isNew' in reply) waiter.resolve(reply.isNew.slice(reply.offsets[k], reply.offsets[k + 1]));
+      });
     });
     const fail = (err: Error) => {
       if (this.worker !== worker) return;

@@ -143,6 +143,11 @@ export interface NewPak {
 
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
+  /**
+   * Trace transactions actually committed, where the engine merges several insertTraces calls into
+   * one (SQLite's commit worker); absent where each call is its own commit.
+   */
+  readonly traceCommitStats?: { readonly commits: number; readonly rows: number };
   readonly audit: AuditStore;
   readonly guard: GuardStore;
   readonly approvals: ApprovalStore;

@@ -60,7 +60,24 @@ export function depthOf(value: object, limit: number, depth = 1): number {
   return max;
 }
 
+/**
+ * The text fields stored as columns. PostgreSQL text cannot hold U+0000: one such value would fail
+ * the whole group commit it rides, and with it other requests' rows, so it is refused here, alone.
+ * (Attributes are stored as JSON text, where it stays escaped.)
+ */
+const TEXT_FIELDS = ['tool', 'scope_used', 'user_sub', 'error_message', 'session_id'] as const;
+
+function nulField(event: TraceEvent): string | null {
+  for (const field of TEXT_FIELDS) {
+    const value = event[field];
+    if (typeof value === 'string' && value.includes('\u0000')) return field;
+  }
+  return null;
+}
+
 export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: number): PreparedTrace {
+  const withNul = nulField(event);
+  if (withNul !== null) return { ok: false, errors: [{ field: withNul, message: 'must not contain U+0000 (NUL)' }] };
   const startedAtUs = parseTimestampMicros(event.started_at);
   if (startedAtUs === null) return { ok: false, errors: [{ field: 'started_at', message: 'must be an RFC 3339 date-time' }] };
   let attributes: string | null = null;

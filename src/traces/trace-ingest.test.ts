@@ -89,6 +89,7 @@ for (const engine of ENGINES) {
         { name: 'attributes too deep', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } })) },
         // 6,000 characters, 18,000 bytes of UTF-8: over the 16 KB bound in bytes though not in characters.
         { name: 'attributes over the byte bound in multi-byte text', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { attributes: { note: '€'.repeat(6_000) } })) },
+        { name: 'NUL in a text field', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { tool: 'search\u0000docs' })) },
         { name: 'string duration', status: 400, code: 'validation_failed', send: () => postTrace(server.url, tenant.pak, traceBody(tenant.clientId, { duration_ms: '12' })) },
       ];
       for (const c of cases) {
@@ -101,6 +102,14 @@ for (const engine of ENGINES) {
           assert.equal(await count(), before);
         });
       }
+
+      it('a NUL in one request does not sink the others riding the same group commit', async () => {
+        const good = Array.from({ length: 20 }, () => traceBody(tenant.clientId));
+        const bad = traceBody(tenant.clientId, { session_id: 'a\u0000b' });
+        const results = await Promise.all([...good.slice(0, 10), bad, ...good.slice(10)].map((body) => postTrace(server.url, tenant.pak, body)));
+        assert.deepEqual(results.map((r) => r.status), [...Array(10).fill(202), 400, ...Array(10).fill(202)]);
+        assert.deepEqual(results[10]!.body.error.fields, [{ field: 'session_id', message: 'must not contain U+0000 (NUL)' }]);
+      });
 
       it('a schema violation names every offending field', async () => {
         const res = await postTrace(server.url, tenant.pak, { ...traceBody(tenant.clientId, { status: 'great', duration_ms: -1, extra: 1 }), tool: undefined });
