@@ -239,7 +239,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
         text +=
           `in the quietest round cores were left idle: the server was waiting, not short of CPU. With ${opts.connections} connections each waiting for the durable commit of its own row, ` +
           'throughput is connections divided by latency, and latency is the group commit cycle (' +
-          `${rowsPerCommit(quiet.single.commits, quiet.single.rows)} rows per commit, ${engine === 'sqlite' ? '1 commit' : 'up to 2 commits'} in flight). ` +
+          `${rowsPerCommit(quiet.single.commits, quiet.single.rows)} rows per commit, ${engine === 'sqlite' ? 'the commit worker taking every batch waiting on its port into its next transaction' : 'up to 2 commits in flight'}). ` +
           (cpuRatio !== null
             ? `Its CPU per request allows about ${fmt(cpuRatio, 2)}x when CPU-bound, so ${cpuRatio >= goal ? 'a shorter commit cycle alone would reach the target' : 'a shorter commit cycle and less CPU per request are both needed'}: ` +
               'the main-thread extras listed above, and a commit that costs less per row. '
@@ -311,7 +311,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
   }
   const pgBatch = representative(results, 'postgres-batch');
   if (pgBatch) {
-    out.push(`- **PostgreSQL batch:** ${fmt(pgBatch.tracesPerSec)} traces/s (${rowsPerCommit(pgBatch.commits, pgBatch.rows)} rows per commit, one unnest() statement per commit).`);
+    out.push(`- **PostgreSQL batch:** ${fmt(pgBatch.tracesPerSec)} traces/s (${rowsPerCommit(pgBatch.commits, pgBatch.rows)} rows per commit, one statement per commit, the rows as one json_to_recordset() parameter).`);
   }
   const rss = tg.find((t) => t.name.startsWith('Peak RSS'));
   if (rss && rss.measured !== null) {
@@ -388,7 +388,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       'PostgreSQL\'s processes (which may also serve other users of the database), everything else (other users of the machine, kernel threads) and idle. ' +
       'Server CPU per trace divides the server\'s cores by traces/s.',
   );
-  md.push('- Rows/commit: the writer\'s commits and rows during the measured window (`services.writer.stats`, read by SIGUSR2 before and after).');
+  md.push('- Rows/commit: trace transactions committed and their rows during the measured window, read by SIGUSR2 before and after: on SQLite the commit worker\'s own count (`store.traceCommitStats`, as it merges the writer\'s batches), on PostgreSQL the writer\'s (`services.writer.stats`).');
   md.push('');
   md.push('## Results');
   md.push('');
@@ -495,7 +495,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       md.push('');
       md.push(
         `${fmt(p.reqPerSec)} req/s under the profiler; ${fmt(p.summary.samples)} samples over ${fmt(p.summary.totalMs)} ms${p.summary.windowed ? '' : ' (whole process lifetime: the window could not be matched)'}` +
-          (p.engine === null ? '.' : `; writer: ${fmt(p.commits)} commits, ${fmt(p.rows)} rows = **${rowsPerCommit(p.commits, p.rows)} rows per commit**.`),
+          (p.engine === null ? '.' : `; commits: ${fmt(p.commits)} commits, ${fmt(p.rows)} rows = **${rowsPerCommit(p.commits, p.rows)} rows per commit**.`),
       );
       md.push('');
       md.push('| # | function | where | module | self ms | share |');
