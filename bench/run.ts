@@ -28,13 +28,17 @@ import { renderReport } from './report.js';
 import { openStore } from '../src/store/index.js';
 import type { TraceRow } from '../src/store/types.js';
 import { freshLocation } from '../src/testing/harness.js';
+import { uuidv7 } from '@panopticon/sdk';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '../..');
 
 export type Engine = 'sqlite' | 'postgres';
 export type ServerKind = 'ceiling' | 'group-commit' | 'per-request';
-export type Load = 'unique' | 'dup30' | 'batch100';
+export type Load = 'unique' | 'dup30' | 'batch100' | 'batch100v7';
+
+/** Batch loads: 100 items per request, with random (v4) ids or with the SDK's UUIDv7 ids. */
+export const isBatch = (load: Load): boolean => load === 'batch100' || load === 'batch100v7';
 
 export interface Scenario {
   id: string;
@@ -154,6 +158,7 @@ export function scenarios(smoke: boolean): Scenario[] {
     if (!smoke) {
       list.push({ id: `${engine}-dup30`, label: 'single trace, 30% duplicates', engine, server: 'group-commit', load: 'dup30' });
       list.push({ id: `${engine}-batch`, label: `batch of ${BATCH_ITEMS}`, engine, server: 'group-commit', load: 'batch100' });
+      list.push({ id: `${engine}-batch-v7`, label: `batch of ${BATCH_ITEMS}, UUIDv7 ids (as @panopticon/sdk sends)`, engine, server: 'group-commit', load: 'batch100v7' });
       list.push({ id: `${engine}-naive`, label: 'NAIVE: one commit per request', engine, server: 'per-request', load: 'unique' });
     }
   }
@@ -344,13 +349,14 @@ interface LoadState {
 }
 
 function loadRequest(load: Load, clientId: string, state: LoadState): autocannon.Request {
-  if (load === 'batch100') {
+  if (isBatch(load)) {
+    const newId = load === 'batch100v7' ? () => uuidv7() : () => crypto.randomUUID();
     return {
       method: 'POST',
       path: '/panopticon/traces',
       setupRequest: (req) => {
         let body = '{"traces":[';
-        for (let i = 0; i < BATCH_ITEMS; i++) body += (i === 0 ? '' : ',') + traceJson(clientId, crypto.randomUUID());
+        for (let i = 0; i < BATCH_ITEMS; i++) body += (i === 0 ? '' : ',') + traceJson(clientId, newId());
         return { ...req, body: `${body}]}` };
       },
     };
@@ -400,7 +406,7 @@ function summarise(scenario: Scenario, r: autocannon.Result, wallS: number): Omi
   for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) status[code] = (v as { count?: number }).count ?? 0;
   const durationS = r.start && r.finish ? (new Date(r.finish).getTime() - new Date(r.start).getTime()) / 1000 : wallS;
   const ok = r['2xx'];
-  const items = scenario.load === 'batch100' ? BATCH_ITEMS : 1;
+  const items = isBatch(scenario.load) ? BATCH_ITEMS : 1;
   return {
     scenario,
     durationS,
@@ -469,7 +475,7 @@ async function runProfile(engine: Engine | null, load: Load, opts: Options): Pro
       const { result, wallS } = await drive(url, pak, load, clientId, opts.profileDurationS, opts.connections, state);
       const after = await mark(child);
       reqPerSec = summarise({ id: 'profile', label: '', engine, server: kind, load }, result, wallS).reqPerSec;
-      traces = result['2xx'] * (load === 'batch100' ? BATCH_ITEMS : 1);
+      traces = result['2xx'] * (isBatch(load) ? BATCH_ITEMS : 1);
       window = { fromUs: before.hrtimeUs, toUs: after.hrtimeUs };
       if (after.stats && before.stats) stats = { commits: after.stats.commits - before.stats.commits, rows: after.stats.rows - before.stats.rows };
     } finally {

@@ -15,9 +15,9 @@
  *   - With `spoolPath`, every buffered trace is also in an append-only file until acknowledged, and
  *     a new client on the same file resends what the previous process left.
  */
-import crypto from 'node:crypto';
 import { signatureHeader } from './sign.js';
 import { Spool } from './spool.js';
+import { uuidv7 } from './uuid.js';
 import type { ApprovalResult, CheckInput, GuardDecision, Stats, TraceInput, TraceStatus, WireTrace } from './types.js';
 
 export interface PanopticonOptions {
@@ -190,7 +190,7 @@ export class Panopticon {
         return null;
       }
       const wire: WireTrace = {
-        event_id: input.eventId ?? crypto.randomUUID(),
+        event_id: input.eventId ?? uuidv7(),
         client_id: this.clientId,
         tool: input.tool,
         scope_used: input.scope,

@@ -13,7 +13,7 @@
  * registered tool's `update({ callback })` — so the wrapping survives SDK versions that change how
  * tools/call is dispatched, as long as handlers are called as `(args, extra)` or `(extra)`.
  */
-import crypto from 'node:crypto';
+import { uuidv7 } from './uuid.js';
 import type { Panopticon } from './client.js';
 import type { ApprovalRef, GuardDecision, TraceStatus } from './types.js';
 
@@ -100,7 +100,7 @@ export function instrumentMcpServer<S extends object>(server: S, panopticon: Pan
   };
 
   async function governed(tool: string, args: unknown, extra: McpRequestExtra, run: () => unknown): Promise<unknown> {
-    const eventId = crypto.randomUUID();
+    const eventId = uuidv7();
     const calledAt = Date.now();
     const scope = scopeOf(tool, extra);
     const userSub = userOf(extra);

@@ -12,7 +12,7 @@ export interface TraceInput {
   durationMs?: number;
   /** Default: now. */
   startedAt?: Date | string;
-  /** The idempotency key (a UUID). Default: a fresh random one. */
+  /** The idempotency key (a UUID). Default: a fresh UUIDv7 (time-ordered; see uuid.ts). */
   eventId?: string;
   userSub?: string | null;
   sessionId?: string | null;

@@ -18,8 +18,14 @@ interface GeneratedRoot {
   opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceRequest: MessageType; ExportTraceServiceResponse: MessageType } } } } };
 }
 
-const root = createRequire(import.meta.url)('otlp-transformer-protos/build/src/generated/root.js') as GeneratedRoot;
-const { ExportTraceServiceRequest, ExportTraceServiceResponse } = root.opentelemetry.proto.collector.trace.v1;
+type TraceMessages = GeneratedRoot['opentelemetry']['proto']['collector']['trace']['v1'];
+let messages: TraceMessages | null = null;
+
+/** The generated code is several megabytes resident: loaded on the first protobuf request, not at boot. */
+function traceMessages(): TraceMessages {
+  messages ??= (createRequire(import.meta.url)('otlp-transformer-protos/build/src/generated/root.js') as GeneratedRoot).opentelemetry.proto.collector.trace.v1;
+  return messages;
+}
 
 /** Bytes fields (ids) become hex, as in OTLP/JSON; other bytes values stay base64. */
 function hexIds(value: unknown): unknown {
@@ -34,17 +40,20 @@ function hexIds(value: unknown): unknown {
 
 /** Throws on a body that is not an ExportTraceServiceRequest. */
 export function decodeTraceRequest(body: Buffer): OtlpTraceRequest {
+  const { ExportTraceServiceRequest } = traceMessages();
   const message = ExportTraceServiceRequest.decode(body);
   // int64 as decimal strings and enums as numbers: the OTLP/JSON representation.
   return hexIds(ExportTraceServiceRequest.toObject(message, { longs: String, enums: Number, bytes: String })) as OtlpTraceRequest;
 }
 
 export function encodeTraceResponse(partialSuccess: { rejectedSpans: number; errorMessage: string } | null): Buffer {
+  const { ExportTraceServiceResponse } = traceMessages();
   const message = ExportTraceServiceResponse.fromObject(partialSuccess === null ? {} : { partialSuccess });
   return Buffer.from(ExportTraceServiceResponse.encode(message).finish());
 }
 
 /** For tests: the decoded response of a protobuf request. */
 export function decodeTraceResponse(body: Uint8Array): Record<string, unknown> {
+  const { ExportTraceServiceResponse } = traceMessages();
   return ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(body), { longs: Number, defaults: false });
 }

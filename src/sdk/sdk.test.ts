@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPanopticon, type Panopticon, type PanopticonError, type PanopticonOptions } from '@panopticon/sdk';
+import { createPanopticon, uuidv7, type Panopticon, type PanopticonError, type PanopticonOptions } from '@panopticon/sdk';
 import { createTenant, ENGINES, http, REPO_ROOT, startServer, tempDir, type RunningServer, type Tenant } from '../testing/harness.js';
 import { closedPort, eventually, LoopbackProxy, sleep, storedRows } from './fixtures.js';
 
@@ -22,6 +22,38 @@ async function usageTraces(server: RunningServer, t: Tenant): Promise<number> {
   const res = await http(server.url, 'GET', `/api/apps/${t.clientId}/usage?since=${today}&until=${today}`, { token: t.token });
   return res.body.totals.traces as number;
 }
+
+describe('SDK event ids', () => {
+  const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  it('are UUIDv7 carrying the millisecond they were made in', () => {
+    const at = Date.UTC(2026, 10, 25, 12, 0, 0, 123);
+    const id = uuidv7(at + 1_000_000);
+    assert.match(id, V7);
+    assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), at + 1_000_000);
+  });
+
+  it('sort in the order they were made, within one millisecond and past its 4,096-id counter', () => {
+    const at = Date.now() + 10_000_000;
+    const ids = Array.from({ length: 10_000 }, () => uuidv7(at));
+    assert.equal(new Set(ids).size, ids.length);
+    for (const id of ids) assert.match(id, V7);
+    assert.deepEqual([...ids].sort(), ids);
+    // A clock that steps back does not make an id sort before the previous one.
+    const later = uuidv7(at - 5_000);
+    assert.ok(later > ids[ids.length - 1]!);
+  });
+
+  it('are what trace() fills in when no eventId is given', async () => {
+    const p = createPanopticon({ url: `http://127.0.0.1:${await closedPort()}`, clientId: 'logi_0123456789ab', pak: 'pano_pak_x', flushIntervalMs: 60_000, onError: () => {} });
+    const first = trace(p, 1);
+    const second = trace(p, 2);
+    assert.match(first!, V7);
+    assert.ok(second! > first!);
+    // Nothing listens there: shutdown gives up after its deadline (its timers do not hold the loop).
+    await Promise.race([p.shutdown({ timeoutMs: 1 }), sleep(100)]);
+  });
+});
 
 for (const engine of ENGINES) {
   describe(`SDK trace delivery [${engine}]`, () => {

@@ -1,5 +1,4 @@
 import type { StoreLocation } from '../config.js';
-import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
@@ -7,10 +6,11 @@ export type { Store } from './types.js';
 
 /** Opens the engine the location names and brings its schema up to date. */
 export async function openStore(location: StoreLocation, options: { pgPoolSize?: number; lockTimeoutMs?: number } = {}): Promise<Store> {
+  // pg and its driver code load only for PostgreSQL: an embedded (SQLite) install never pays their memory.
   const store =
     location.engine === 'sqlite'
       ? new SqliteStore(location.file, options.lockTimeoutMs)
-      : new PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs);
+      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs);
   try {
     await store.migrate();
   } catch (err) {

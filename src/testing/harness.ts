@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
 import { buildServer, type BuildOptions, type Services } from '../http/server.js';
 import { openStore } from '../store/index.js';
-import { PostgresStore } from '../store/postgres.js';
 import type { Store } from '../store/types.js';
 
 export const ENGINES = ['sqlite', 'postgres'] as const;
@@ -38,6 +37,7 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
     location: { engine, url: PG_URL, schema },
     dbValue: `${PG_URL}?schema=${schema}`,
     cleanup: async () => {
+      const { PostgresStore } = await import('../store/postgres.js');
       const admin = new PostgresStore(PG_URL, schema, 2);
       await admin.dropSchema().finally(() => admin.close());
     },
