@@ -234,6 +234,24 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
         `**The pass rests on the server not being CPU-bound in this run:** by CPU per request (${fmt(cpuRatio, 2)}x) a server that is saturated would not reach ${goal}x; ` +
         'the profile tables show where that CPU goes. ';
     }
+    if (target?.pass === false && quiet !== null && quiet.ceiling.cpu && quiet.single.cpu && quiet.ceiling.reqPerSec > 0) {
+      // What the target leaves the server: at the target rate the load generator needs its own
+      // CPU per request (measured against the ceiling), and the rest of the cores is all there is.
+      const rate = goal * quiet.ceiling.reqPerSec;
+      const loadgenUs = (quiet.ceiling.cpu.loadgen / quiet.ceiling.reqPerSec) * 1e6;
+      const left = machine.nproc - (loadgenUs * rate) / 1e6 - quiet.single.cpu.other;
+      const budgetUs = (left / rate) * 1e6;
+      const spentUs = ((quiet.single.cpu.server + (engine === 'postgres' ? quiet.single.cpu.postgres : 0)) / quiet.single.reqPerSec) * 1e6;
+      text +=
+        `**CPU budget at the target:** ${goal}x is ${fmt(rate)} req/s; at that rate the load generator alone needs ${fmt((loadgenUs * rate) / 1e6, 2)} of the ${machine.nproc} cores ` +
+        `(${fmt(loadgenUs, 1)} µs per request, measured against the ceiling), which leaves ${fmt(left, 2)} cores: at most ${fmt(budgetUs, 0)} µs of CPU per trace for the server` +
+        (engine === 'postgres' ? ' and PostgreSQL together' : ' (main thread and commit worker together)') +
+        `. It spent ${fmt(spentUs, 0)} µs per trace in that round, so ` +
+        (spentUs > budgetUs
+          ? `even with no idle core at all the target would need ${fmt((1 - budgetUs / spentUs) * 100, 0)}% less CPU per durable trace; `
+          : 'the CPU would suffice if no core sat idle; ') +
+        'the profile tables above show where that CPU goes. ';
+    }
     if (target?.pass === false) {
       text += `**Why the target is missed, and what would reach it:** `;
       if (quiet !== null && quiet.single.cpu!.idle >= 0.2) {
