@@ -195,6 +195,8 @@ for (const engine of ENGINES) {
         ['no tool', http(server.url, 'POST', '/panopticon/guard/check', { token: t.pak, body: { client_id: t.clientId, scope: 's' } }), 400, 'validation_failed'],
         ['too deep', g.check({ arguments: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } }), 400, 'validation_failed'],
         ['too big', g.check({ arguments: { blob: 'x'.repeat(20_000) } }), 400, 'validation_failed'],
+        ['NUL in the tool', g.check({ tool: 'send\u0000email' }), 400, 'validation_failed'],
+        ['NUL in user_sub', g.check({ user_sub: 'a\u0000' }), 400, 'validation_failed'],
         ['another app', http(server.url, 'POST', '/panopticon/guard/check', { token: other.pak, body: { client_id: t.clientId, tool: 'x', scope: 's' } }), 403, 'client_id_mismatch'],
         ['no key', http(server.url, 'POST', '/panopticon/guard/check', { body: { client_id: t.clientId, tool: 'x', scope: 's' } }), 401, 'pak_missing'],
         ['not json', http(server.url, 'POST', '/panopticon/guard/check', { token: t.pak, raw: 'tool=x', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type'],

@@ -37,7 +37,9 @@ export const GUARD_LIMITS = {
   simulateSamples: 5000,
 } as const;
 
-const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+// No U+0000: PostgreSQL text cannot store it, and one such value would fail the whole group
+// commit of checks it rides (other apps' checks with it).
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000]*$' });
 
 const CheckBody = Type.Object({
   client_id: Type.String({ pattern: CLIENT_ID_PATTERN }),

@@ -60,6 +60,14 @@ export function depthOf(value: object, limit: number, depth = 1): number {
   return max;
 }
 
+declare global {
+  // ES2024, in Node >= 20; TypeScript's ES2022 lib does not declare them.
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
+
 /**
  * The text fields stored as columns. PostgreSQL text cannot hold U+0000: one such value would fail
  * the whole group commit it rides, and with it other requests' rows, so it is refused here, alone.
@@ -73,6 +81,15 @@ function nulField(event: TraceEvent): string | null {
     if (typeof value === 'string' && value.includes('\u0000')) return field;
   }
   return null;
+}
+
+/**
+ * A lone UTF-16 surrogate (JSON allows "\ud800") has no UTF-8 form: it is stored as U+FFFD, as
+ * SQLite's driver would write it anyway, so that PostgreSQL (which refuses it) never fails a whole
+ * group commit over one request's text.
+ */
+function wellFormed<T extends string | null | undefined>(value: T): T {
+  return (typeof value === 'string' && !value.isWellFormed() ? value.toWellFormed() : value) as T;
 }
 
 export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: number): PreparedTrace {
@@ -96,15 +113,15 @@ export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: numbe
     row: {
       clientId: event.client_id,
       eventId: event.event_id.toLowerCase(),
-      tool: event.tool,
-      scopeUsed: event.scope_used,
+      tool: wellFormed(event.tool),
+      scopeUsed: wellFormed(event.scope_used),
       status: event.status,
       startedAtUs,
       day: utcDay(startedAtUs),
       durationMs: event.duration_ms,
-      userSub: event.user_sub ?? null,
-      errorMessage: event.error_message ?? null,
-      sessionId: event.session_id ?? null,
+      userSub: wellFormed(event.user_sub ?? null),
+      errorMessage: wellFormed(event.error_message ?? null),
+      sessionId: wellFormed(event.session_id ?? null),
       checkId: event.check_id ?? null,
       attributes,
       keyId,

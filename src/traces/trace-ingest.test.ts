@@ -111,6 +111,21 @@ for (const engine of ENGINES) {
         assert.deepEqual(results[10]!.body.error.fields, [{ field: 'session_id', message: 'must not contain U+0000 (NUL)' }]);
       });
 
+      it('a lone surrogate in a text field is stored as U+FFFD and does not sink the group commit it rides', async () => {
+        const good = Array.from({ length: 10 }, () => traceBody(tenant.clientId));
+        // JSON allows "\ud800" (no UTF-8 form): sent as the raw escape, as a client might.
+        const odd = traceBody(tenant.clientId, { tool: 'PLACEHOLDER' });
+        const raw = JSON.stringify(odd).replace('"tool":"PLACEHOLDER"', '"tool":"bad\\ud800tool"');
+        const results = await Promise.all([
+          ...good.slice(0, 5).map((body) => postTrace(server.url, tenant.pak, body)),
+          http(server.url, 'POST', '/panopticon/trace', { raw, token: tenant.pak, headers: { 'content-type': 'application/json' } }),
+          ...good.slice(5).map((body) => postTrace(server.url, tenant.pak, body)),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), Array(11).fill(202));
+        const [row] = (await server.store.listTraces({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === odd.event_id);
+        assert.equal(row?.tool, 'bad\ufffdtool');
+      });
+
       it('a schema violation names every offending field', async () => {
         const res = await postTrace(server.url, tenant.pak, { ...traceBody(tenant.clientId, { status: 'great', duration_ms: -1, extra: 1 }), tool: undefined });
         assert.equal(res.status, 400);
