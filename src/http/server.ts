@@ -151,7 +151,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   const services: Services = {
     config,
     store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 4, 100_000, options.ingestMode, onCommitted),
+    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 8, 100_000, options.ingestMode, onCommitted),
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
