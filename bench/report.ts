@@ -402,7 +402,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
   md.push('  ```');
   md.push('');
   md.push(`- 30% duplicates: with p=${input.duplicateP} a request resends one of the last 4,096 event_ids sent (answered 200 duplicate), otherwise a fresh one.`);
-  md.push(`- Batch: \`POST /panopticon/traces\` with \`{"traces":[...]}\` of ${input.batchItems} such items (about ${fmt((Buffer.byteLength(input.payload) + 1) * input.batchItems / 1024, 0)} KB), all fresh ids; traces/s counts items.`);
+  md.push(`- Batch: \`POST /panopticon/traces\` with \`{"traces":[...]}\` of ${input.batchItems} such items (about ${fmt((Buffer.byteLength(input.payload) + 1) * input.batchItems / 1024, 0)} KB), all fresh ids: random (v4) from crypto.randomUUID(), or, in the UUIDv7 scenarios, from \`uuidv7()\` of @panopticon/sdk (what its \`trace()\` fills in); traces/s counts items.`);
   const reset = results.every((r) => r.peakRssReset);
   const setupPeaks = results.map((r) => r.setupPeakRssMb).filter((v): v is number => v !== null);
   md.push(
