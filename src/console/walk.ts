@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -40,21 +40,6 @@ function seedTrace(clientId: string, overrides: Record<string, unknown> = {}) {
     duration_ms: 12,
     ...overrides,
   };
-}
-
-/**
- * Waits until the locator matches exactly `expected` elements. On PostgreSQL, on a loaded machine,
- * the timeline's table was seen to match no row right after its 20th row had appeared (about one
- * run in two for a while, not reproduced since; cause not found), so one count() read is not enough.
- */
-async function expectCount(locator: Locator, expected: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let seen = await locator.count();
-  while (seen !== expected && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    seen = await locator.count();
-  }
-  assert.equal(seen, expected);
 }
 
 async function sendTrace(baseUrl: string, pak: string, body: unknown): Promise<number> {
@@ -323,9 +308,11 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
 
     // Step 3: the Activity Timeline, newest first, with the seed's trace and its detail drawer.
     await page.getByRole('link', { name: 'Activity Timeline' }).click();
-    const timeline = page.getByRole('table', { name: 'Traces, newest first' });
+    // exact: a role name matches as a substring by default, and "Live traces, newest first" (the
+    // page just left) contains this one: the wait below could be satisfied by the Live table.
+    const timeline = page.getByRole('table', { name: 'Traces, newest first', exact: true });
     await timeline.getByRole('row').nth(19).waitFor();
-    await expectCount(timeline.getByRole('row'), 20);
+    assert.equal(await timeline.getByRole('row').count(), 20);
     await timeline.getByRole('button', { name: 'Details of hello at 2026-05-09T10:11:12.000Z' }).click();
     const drawer = page.getByRole('dialog', { name: 'Trace' });
     await drawer.getByText(first.event_id).waitFor();
@@ -341,7 +328,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/tool=send_email/);
     await page.getByRole('button', { name: 'Clear' }).waitFor();
-    const filteredRows = page.getByRole('table', { name: 'Traces, newest first' }).getByRole('row');
+    const filteredRows = page.getByRole('table', { name: 'Traces, newest first', exact: true }).getByRole('row');
     await filteredRows.nth(1).waitFor();
     assert.equal(await filteredRows.count(), 1 + more.filter((t) => t.tool === 'send_email').length);
     await page.getByRole('button', { name: 'Clear' }).click();
@@ -412,7 +399,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-GB', timezoneId: 'UTC', storageState: await context.storageState() });
     const phonePage = await phone.newPage();
     await phonePage.goto(`${baseUrl}/apps/${clientId}/timeline`);
-    await phonePage.getByRole('table', { name: 'Traces, newest first' }).waitFor();
+    await phonePage.getByRole('table', { name: 'Traces, newest first', exact: true }).waitFor();
     const overflow = await phonePage.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `the phone layout scrolls sideways by ${overflow}px`);
     await shot(phonePage, 'timeline-phone');
