@@ -35,6 +35,8 @@ const ServerEnv = Type.Object({
   PANOPTICON_SESSION_HOURS: Type.Integer({ default: 24 * 14, minimum: 1 }),
   /** Set the session cookie's Secure flag (on when served over HTTPS behind a proxy). */
   PANOPTICON_SECURE_COOKIES: Type.Boolean({ default: false }),
+  /** Webhook deliveries may reach loopback, private and link-local addresses (refused by default). */
+  PANOPTICON_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   /**
    * 32-byte key (64 hex characters or base64) that encrypts stored secrets (HMAC signing secrets,
    * webhook secrets). Unset: a key file is generated (0600) in the data directory on first start.
@@ -59,6 +61,8 @@ export interface ServerConfig {
   pgPoolSize: number;
   sessionTtlMs: number;
   secureCookies: boolean;
+  /** PANOPTICON_WEBHOOK_ALLOW_PRIVATE: webhooks may reach non-public addresses. */
+  webhookAllowPrivate: boolean;
   /** Raw server key from PANOPTICON_SECRET_KEY, already decoded; undefined → key file in dataDir. */
   secretKey: Buffer | undefined;
   dataDir: string;
@@ -126,6 +130,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     pgPoolSize: e.PANOPTICON_PG_POOL,
     sessionTtlMs: e.PANOPTICON_SESSION_HOURS * 3600_000,
     secureCookies: e.PANOPTICON_SECURE_COOKIES,
+    webhookAllowPrivate: e.PANOPTICON_WEBHOOK_ALLOW_PRIVATE,
     secretKey: e.PANOPTICON_SECRET_KEY === undefined ? undefined : decodeSecretKey(e.PANOPTICON_SECRET_KEY),
     dataDir: path.resolve(e.PANOPTICON_DATA_DIR ?? (database.engine === 'sqlite' && database.file !== ':memory:' ? path.dirname(database.file) : './data')),
   };

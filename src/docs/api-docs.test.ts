@@ -128,7 +128,8 @@ for (const engine of ENGINES) {
     let cwd: string;
 
     before(async () => {
-      server = await startServer(engine, { pakRateLimitPerSecond: 50 });
+      // The documented defaults: webhooks to private addresses are refused, as on a fresh install.
+      server = await startServer(engine, { pakRateLimitPerSecond: 50, webhookAllowPrivate: false });
       tenant = await createTenant(server.url);
       const renamed = await http(server.url, 'PATCH', `/api/apps/${tenant.clientId}`, { token: tenant.token, body: { name: 'My agent' } });
       assert.equal(renamed.status, 200);

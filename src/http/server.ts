@@ -158,7 +158,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     events,
     secrets,
     approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
-    webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
+    webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, allowPrivateAddresses: config.webhookAllowPrivate, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
     // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take
     // longer than the lock timeout without failing, so re-reading that far back catches it.
     live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),

@@ -48,7 +48,8 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
 export const TEST_SECRET_KEY = Buffer.alloc(32, 7);
 
 export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, ...overrides };
+  // Test receivers (webhooks) listen on loopback, which a default install refuses to deliver to.
+  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, webhookAllowPrivate: true, ...overrides };
 }
 
 export interface RunningServer {

@@ -7,6 +7,7 @@
  * failed. Nothing here runs on the request path of a guard check: the event listener only starts an
  * asynchronous enqueue.
  */
+import { postWebhook, PrivateAddressError, privateUrlProblem } from './address.js';
 import { GUARD_EVENT_TYPES, type GuardEvent, type GuardEvents, type GuardEventType } from '../guard/events.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { newId, randomBase62 } from '../keys/tokens.js';
@@ -28,6 +29,8 @@ export interface WebhookSettings {
   /** A claim is exclusive this long; longer than timeoutMs, so a live sender never loses its row. */
   leaseMs: number;
   batch: number;
+  /** Let deliveries reach loopback, private and link-local addresses (PANOPTICON_WEBHOOK_ALLOW_PRIVATE). */
+  allowPrivateAddresses: boolean;
 }
 
 export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = {
@@ -38,6 +41,7 @@ export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = {
   pollIntervalMs: 1_000,
   leaseMs: 30_000,
   batch: 20,
+  allowPrivateAddresses: false,
 };
 
 export function backoffMs(attempts: number, s: Pick<WebhookSettings, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
@@ -81,6 +85,8 @@ export class WebhookService {
       return { ok: false, fields: [{ field: 'url', message: 'must be an absolute http or https URL' }] };
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { ok: false, fields: [{ field: 'url', message: 'must be an absolute http or https URL' }] };
+    const privateProblem = this.settings.allowPrivateAddresses ? null : privateUrlProblem(parsed);
+    if (privateProblem !== null) return { ok: false, fields: [{ field: 'url', message: privateProblem }] };
     if ((await this.store.webhooks.list(input.clientId)).length >= MAX_WEBHOOKS_PER_APP) {
       return { ok: false, fields: [{ field: 'url', message: `an application has at most ${MAX_WEBHOOKS_PER_APP} webhook endpoints; remove one first` }] };
     }
@@ -155,26 +161,22 @@ export class WebhookService {
     try {
       const secret = this.secrets.open(endpoint.secretEnc, endpoint.clientId);
       const t = Math.floor(this.now() / 1000);
-      const res = await fetch(endpoint.url, {
-        method: 'POST',
-        headers: {
+      statusCode = await postWebhook(
+        endpoint.url,
+        {
           'content-type': 'application/json',
           'user-agent': 'Panopticon-Webhooks/0.1',
           'x-panopticon-event': delivery.event,
           'x-panopticon-delivery': delivery.id,
           'x-panopticon-signature': signatureHeader(secret, t, endpoint.url, delivery.payload),
         },
-        body: delivery.payload,
-        // A redirect is an answer we do not follow: the signature covers this URL only.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-      });
-      statusCode = res.status;
-      await res.body?.cancel().catch(() => {});
-      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
+        delivery.payload,
+        { timeoutMs: this.settings.timeoutMs, allowPrivate: this.settings.allowPrivateAddresses },
+      );
+      if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      error = e.name === 'TimeoutError' ? `timeout after ${this.settings.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      const e = err as Error & { code?: string };
+      error = e.name === 'TimeoutError' ? `timeout after ${this.settings.timeoutMs} ms` : e instanceof PrivateAddressError ? e.message : (e.code ?? e.message);
       error = error.slice(0, 500);
     }
     const now = this.now();

@@ -266,3 +266,50 @@ describe('webhook delivery across two nodes (one PostgreSQL)', () => {
     assert.equal(new Set(ids).size, 30, 'no delivery sent twice');
   });
 });
+
+describe('webhooks on a default install (private addresses refused) [sqlite]', () => {
+  let server: RunningServer;
+  let t: Tenant;
+  let rx: Awaited<ReturnType<typeof receiver>>;
+
+  before(async () => {
+    server = await startServer('sqlite', { webhookAllowPrivate: false }, undefined, { webhooks: { baseDelayMs: 30, maxDelayMs: 60, maxAttempts: 2, pollIntervalMs: 50 } });
+    t = await createTenant(server.url);
+    rx = await receiver();
+  });
+  after(async () => {
+    await server.close();
+    await rx.close();
+  });
+
+  it('refuses to register a loopback, private, link-local or localhost URL, storing nothing', async () => {
+    for (const url of [rx.url('/x'), 'http://10.0.0.5/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:9/x', 'http://localhost:9/x']) {
+      const res = await http(server.url, 'POST', `/api/apps/${t.clientId}/webhooks`, { token: t.token, body: { url, events: ['kill_switch.on'] } });
+      assert.equal(res.status, 400, url);
+      assert.equal(res.body.error.code, 'validation_failed');
+      assert.equal(res.body.error.fields[0].field, 'url');
+      assert.match(res.body.error.fields[0].message, /private or loopback/);
+    }
+    assert.equal((await server.store.webhooks.list(t.clientId)).length, 0);
+  });
+
+  it('does not connect to a name that resolves to loopback at delivery time (DNS rebinding); the delivery records why', async () => {
+    // A name that resolves to loopback, put straight into the store as if it had resolved to a
+    // public address when it was registered: the check that counts is the one at connect time.
+    const port = new URL(rx.url('/')).port;
+    const endpoint = {
+      id: 'whk_rebind000000000', clientId: t.clientId, url: `http://localhost:${port}/rebind`, format: 'json' as const, events: ['kill_switch.on' as const],
+      secretEnc: server.services.secrets.seal('whsec_x', t.clientId), enabled: true, createdAt: Date.now(),
+    };
+    await server.store.webhooks.create(endpoint, { clientId: t.clientId, at: Date.now(), actor: 'test', action: 'webhook.create', target: endpoint.id, before: null, after: null });
+    server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: 'x', reason: 'r', actor: 'a' });
+    const d = await eventually('failed', async () => {
+      const res = await http(server.url, 'GET', `/api/apps/${t.clientId}/webhooks/${endpoint.id}/deliveries`, { token: t.token });
+      return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
+    });
+    assert.equal(d.last_status_code, null);
+    assert.match(d.last_error, /resolves to (127\.0\.0\.1|::1), a private or loopback address/);
+    assert.equal(rx.received.length, 0, 'no request reached the loopback receiver');
+  });
+});
+
