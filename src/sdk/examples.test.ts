@@ -9,15 +9,15 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { createTenant, http, REPO_ROOT, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, REPO_ROOT, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
 import { eventually } from './fixtures.js';
 
 type CallResult = { content: Array<{ type: string; text: string }>; isError?: boolean };
 
-describe('examples/ against a real server [sqlite]', () => {
+for (const engine of ENGINES) describe(`examples/ against a real server [${engine}]`, () => {
   let server: RunningServer;
   before(async () => {
-    server = await startServer('sqlite');
+    server = await startServer(engine);
   });
   after(() => server.close());
 

@@ -15,15 +15,16 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { createPanopticon, instrumentMcpServer, type Panopticon } from '@panopticon/sdk';
-import { createTenant, http, spawnServer, tempDir, type SpawnedServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, freshLocation, http, spawnServer, tempDir, type SpawnedServer, type Tenant } from '../testing/harness.js';
 import { closedPort, eventually, sleep } from './fixtures.js';
 
 type CallResult = { content: Array<{ type: string; text: string }>; isError?: boolean };
 
 const textOf = (r: CallResult) => r.content.map((c) => c.text).join('\n');
 
-describe('MCP server instrumented with the SDK, end to end [sqlite, separate server process]', () => {
+for (const engine of ENGINES) describe(`MCP server instrumented with the SDK, end to end [${engine}, separate server process]`, () => {
   let dir: string;
+  let dropStore: () => Promise<void> = async () => {};
   let env: Record<string, string>;
   let server: SpawnedServer;
   let t: Tenant;
@@ -41,7 +42,9 @@ describe('MCP server instrumented with the SDK, end to end [sqlite, separate ser
 
   before(async () => {
     dir = tempDir('mcp');
-    env = { PANOPTICON_DB: path.join(dir, 'panopticon.db'), PORT: String(await closedPort()) };
+    const db = engine === 'sqlite' ? path.join(dir, 'panopticon.db') : freshLocation('postgres');
+    if (typeof db !== 'string') dropStore = db.cleanup;
+    env = { PANOPTICON_DB: typeof db === 'string' ? db : db.dbValue, PANOPTICON_DATA_DIR: dir, PORT: String(await closedPort()) };
     server = await spawnServer(env);
     t = await createTenant(server.url);
     for (const body of [
@@ -101,6 +104,7 @@ describe('MCP server instrumented with the SDK, end to end [sqlite, separate ser
     server?.child.kill('SIGTERM');
     await server?.exited;
     fs.rmSync(dir, { recursive: true, force: true });
+    await dropStore();
   });
 
   it('allowed tools run and are traced with the caller from the request context', async () => {

@@ -272,12 +272,12 @@ describe('SDK buffer, spool and shutdown [sqlite]', () => {
   });
 });
 
-describe('SDK guard, approvals, HMAC [sqlite]', () => {
+for (const engine of ENGINES) describe(`SDK guard, approvals, HMAC [${engine}]`, () => {
   let server: RunningServer;
   let t: Tenant;
 
   before(async () => {
-    server = await startServer('sqlite');
+    server = await startServer(engine);
     t = await createTenant(server.url);
     for (const body of [
       { name: 'no drops', effect: 'deny', reason: 'dropping tables is not allowed', match: { tools: ['drop_table'] } },
