@@ -10,7 +10,6 @@ import { AppShell } from './pages/AppShell';
 import { PanopticonTab } from './pages/Panopticon';
 import { TimelineTab } from './pages/Timeline';
 import { LiveTab } from './pages/Live';
-import { UsageTab } from './pages/Usage';
 import { PoliciesTab } from './pages/Policies';
 import { AuditTab } from './pages/Audit';
 import { ApprovalsTab } from './pages/Approvals';
@@ -42,7 +41,8 @@ const router = createBrowserRouter([
           { path: 'panopticon', element: <PanopticonTab /> },
           { path: 'timeline', element: <TimelineTab /> },
           { path: 'live', element: <LiveTab /> },
-          { path: 'usage', element: <UsageTab /> },
+          // The chart library is most of the bundle: it loads when the Usage tab is first opened.
+          { path: 'usage', lazy: async () => ({ Component: (await import('./pages/Usage')).UsageTab }) },
           { path: 'policies', element: <PoliciesTab /> },
           { path: 'approvals', element: <ApprovalsTab /> },
           { path: 'audit', element: <AuditTab /> },
