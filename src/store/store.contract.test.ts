@@ -253,6 +253,22 @@ describe('SQLite trace commits run on a worker thread', () => {
     assert.equal(turned, true);
   });
 
+  it('batches posted while a commit runs ride the next one together; each caller gets its own rows\' answers, duplicates across callers included', async () => {
+    const sqlite = store as unknown as { traceCommitStats: { commits: number; rows: number } };
+    await store.insertTraces([row(clientId)]);
+    const before = { ...sqlite.traceCommitStats };
+    const stored = await store.countTraces(clientId);
+    const shared = row(clientId);
+    // 40 callers at once, 3 rows each; caller 0 and caller 25 both carry `shared`.
+    const batches = Array.from({ length: 40 }, (_, i) => [row(clientId), i === 0 || i === 25 ? shared : row(clientId), row(clientId)]);
+    const answers = await Promise.all(batches.map((b) => store.insertTraces(b)));
+    answers.forEach((a, i) => assert.deepEqual(a, [true, i !== 25, true], `caller ${i}`));
+    const commits = sqlite.traceCommitStats.commits - before.commits;
+    assert.equal(sqlite.traceCommitStats.rows - before.rows, 120);
+    assert.ok(commits >= 1 && commits < 40, `40 batches in ${commits} transactions`);
+    assert.equal(await store.countTraces(clientId), stored + 119);
+  });
+
   it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
     await store.insertTraces([row(clientId)]);
     const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
