@@ -40,9 +40,12 @@ export async function openApproval(server: RunningServer, clientId: string, opti
     approval: { id: approvalId, ruleId: 'refunds-big', reason: options.reason ?? 'refunds over 100 need a human', expiresAt: now + (options.expiresInMs ?? 600_000) },
     killed: false,
   };
+  const requested = {
+    type: 'approval.requested' as const, clientId, approvalId, tool: record.tool, userSub: record.userSub, reason: record.approval!.reason, expiresAt: record.approval!.expiresAt,
+  };
+  // As the real check does: the approval's webhook deliveries commit with it.
+  record.deliveries = await server.services.webhooks.deliveriesFor(requested);
   await server.services.checks.write(record);
-  server.services.events.publish({
-    type: 'approval.requested', clientId, approvalId, tool: record.tool, userSub: record.userSub, reason: record.approval!.reason, expiresAt: record.approval!.expiresAt,
-  });
+  server.services.events.publish(requested);
   return { approvalId, record };
 }

@@ -7,6 +7,7 @@ import type { Services } from '../http/server.js';
 import { newId } from '../keys/tokens.js';
 import type { CheckRecord, Grant, KillSwitch, StoredPolicy } from '../store/guard-types.js';
 import type { StoredTrace } from '../store/types.js';
+import type { GuardEvent } from './events.js';
 import { isFailure, type Edit, type EditFailure } from './edits.js';
 import { applyRateLimit, argumentsHash, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
 import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
@@ -87,10 +88,13 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
     approval,
     killed: evaluation.killed,
   };
+  const requested: GuardEvent | null = approval === null
+    ? null
+    : { type: 'approval.requested', clientId: input.clientId, approvalId: approval.id, tool: input.tool, userSub: input.userSub, reason: approval.reason, expiresAt: approval.expiresAt };
+  // The approval's webhook deliveries commit with it, so no crash between the two can lose them.
+  if (requested !== null) record.deliveries = await services.webhooks.deliveriesFor(requested);
   await services.checks.write(record);
-  if (approval !== null) {
-    services.events.publish({ type: 'approval.requested', clientId: input.clientId, approvalId: approval.id, tool: input.tool, userSub: input.userSub, reason: approval.reason, expiresAt: approval.expiresAt });
-  }
+  if (requested !== null) services.events.publish(requested);
   return { checkId, evaluation, policyVersion: state.policy.version, grantId, approval: approval && { id: approval.id, expiresAt: approval.expiresAt } };
 }
 

@@ -6,6 +6,7 @@
  * Governance changes carry an `AuditInput`, appended in the same transaction as the change, so the
  * log cannot miss a change that happened.
  */
+import type { NewDelivery } from './webhook-types.js';
 import type { ChainEntry } from '../audit/chain.js';
 
 export interface AuditInput {
@@ -95,6 +96,11 @@ export interface CheckRecord {
   grantId: string | null;
   /** Set when the decision asks a human: created in the same transaction (counts as a HITL request). */
   approval: NewApproval | null;
+  /**
+   * Webhook deliveries of the approval this check opens (`approval.requested`), written in the same
+   * transaction: a crash after the commit cannot lose the notification. Absent: none.
+   */
+  deliveries?: readonly NewDelivery[];
   /** The kill switch blocked it: counts in that day's kill-switch usage. */
   killed: boolean;
 }

@@ -6,6 +6,7 @@ import {
   INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
 import { postgresPlaceholder as ph } from './queries.js';
+import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
 
 type Row = Record<string, unknown>;
 
@@ -137,7 +138,15 @@ export class PostgresGuardStore implements GuardStore {
     const usage: unknown[][] = [[], [], [], []];
     for (const inc of guardUsageIncrements(records)) inc.forEach((v, i) => usage[i]!.push(v));
     const params = [...columns, ...approvals, grantIds, ...usage];
-    await this.db.q(RECORD_CHECKS_SQL, params);
+    const deliveries = records.flatMap((r) => r.deliveries ?? []);
+    if (deliveries.length === 0) {
+      await this.db.q(RECORD_CHECKS_SQL, params);
+      return;
+    }
+    await this.db.tx(async (c) => {
+      await c.query(RECORD_CHECKS_SQL, params);
+      for (const d of deliveries) await c.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
+    });
   }
 
   async getCheck(clientId: string, checkId: string) {

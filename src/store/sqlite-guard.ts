@@ -6,6 +6,7 @@ import {
   nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
 
 type Row = Record<string, unknown>;
 
@@ -97,11 +98,13 @@ export class SqliteGuardStore implements GuardStore {
     const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL(ph));
     const usage = this.db.prepare(GUARD_USAGE_SQL(ph));
     const useGrant = this.db.prepare('UPDATE grants SET uses = uses + 1 WHERE id = ?');
+    const insertDelivery = this.db.prepare(INSERT_DELIVERY_SQL(ph));
     this.db.transaction(() => {
       for (const r of records) {
         insertCheck.run(numbered(checkValues(r)));
         if (r.approval !== null) insertApproval.run(numbered(approvalValues(r)));
         if (r.grantId !== null) useGrant.run(r.grantId);
+        for (const d of r.deliveries ?? []) insertDelivery.run(numbered(deliveryValues(d)));
       }
       for (const inc of guardUsageIncrements(records)) usage.run(numbered(inc));
     }).immediate();

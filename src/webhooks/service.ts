@@ -12,7 +12,7 @@ import { GUARD_EVENT_TYPES, type GuardEvent, type GuardEvents, type GuardEventTy
 import type { SecretBox } from '../crypto/secret-box.js';
 import { newId, randomBase62 } from '../keys/tokens.js';
 import type { Store } from '../store/types.js';
-import type { ClaimedDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
+import type { ClaimedDelivery, NewDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
 import { deliveryBody, signatureHeader } from './format.js';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
@@ -71,6 +71,8 @@ export class WebhookService {
     private readonly onError: (err: unknown) => void,
   ) {
     this.unsubscribe = events.subscribe((event) => {
+      // Its deliveries were committed with the approval (deliveriesFor, by the check): send them now.
+      if (event.type === 'approval.requested') return this.kick();
       const p = this.enqueue(event).catch(this.onError);
       this.pending.add(p);
       void p.finally(() => this.pending.delete(p));
@@ -113,13 +115,19 @@ export class WebhookService {
   }
 
   /** One outbox row per enabled endpoint of the app that subscribed to this event type. */
-  async enqueue(event: GuardEvent): Promise<void> {
+  /** One delivery per enabled endpoint of the event's app that subscribes to its type. */
+  async deliveriesFor(event: GuardEvent): Promise<NewDelivery[]> {
     const endpoints = (await this.store.webhooks.list(event.clientId)).filter((e) => e.enabled && e.events.includes(event.type));
-    if (endpoints.length === 0) return;
     const now = this.now();
-    await this.store.webhooks.enqueue(endpoints.map((e) => ({
+    return endpoints.map((e) => ({
       id: newId('whd'), webhookId: e.id, clientId: e.clientId, event: event.type, payload: deliveryBody(event, e.format, now), createdAt: now,
-    })));
+    }));
+  }
+
+  async enqueue(event: GuardEvent): Promise<void> {
+    const deliveries = await this.deliveriesFor(event);
+    if (deliveries.length === 0) return;
+    await this.store.webhooks.enqueue(deliveries);
     this.kick();
   }
 

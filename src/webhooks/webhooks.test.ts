@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openApproval } from '../approvals/fixtures.js';
 import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
 import { backoffMs } from './service.js';
+import { newId } from '../keys/tokens.js';
 
 interface Received {
   path: string;
@@ -78,6 +79,7 @@ for (const engine of ENGINES) {
     const add = (tenant: Tenant, body: unknown) => http(server.url, 'POST', `/api/apps/${tenant.clientId}/webhooks`, { token: tenant.token, body });
     const deliveries = (tenant: Tenant, id: string) => http(server.url, 'GET', `/api/apps/${tenant.clientId}/webhooks/${id}/deliveries`, { token: tenant.token });
     const remove = (tenant: Tenant, id: string) => http(server.url, 'DELETE', `/api/apps/${tenant.clientId}/webhooks/${id}`, { token: tenant.token });
+    const deliveries_ = async (tenant: Tenant, id: string) => (await deliveries(tenant, id)).body.deliveries as unknown[];
 
     it('delivers a signed JSON body for approval.requested to a loopback listener, and records it', async () => {
       const created = await add(t, { url: rx.url('/hooks/json?team=ops'), format: 'json', events: ['approval.requested'] });
@@ -195,6 +197,33 @@ for (const engine of ENGINES) {
       });
       assert.equal(d.last_status_code, null);
       assert.match(d.last_error, /ECONNREFUSED/);
+    });
+
+    it('approval.requested deliveries commit with the approval: sent without the in-memory event, and gone with a failed commit', async () => {
+      const owner = await createTenant(server.url);
+      const hook = await add(owner, { url: rx.url('/hooks/outbox'), events: ['approval.requested'] });
+      assert.equal(hook.status, 201, hook.text);
+      const { record } = await openApproval(server, owner.clientId);
+      await eventually('the first delivery', () => rx.received.find((x) => x.path === '/hooks/outbox'));
+      const request = (approvalId: string) => ({
+        type: 'approval.requested' as const, clientId: owner.clientId, approvalId, tool: record.tool, userSub: record.userSub, reason: 'r', expiresAt: Date.now() + 60_000,
+      });
+
+      // As if the process died right after the commit: the event is never published, the row is sent anyway.
+      const silent = newId('apr');
+      const deliveries = await server.services.webhooks.deliveriesFor(request(silent));
+      assert.equal(deliveries.length, 1);
+      await server.services.checks.write({ ...record, id: newId('chk'), approval: { ...record.approval!, id: silent }, deliveries });
+      const sent = await eventually('the unpublished delivery', () => rx.received.find((x) => x.path === '/hooks/outbox' && JSON.parse(x.body).data.approval_id === silent));
+      assert.equal(sent.headers['x-panopticon-event'], 'approval.requested');
+
+      // A commit that fails (the check id already exists) leaves neither the approval nor its delivery.
+      const doomed = newId('apr');
+      const before = (await deliveries_(owner, hook.body.id)).length;
+      await assert.rejects(server.services.checks.write({ ...record, approval: { ...record.approval!, id: doomed }, deliveries: await server.services.webhooks.deliveriesFor(request(doomed)) }));
+      assert.equal(await server.store.approvals.get(doomed), null);
+      assert.equal((await deliveries_(owner, hook.body.id)).length, before);
+      await remove(owner, hook.body.id);
     });
 
     it('validates URLs, audits create and remove, and keeps other accounts out', async () => {
