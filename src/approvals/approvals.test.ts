@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
 import type { GuardEvent } from '../guard/events.js';
 import { openApproval } from './fixtures.js';
 
@@ -265,15 +265,12 @@ describe('approvals across two nodes (one PostgreSQL)', () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
+  let nodes: TwoNodes;
   before(async () => {
-    a = await startServer('postgres');
-    b = await startServer('postgres', {}, a.location);
-    t = await createTenant(a.url);
+    nodes = await twoNodesOnePostgres();
+    ({ a, b, t } = nodes);
   });
-  after(async () => {
-    await b.close();
-    await a.close();
-  });
+  after(() => nodes.close());
 
   it('a long poll on node B answers when node A decides', async () => {
     const { approvalId } = await openApproval(a, t.clientId);

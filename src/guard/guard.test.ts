@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { argumentsHash } from './evaluate.js';
-import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, TEST_SECRET_KEY, traceBody, type RunningServer, type SpawnedServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, twoNodesOnePostgres, TEST_SECRET_KEY, traceBody, type RunningServer, type TwoNodes, type SpawnedServer, type Tenant } from '../testing/harness.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 
@@ -332,15 +332,12 @@ describe('kill switch on every node (two nodes, one PostgreSQL)', () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
+  let nodes: TwoNodes;
   before(async () => {
-    a = await startServer('postgres');
-    b = await startServer('postgres', {}, a.location);
-    t = await createTenant(a.url);
+    nodes = await twoNodesOnePostgres();
+    ({ a, b, t } = nodes);
   });
-  after(async () => {
-    await b.close();
-    await a.close();
-  });
+  after(() => nodes.close());
 
   async function decisionWithin(url: string, expected: string, ms: number, body: Record<string, unknown> = {}): Promise<string> {
     const deadline = Date.now() + ms;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
 import { isWellFormedToken, SECRET_PREFIX } from './tokens.js';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -283,15 +283,12 @@ describe('HMAC signing on every node (two nodes, one PostgreSQL)', () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
+  let nodes: TwoNodes;
   before(async () => {
-    a = await startServer('postgres');
-    b = await startServer('postgres', {}, a.location);
-    t = await createTenant(a.url);
+    nodes = await twoNodesOnePostgres();
+    ({ a, b, t } = nodes);
   });
-  after(async () => {
-    await b.close();
-    await a.close();
-  });
+  after(() => nodes.close());
 
   it('enabling on node A makes node B demand signatures within a second, and B verifies with the new secret', async () => {
     assert.equal((await postTrace(b.url, t.pak, traceBody(t.clientId))).status, 202); // B has the key cached, signing off

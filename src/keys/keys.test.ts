@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
 import { hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
 
 describe('token shape and hash', () => {
@@ -116,15 +116,12 @@ describe('revoke on every node (two nodes, one PostgreSQL)', () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
+  let nodes: TwoNodes;
   before(async () => {
-    a = await startServer('postgres');
-    b = await startServer('postgres', {}, a.location);
-    t = await createTenant(a.url);
+    nodes = await twoNodesOnePostgres();
+    ({ a, b, t } = nodes);
   });
-  after(async () => {
-    await b.close();
-    await a.close();
-  });
+  after(() => nodes.close());
 
   it('a key revoked on node A is refused by node B within a second, though B had it cached', async () => {
     assert.equal((await postTrace(b.url, t.pak, traceBody(t.clientId))).status, 202);

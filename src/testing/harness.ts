@@ -91,6 +91,34 @@ export async function startServer(
   };
 }
 
+export interface TwoNodes {
+  a: RunningServer;
+  b: RunningServer;
+  /** Created through node A. */
+  t: Tenant;
+  close(): Promise<void>;
+}
+
+/**
+ * Two server nodes on one fresh PostgreSQL schema (A creates it, B joins it) and a tenant, for
+ * the cross-node tests: a signal sent by one node must change what the other does.
+ */
+export async function twoNodesOnePostgres(options: BuildOptions = {}): Promise<TwoNodes> {
+  const a = await startServer('postgres', {}, undefined, options);
+  const b = await startServer('postgres', {}, a.location, options);
+  const t = await createTenant(a.url);
+  return {
+    a,
+    b,
+    t,
+    // B first: A's close drops the schema B is still connected to.
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}
+
 export interface SpawnedServer {
   url: string;
   child: ChildProcess;
@@ -185,7 +213,7 @@ export async function createTenant(url: string, options: { enable?: boolean; iss
   return { email, password, token, clientId, pak };
 }
 
-/** A valid trace body for the app, with a fresh event_id unless one is given. */
+/** A valid trace body for the app (the product page's step-2 example), with a fresh event_id unless one is given. */
 export function traceBody(clientId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     event_id: crypto.randomUUID(),

@@ -8,7 +8,7 @@ import http_ from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openApproval } from '../approvals/fixtures.js';
-import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
 import { backoffMs } from './service.js';
 import { newId } from '../keys/tokens.js';
 
@@ -266,17 +266,15 @@ describe('webhook delivery across two nodes (one PostgreSQL)', () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
+  let nodes: TwoNodes;
   let rx: Awaited<ReturnType<typeof receiver>>;
   before(async () => {
-    const options = { webhooks: { pollIntervalMs: 20, baseDelayMs: 20, maxDelayMs: 40 } };
-    a = await startServer('postgres', {}, undefined, options);
-    b = await startServer('postgres', {}, a.location, options);
-    t = await createTenant(a.url);
+    nodes = await twoNodesOnePostgres({ webhooks: { pollIntervalMs: 20, baseDelayMs: 20, maxDelayMs: 40 } });
+    ({ a, b, t } = nodes);
     rx = await receiver();
   });
   after(async () => {
-    await b.close();
-    await a.close();
+    await nodes.close();
     await rx.close();
   });
 
