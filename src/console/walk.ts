@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { traceBody } from '../testing/harness.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -26,20 +27,6 @@ export interface WalkResult {
   clientId: string;
   pak: string;
   timings: { liveMs: number };
-}
-
-/** The seed's trace, verbatim but for this app's client_id and a fresh event_id per run. */
-function seedTrace(clientId: string, overrides: Record<string, unknown> = {}) {
-  return {
-    event_id: crypto.randomUUID(),
-    client_id: clientId,
-    tool: 'hello',
-    scope_used: 'agent:read',
-    status: 'ok',
-    started_at: '2026-05-09T10:11:12Z',
-    duration_ms: 12,
-    ...overrides,
-  };
 }
 
 async function sendTrace(baseUrl: string, pak: string, body: unknown): Promise<number> {
@@ -180,7 +167,7 @@ async function approvalsAndSigning(page: Page, baseUrl: string, clientId: string
   await secretDialog.waitFor({ state: 'hidden' });
   await page.getByText('Signed requests required').waitFor();
 
-  const body = JSON.stringify(seedTrace(clientId, { tool: 'signed_call', started_at: '2026-05-13T08:00:00Z' }));
+  const body = JSON.stringify(traceBody(clientId, { tool: 'signed_call', started_at: '2026-05-13T08:00:00Z' }));
   const unsigned = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: agent, body });
   assert.equal(unsigned.status, 401);
   assert.equal(((await unsigned.json()) as { error: { code: string } }).error.code, 'signature_missing');
@@ -196,7 +183,7 @@ async function approvalsAndSigning(page: Page, baseUrl: string, clientId: string
   await page.getByText('Signed requests not required').waitFor();
   // Off takes effect on the next request; allow the signal a moment on a busy machine.
   for (let i = 0; ; i++) {
-    const res = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: agent, body: JSON.stringify(seedTrace(clientId, { tool: 'unsigned_again' })) });
+    const res = await fetch(`${baseUrl}/panopticon/trace`, { method: 'POST', headers: agent, body: JSON.stringify(traceBody(clientId, { tool: 'unsigned_again' })) });
     if (res.status === 202 || i >= 20) {
       assert.equal(res.status, 202);
       break;
@@ -271,7 +258,8 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     await page.getByText('Waiting for traces').waitFor();
 
     // Step 2: the page's curl, with this PAK and client_id: 202, then 200 for the same event_id.
-    const first = seedTrace(clientId);
+    const firstId = crypto.randomUUID();
+    const first = traceBody(clientId, { event_id: firstId });
     const sentAt = Date.now();
     assert.equal(await sendTrace(baseUrl, pak, first), 202);
     await page.getByRole('button', { name: `Details of hello at 2026-05-09T10:11:12.000Z` }).waitFor({ timeout: 5000 });
@@ -282,7 +270,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     const tools = ['search_docs', 'create_invoice', 'send_email', 'read_calendar'];
     const statuses = ['ok', 'ok', 'error', 'ok', 'denied', 'timeout'];
     const more = Array.from({ length: 17 }, (_, i) =>
-      seedTrace(clientId, {
+      traceBody(clientId, {
         tool: tools[i % tools.length],
         status: statuses[i % statuses.length],
         scope_used: ['docs:read', 'billing:write', 'mail:send', 'calendar:read'][i % 4],
@@ -300,7 +288,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
 
     // Pause buffers, resume shows what arrived meanwhile.
     await page.getByRole('button', { name: 'Pause' }).click();
-    assert.equal(await sendTrace(baseUrl, pak, seedTrace(clientId, { tool: 'while_paused', started_at: '2026-05-12T09:00:00Z' })), 202);
+    assert.equal(await sendTrace(baseUrl, pak, traceBody(clientId, { tool: 'while_paused', started_at: '2026-05-12T09:00:00Z' })), 202);
     await page.getByRole('button', { name: 'Resume (1 waiting)' }).waitFor({ timeout: 5000 });
     assert.equal(await page.getByRole('button', { name: /Details of while_paused/ }).count(), 0);
     await page.getByRole('button', { name: 'Resume (1 waiting)' }).click();
@@ -315,7 +303,7 @@ export async function walkConsole(baseUrl: string, options: { screenshotDir?: st
     assert.equal(await timeline.getByRole('row').count(), 20);
     await timeline.getByRole('button', { name: 'Details of hello at 2026-05-09T10:11:12.000Z' }).click();
     const drawer = page.getByRole('dialog', { name: 'Trace' });
-    await drawer.getByText(first.event_id).waitFor();
+    await drawer.getByText(firstId).waitFor();
     await drawer.getByText('agent:read').waitFor();
     await shot(page, 'timeline-detail');
     await drawer.getByRole('button', { name: 'Close' }).click();
