@@ -46,15 +46,18 @@ export const USAGE_UPSERT_SQL = (ph: Placeholder): string =>
      errors = usage_daily.errors + excluded.errors`;
 
 /**
- * Rotation: every key still valid at $2 now expires at $1, or earlier
- * if it already did; a grace of zero revokes them on the spot.
+ * Rotation, of PAKs and of HMAC signing secrets alike: every one of the app's credentials still
+ * valid at $2 now expires at $1, or earlier if it already did (a grace already running is never
+ * lengthened); a grace of zero revokes them on the spot.
  */
-export const EXPIRE_PAKS_SQL = (ph: Placeholder): string =>
-  `UPDATE paks SET
+export const EXPIRE_FOR_ROTATION_SQL = (table: 'paks' | 'app_secrets', ph: Placeholder): string =>
+  `UPDATE ${table} SET
      expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${ph(1)} THEN ${ph(1)} ELSE expires_at END,
      revoked_at = CASE WHEN ${ph(1)} <= ${ph(2)} THEN ${ph(2)} ELSE NULL END
    WHERE client_id = ${ph(3)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
    RETURNING *`;
+
+export const EXPIRE_PAKS_SQL = (ph: Placeholder): string => EXPIRE_FOR_ROTATION_SQL('paks', ph);
 
 export const INSERT_PAK_SQL = (ph: Placeholder): string =>
   `INSERT INTO paks (id, client_id, key_hash, prefix, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}, ${ph(5)})

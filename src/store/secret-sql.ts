@@ -1,5 +1,5 @@
 /** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
-import type { Placeholder } from './queries.js';
+import { EXPIRE_FOR_ROTATION_SQL, type Placeholder } from './queries.js';
 import type { AppSecret } from './secret-types.js';
 
 type Row = Record<string, unknown>;
@@ -18,13 +18,7 @@ export const toSecret = (r: Row): AppSecret => ({
 export const INSERT_SECRET_SQL = (ph: Placeholder): string =>
   `INSERT INTO app_secrets (id, client_id, secret_enc, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}) RETURNING *`;
 
-/** Same rule as PAK rotation: never lengthens a grace already running; no grace revokes on the spot. */
-export const EXPIRE_SECRETS_SQL = (ph: Placeholder): string =>
-  `UPDATE app_secrets SET
-     expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${ph(1)} THEN ${ph(1)} ELSE expires_at END,
-     revoked_at = CASE WHEN ${ph(1)} <= ${ph(2)} THEN ${ph(2)} ELSE NULL END
-   WHERE client_id = ${ph(3)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
-   RETURNING *`;
+export const EXPIRE_SECRETS_SQL = (ph: Placeholder): string => EXPIRE_FOR_ROTATION_SQL('app_secrets', ph);
 
 /** Disabling cuts off what still works; secrets whose grace already ended stay as they were. */
 export const REVOKE_SECRETS_SQL = (ph: Placeholder): string =>
