@@ -1,9 +1,10 @@
 /**
  * Opens approval requests for tests the way the guard check does on a `require_approval` decision:
- * a CheckRecord with an approval through the check group commit, then the `approval.requested`
- * event. When POST /panopticon/guard/check lands, this is the one place to switch to it.
+ * a CheckRecord with an approval, committed by the check's own recordCheck (its webhook deliveries
+ * in the same transaction, then the `approval.requested` event), without needing a policy.
  */
 import { argumentsHash } from '../guard/evaluate.js';
+import { recordCheck } from '../guard/service.js';
 import { newId } from '../keys/tokens.js';
 import type { CheckRecord } from '../store/guard-types.js';
 import type { RunningServer } from '../testing/harness.js';
@@ -40,12 +41,6 @@ export async function openApproval(server: RunningServer, clientId: string, opti
     approval: { id: approvalId, ruleId: 'refunds-big', reason: options.reason ?? 'refunds over 100 need a human', expiresAt: now + (options.expiresInMs ?? 600_000) },
     killed: false,
   };
-  const requested = {
-    type: 'approval.requested' as const, clientId, approvalId, tool: record.tool, userSub: record.userSub, reason: record.approval!.reason, expiresAt: record.approval!.expiresAt,
-  };
-  // As the real check does: the approval's webhook deliveries commit with it.
-  record.deliveries = await server.services.webhooks.deliveriesFor(requested);
-  await server.services.checks.write(record);
-  server.services.events.publish(requested);
+  await recordCheck(server.services, record);
   return { approvalId, record };
 }

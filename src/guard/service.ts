@@ -88,14 +88,22 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
     approval,
     killed: evaluation.killed,
   };
-  const requested: GuardEvent | null = approval === null
+  await recordCheck(services, record);
+  return { checkId, evaluation, policyVersion: state.policy.version, grantId, approval: approval && { id: approval.id, expiresAt: approval.expiresAt } };
+}
+
+/**
+ * Commits a decision (and the approval it opens) through the group commit, then tells the
+ * approval's watchers. The approval's webhook deliveries commit with it, so no crash between the
+ * two can lose them.
+ */
+export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'webhooks'>, record: CheckRecord): Promise<void> {
+  const requested: GuardEvent | null = record.approval === null
     ? null
-    : { type: 'approval.requested', clientId: input.clientId, approvalId: approval.id, tool: input.tool, userSub: input.userSub, reason: approval.reason, expiresAt: approval.expiresAt };
-  // The approval's webhook deliveries commit with it, so no crash between the two can lose them.
+    : { type: 'approval.requested', clientId: record.clientId, approvalId: record.approval.id, tool: record.tool, userSub: record.userSub, reason: record.approval.reason, expiresAt: record.approval.expiresAt };
   if (requested !== null) record.deliveries = await services.webhooks.deliveriesFor(requested);
   await services.checks.write(record);
   if (requested !== null) services.events.publish(requested);
-  return { checkId, evaluation, policyVersion: state.policy.version, grantId, approval: approval && { id: approval.id, expiresAt: approval.expiresAt } };
 }
 
 export type PolicyChangeResult =
