@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -42,9 +41,9 @@ for (const engine of ENGINES) describe(`MCP server instrumented with the SDK, en
 
   before(async () => {
     dir = tempDir('mcp');
-    const db = engine === 'sqlite' ? path.join(dir, 'panopticon.db') : freshLocation('postgres');
-    if (typeof db !== 'string') dropStore = db.cleanup;
-    env = { PANOPTICON_DB: typeof db === 'string' ? db : db.dbValue, PANOPTICON_DATA_DIR: dir, PORT: String(await closedPort()) };
+    const store = freshLocation(engine);
+    dropStore = store.cleanup;
+    env = { PANOPTICON_DB: store.dbValue, PANOPTICON_DATA_DIR: dir, PORT: String(await closedPort()) };
     server = await spawnServer(env);
     t = await createTenant(server.url);
     for (const body of [

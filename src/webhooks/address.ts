@@ -66,9 +66,14 @@ export class PrivateAddressError extends Error {
   }
 }
 
+/** The URL's host without the brackets of an IPv6 literal. */
+function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
 /** Why this URL may not be registered (an IP literal or a name that is local by definition), or null. */
 export function privateUrlProblem(url: URL): string | null {
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const host = bareHost(url);
   if (net.isIP(host) !== 0 ? isPrivateAddress(host) : host === 'localhost' || host.endsWith('.localhost')) {
     return 'must not point at a private or loopback address (an operator can allow them with PANOPTICON_WEBHOOK_ALLOW_PRIVATE=true)';
   }
@@ -102,7 +107,7 @@ export function postWebhook(
   options: { timeoutMs: number; allowPrivate: boolean },
 ): Promise<number> {
   const target = new URL(url);
-  const host = target.hostname.replace(/^\[|\]$/g, '');
+  const host = bareHost(target);
   if (!options.allowPrivate && net.isIP(host) !== 0 && isPrivateAddress(host)) return Promise.reject(new PrivateAddressError(host, host));
   const client = target.protocol === 'https:' ? https : http;
   return new Promise<number>((resolve, reject) => {
@@ -112,7 +117,6 @@ export function postWebhook(
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         lookup: options.allowPrivate ? undefined : (publicOnlyLookup as unknown as net.LookupFunction),
-        timeout: options.timeoutMs,
       },
       (response) => {
         response.resume();
@@ -120,9 +124,9 @@ export function postWebhook(
         response.on('error', reject);
       },
     );
+    // One deadline for the whole exchange (connect, send, answer), as AbortSignal.timeout gave fetch.
     const timer = setTimeout(() => request.destroy(Object.assign(new Error(`timeout after ${options.timeoutMs} ms`), { name: 'TimeoutError' })), options.timeoutMs);
     request.on('close', () => clearTimeout(timer));
-    request.on('timeout', () => request.destroy(Object.assign(new Error(`timeout after ${options.timeoutMs} ms`), { name: 'TimeoutError' })));
     request.on('error', reject);
     request.end(body);
   });
