@@ -17,50 +17,71 @@
  */
 export type Sync = (done: (err: Error | null) => void) => void;
 
-export class SyncPipeline<Reply> {
-  /** Committed, waiting for an fsync that has not started yet. */
-  private waiting: Reply[] = [];
-  private syncing = false;
-  private failed: Error | null = null;
+export interface SyncPipelineOptions<Reply> {
+  sync: Sync;
+  /** Replies an fsync made durable, in commit order; each reply is delivered once. */
+  durable: (replies: Reply[]) => void;
+  /**
+   * An fsync failed: these replies are not known to be durable. After a failed fsync the kernel
+   * may have dropped the dirty pages, so a retry proves nothing; the caller must stop writing.
+   */
+  syncFailed: (replies: Reply[], err: Error) => void;
+  /**
+   * fsyncs allowed at once. A commit made while one runs need not wait for it to end before its
+   * own starts: every fsync makes durable all that was written before it was called, so whichever
+   * ends first answers everything it covers.
+   */
+  maxSyncsInFlight?: number;
+  /** Called when the last fsync in flight ended and nothing waits (for a clean shutdown). */
+  idle?: () => void;
+}
 
-  constructor(
-    private readonly sync: Sync,
-    /** Every reply an fsync made durable, in commit order, once per fsync. */
-    private readonly durable: (replies: Reply[]) => void,
-    /**
-     * The fsync failed: these replies are not known to be durable. After a failed fsync the kernel
-     * may have dropped the dirty pages, so a retry proves nothing; the caller must stop writing.
-     */
-    private readonly syncFailed: (replies: Reply[], err: Error) => void,
-  ) {}
+export class SyncPipeline<Reply> {
+  /** Committed and not yet answered, oldest first, with their commit sequence numbers. */
+  private waiting: Array<{ seq: number; reply: Reply }> = [];
+  private nextSeq = 0;
+  /** The newest commit an fsync already started for covers (-1: none). */
+  private coveredUpTo = -1;
+  private syncsInFlight = 0;
+  private failed: Error | null = null;
+  private readonly maxSyncsInFlight: number;
+
+  constructor(private readonly options: SyncPipelineOptions<Reply>) {
+    this.maxSyncsInFlight = options.maxSyncsInFlight ?? 1;
+  }
 
   /** A transaction's COMMIT returned (its WAL frames are written, not yet synced). */
   committed(reply: Reply): void {
-    if (this.failed !== null) return this.syncFailed([reply], this.failed);
-    this.waiting.push(reply);
-    if (!this.syncing) this.startSync();
+    if (this.failed !== null) return this.options.syncFailed([reply], this.failed);
+    this.waiting.push({ seq: this.nextSeq++, reply });
+    this.startSync();
   }
 
-  /** Whether any committed transaction still waits for its fsync. */
+  /** Whether a commit is unanswered or an fsync still runs. */
   get busy(): boolean {
-    return this.syncing || this.waiting.length > 0;
+    return this.waiting.length > 0 || this.syncsInFlight > 0;
   }
 
   private startSync(): void {
-    const covered = this.waiting;
-    this.waiting = [];
-    this.syncing = true;
-    this.sync((err) => {
-      this.syncing = false;
+    if (this.failed !== null || this.syncsInFlight >= this.maxSyncsInFlight) return;
+    const upTo = this.nextSeq - 1;
+    if (upTo <= this.coveredUpTo) return;
+    this.coveredUpTo = upTo;
+    this.syncsInFlight++;
+    this.options.sync((err) => {
+      this.syncsInFlight--;
       if (err !== null) {
-        this.failed = err;
-        const all = covered.concat(this.waiting);
+        if (this.failed === null) this.failed = err;
+        const lost = this.waiting.map((w) => w.reply);
         this.waiting = [];
-        this.syncFailed(all, err);
-        return;
+        if (lost.length > 0) this.options.syncFailed(lost, err);
+      } else {
+        let n = 0;
+        while (n < this.waiting.length && this.waiting[n]!.seq <= upTo) n++;
+        if (n > 0) this.options.durable(this.waiting.splice(0, n).map((w) => w.reply));
+        this.startSync();
       }
-      this.durable(covered);
-      if (this.waiting.length > 0) this.startSync();
+      if (!this.busy) this.options.idle?.();
     });
   }
 }
