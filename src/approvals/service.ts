@@ -6,11 +6,13 @@
  * waiting on another node re-reads at once; a grant change publishes `guard_changed`, so every
  * node's guard cache reloads its grants.
  */
-import type { GuardEvents } from '../guard/events.js';
+import type { GuardEvent, GuardEvents } from '../guard/events.js';
 import { newId } from '../keys/tokens.js';
 import { effectiveStatus, type Approval, type Remember } from '../store/approval-types.js';
 import type { AuditInput, Grant } from '../store/guard-types.js';
 import type { Store } from '../store/types.js';
+import type { WebhookEndpoint } from '../store/webhook-types.js';
+import { deliveriesTo, webhookDeliveries } from '../webhooks/service.js';
 
 export const MAX_WAIT_SECONDS = 30;
 export const MAX_REMEMBER_SECONDS = 365 * 24 * 3600;
@@ -128,14 +130,16 @@ export class ApprovalService {
         },
       });
     }
+    const event: GuardEvent = { type: 'approval.decided', clientId: approval.clientId, approvalId: approval.id, status: req.status, decidedBy: req.actor, comment: req.comment };
     const result = await this.store.approvals.decide({
       clientId: approval.clientId, approvalId: approval.id, status: req.status, now, decidedBy: req.actor,
       comment: req.comment, remember: req.status === 'approved' ? (req.remember ?? 'once') : null, grant, audit,
+      deliveries: await webhookDeliveries(this.store, event, now),
     });
     if (!result.ok) return result.reason === 'not_found' ? { ok: false, code: 'approval_not_found' } : { ok: false, code: 'approval_decided', approval: result.approval };
     await this.store.publish({ kind: 'approval_decided', clientId: approval.clientId, approvalId: approval.id });
     if (result.grant !== null) await this.store.publish({ kind: 'guard_changed', clientId: approval.clientId });
-    this.events.publish({ type: 'approval.decided', clientId: approval.clientId, approvalId: approval.id, status: req.status, decidedBy: req.actor, comment: req.comment });
+    this.events.publish(event);
     return { ok: true, approval: result.approval, grant: result.grant };
   }
 
@@ -154,12 +158,19 @@ export class ApprovalService {
     const all: Approval[] = [];
     for (;;) {
       const now = this.now();
+      // The expiry's webhook deliveries commit with it, and the transaction cannot wait on a query:
+      // read first the endpoints of every app this sweep may touch (no approval can become due at
+      // `now` after this read, since a new one expires after it was created).
+      const endpoints = new Map<string, WebhookEndpoint[]>();
+      for (const clientId of await this.store.approvals.appsWithDue(now)) endpoints.set(clientId, await this.store.webhooks.list(clientId));
+      const expiredEvent = (a: Approval): GuardEvent => ({ type: 'approval.expired', clientId: a.clientId, approvalId: a.id });
       const expired = await this.store.approvals.expireDue(now, this.settings.sweepBatch, (a) => ({
-        clientId: a.clientId, at: now, actor: 'system', action: 'approval.expire', target: a.id, before: { status: 'pending' }, after: { status: 'expired' },
+        audit: { clientId: a.clientId, at: now, actor: 'system', action: 'approval.expire', target: a.id, before: { status: 'pending' }, after: { status: 'expired' } },
+        deliveries: deliveriesTo(endpoints.get(a.clientId) ?? [], expiredEvent(a), now),
       }));
       for (const a of expired) {
         await this.store.publish({ kind: 'approval_decided', clientId: a.clientId, approvalId: a.id });
-        this.events.publish({ type: 'approval.expired', clientId: a.clientId, approvalId: a.id });
+        this.events.publish(expiredEvent(a));
       }
       all.push(...expired);
       if (expired.length < this.settings.sweepBatch || this.closed) return all;

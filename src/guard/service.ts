@@ -10,6 +10,7 @@ import type { StoredTrace } from '../store/types.js';
 import type { GuardEvent } from './events.js';
 import { isFailure, type Edit, type EditFailure } from './edits.js';
 import { applyRateLimit, argumentsHash, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
+import { webhookDeliveries } from '../webhooks/service.js';
 import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
 
 export interface CheckRequest {
@@ -97,11 +98,11 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
  * approval's watchers. The approval's webhook deliveries commit with it, so no crash between the
  * two can lose them.
  */
-export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'webhooks'>, record: CheckRecord): Promise<void> {
+export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'store' | 'now'>, record: CheckRecord): Promise<void> {
   const requested: GuardEvent | null = record.approval === null
     ? null
     : { type: 'approval.requested', clientId: record.clientId, approvalId: record.approval.id, tool: record.tool, userSub: record.userSub, reason: record.approval.reason, expiresAt: record.approval.expiresAt };
-  if (requested !== null) record.deliveries = await services.webhooks.deliveriesFor(requested);
+  if (requested !== null) record.deliveries = await webhookDeliveries(services.store, requested, services.now());
   await services.checks.write(record);
   if (requested !== null) services.events.publish(requested);
 }
@@ -169,25 +170,29 @@ export async function killSwitchOn(services: Services, clientId: string, tool: s
   const now = services.now();
   const target = tool ?? APP_WIDE;
   const killSwitch: KillSwitch = { clientId, tool: target, reason, createdBy: actor, createdAt: now };
+  const event: GuardEvent = { type: 'kill_switch.on', clientId, tool: target, reason, actor };
   const previous = await services.store.guard.setKillSwitch({
     ...killSwitch,
     audit: { clientId, at: now, actor, action: 'kill.on', target, before: null, after: { tool: target, reason } },
+    deliveries: await webhookDeliveries(services.store, event, now),
   });
   await services.store.publish({ kind: 'guard_changed', clientId });
-  services.events.publish({ type: 'kill_switch.on', clientId, tool: target, reason, actor });
+  services.events.publish(event);
   return { killSwitch, previous };
 }
 
 export async function killSwitchOff(services: Services, clientId: string, tool: string | undefined, actor: string): Promise<KillSwitch | null> {
   const now = services.now();
   const target = tool ?? APP_WIDE;
+  const event: GuardEvent = { type: 'kill_switch.off', clientId, tool: target, actor };
   const removed = await services.store.guard.removeKillSwitch({
     clientId, tool: target,
     audit: { clientId, at: now, actor, action: 'kill.off', target, before: { tool: target }, after: null },
+    deliveries: await webhookDeliveries(services.store, event, now),
   });
   if (removed === null) return null;
   await services.store.publish({ kind: 'guard_changed', clientId });
-  services.events.publish({ type: 'kill_switch.off', clientId, tool: target, actor });
+  services.events.publish(event);
   return removed;
 }
 

@@ -36,6 +36,10 @@ export const DECIDE_SQL = (ph: Placeholder): string =>
   `UPDATE approvals SET status = ${ph(1)}, decided_at = ${ph(2)}, decided_by = ${ph(3)}, comment = ${ph(4)}, remember = ${ph(5)}, grant_id = ${ph(6)}
    WHERE id = ${ph(7)} AND client_id = ${ph(8)} AND status = 'pending' AND expires_at > ${ph(2)} RETURNING *`;
 
+/** The apps a sweep at this time may touch: their pending approvals are due. */
+export const APPS_WITH_DUE_SQL = (ph: Placeholder): string =>
+  `SELECT DISTINCT client_id FROM approvals WHERE status = 'pending' AND expires_at <= ${ph(1)}`;
+
 export const decideValues = (d: DecideInput): unknown[] =>
   [d.status, d.now, d.decidedBy, d.comment, d.remember, d.grant?.id ?? null, d.approvalId, d.clientId];
 

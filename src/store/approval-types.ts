@@ -6,6 +6,7 @@
  * approval that has expired can no longer be approved.
  */
 import type { AuditInput, Grant } from './guard-types.js';
+import type { NewDelivery } from './webhook-types.js';
 
 /** Stored states; a `pending` row past `expires_at` is reported as `expired` (see `effectiveStatus`). */
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
@@ -55,6 +56,14 @@ export interface DecideInput {
   grant: NewGrant | null;
   /** Appended in the same transaction, only when the decision wins. */
   audit: AuditInput[];
+  /** Webhook deliveries of `approval.decided`: written in the same transaction, only when the decision wins. */
+  deliveries: readonly NewDelivery[];
+}
+
+/** What expiring one approval writes with it: its audit entry and its `approval.expired` webhook deliveries. */
+export interface ExpiryEffects {
+  audit: AuditInput;
+  deliveries: readonly NewDelivery[];
 }
 
 export type DecideResult =
@@ -79,10 +88,12 @@ export interface ApprovalStore {
   decide(input: DecideInput): Promise<DecideResult>;
   /**
    * Marks up to `limit` pending approvals whose `expires_at` is not after `now` as expired, each
-   * with an audit entry from `audit`; returns them. Several nodes may sweep at once: each row is
-   * expired by exactly one of them.
+   * with what `effects` gives (written in the same transaction); returns them. Several nodes may
+   * sweep at once: each row is expired by exactly one of them.
    */
-  expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput): Promise<Approval[]>;
+  expireDue(now: number, limit: number, effects: (a: Approval) => ExpiryEffects): Promise<Approval[]>;
+  /** The apps that have a pending approval due at `now` (what a sweep at `now` may expire). */
+  appsWithDue(now: number): Promise<string[]>;
 
   listGrants(clientId: string, options: { includeRevoked: boolean }): Promise<Grant[]>;
   /** Null when the app has no such grant; `changed` false when it was already revoked (no audit then). */

@@ -119,9 +119,9 @@ export interface GuardStore {
 
   listKillSwitches(clientId: string): Promise<KillSwitch[]>;
   /** Turns a kill switch on (or updates its reason); returns the previous state. */
-  setKillSwitch(input: KillSwitch & { audit: AuditInput }): Promise<KillSwitch | null>;
+  setKillSwitch(input: KillSwitch & { audit: AuditInput; deliveries: readonly NewDelivery[] }): Promise<KillSwitch | null>;
   /** Null when it was not on. */
-  removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput }): Promise<KillSwitch | null>;
+  removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput; deliveries: readonly NewDelivery[] }): Promise<KillSwitch | null>;
 
   /** One durable commit for many decisions: checks, the approvals they open, usage counters. */
   recordChecks(records: readonly CheckRecord[]): Promise<void>;

@@ -1,9 +1,9 @@
 /** The approval sub-store on PostgreSQL. Row locks make the decision compare-and-set safe across nodes. */
-import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult } from './approval-types.js';
-import { approvalListQuery, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from './approval-types.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
 import type { AuditInput } from './guard-types.js';
 import { toGrant } from './guard-sql.js';
-import { appendAuditTx, type PgDb } from './postgres-guard.js';
+import { appendAuditTx, insertDeliveriesTx, type PgDb } from './postgres-guard.js';
 import { postgresPlaceholder as ph } from './queries.js';
 
 type Row = Record<string, unknown>;
@@ -32,11 +32,12 @@ export class PostgresApprovalStore implements ApprovalStore {
       const approval = toApproval(r);
       const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL(ph), grantValues(input, approval))).rows[0] as Row);
       for (const a of input.audit) await appendAuditTx(c, a);
+      await insertDeliveriesTx(c, input.deliveries);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     });
   }
 
-  async expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput) {
+  async expireDue(now: number, limit: number, effects: (a: Approval) => ExpiryEffects) {
     return this.db.tx(async (c) => {
       // SKIP LOCKED: another node sweeping, or an operator deciding right now, keeps its rows.
       const { rows } = await c.query(
@@ -46,9 +47,17 @@ export class PostgresApprovalStore implements ApprovalStore {
         [now, limit],
       );
       const expired = (rows as Row[]).map(toApproval).sort(byClientThenId);
-      for (const a of expired) await appendAuditTx(c, audit(a));
+      for (const a of expired) {
+        const e = effects(a);
+        await appendAuditTx(c, e.audit);
+        await insertDeliveriesTx(c, e.deliveries);
+      }
       return expired;
     });
+  }
+
+  async appsWithDue(now: number) {
+    return (await this.db.q(APPS_WITH_DUE_SQL(ph), [now])).map((r) => r.client_id as string);
   }
 
   async listGrants(clientId: string, options: { includeRevoked: boolean }) {

@@ -7,6 +7,7 @@ import {
 } from './guard-sql.js';
 import { postgresPlaceholder as ph } from './queries.js';
 import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
+import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
@@ -25,6 +26,11 @@ export async function appendAuditTx(client: pg.PoolClient, input: AuditInput): P
   await client.query(INSERT_AUDIT_SQL(ph), auditValues(entry));
   await client.query(PIN_AUDIT_SQL(ph), [entry.hash, entry.seq, entry.clientId]);
   return entry;
+}
+
+/** Webhook outbox rows written inside the caller's transaction, so the event and its notification commit together. */
+export async function insertDeliveriesTx(client: pg.PoolClient, deliveries: readonly NewDelivery[]): Promise<void> {
+  for (const d of deliveries) await client.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
 }
 
 export class PostgresAuditStore implements AuditStore {
@@ -100,7 +106,7 @@ export class PostgresGuardStore implements GuardStore {
     return (await this.db.q('SELECT * FROM kill_switches WHERE client_id = $1 ORDER BY tool', [clientId])).map(toKillSwitch);
   }
 
-  async setKillSwitch(input: KillSwitch & { audit: AuditInput }) {
+  async setKillSwitch(input: KillSwitch & { audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.tx(async (c) => {
       await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
       const before = (await c.query('SELECT * FROM kill_switches WHERE client_id = $1 AND tool = $2', [input.clientId, input.tool])).rows[0] as Row | undefined;
@@ -110,15 +116,17 @@ export class PostgresGuardStore implements GuardStore {
         [input.clientId, input.tool, input.reason, input.createdBy, input.createdAt],
       );
       await appendAuditTx(c, input.audit);
+      await insertDeliveriesTx(c, input.deliveries);
       return before ? toKillSwitch(before) : null;
     });
   }
 
-  async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput }) {
+  async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.tx(async (c) => {
       const before = (await c.query('DELETE FROM kill_switches WHERE client_id = $1 AND tool = $2 RETURNING *', [input.clientId, input.tool])).rows[0] as Row | undefined;
       if (before === undefined) return null;
       await appendAuditTx(c, input.audit);
+      await insertDeliveriesTx(c, input.deliveries);
       return toKillSwitch(before);
     });
   }
@@ -145,7 +153,7 @@ export class PostgresGuardStore implements GuardStore {
     }
     await this.db.tx(async (c) => {
       await c.query(RECORD_CHECKS_SQL, params);
-      for (const d of deliveries) await c.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
+      await insertDeliveriesTx(c, deliveries);
     });
   }
 

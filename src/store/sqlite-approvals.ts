@@ -1,11 +1,11 @@
 /** The approval sub-store on SQLite: one immediate transaction per change, so a decision cannot interleave with another. */
 import type Database from 'better-sqlite3';
-import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult } from './approval-types.js';
-import { approvalListQuery, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from './approval-types.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
 import type { AuditInput } from './guard-types.js';
 import { toGrant } from './guard-sql.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
-import { appendAuditSync } from './sqlite-guard.js';
+import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 
 type Row = Record<string, unknown>;
 
@@ -32,20 +32,29 @@ export class SqliteApprovalStore implements ApprovalStore {
       const approval = toApproval(r);
       const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL(ph)).get(numbered(grantValues(input, approval))) as Row);
       for (const a of input.audit) appendAuditSync(this.db, a);
+      insertDeliveriesSync(this.db, input.deliveries);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     }).immediate();
   }
 
-  async expireDue(now: number, limit: number, audit: (a: Approval) => AuditInput) {
+  async expireDue(now: number, limit: number, effects: (a: Approval) => ExpiryEffects) {
     return this.db.transaction(() => {
       const rows = this.db.prepare(
         `UPDATE approvals SET status = 'expired', decided_at = expires_at
          WHERE id IN (SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING *`,
       ).all(now, limit) as Row[];
       const expired = rows.map(toApproval).sort(byClientThenId);
-      for (const a of expired) appendAuditSync(this.db, audit(a));
+      for (const a of expired) {
+        const e = effects(a);
+        appendAuditSync(this.db, e.audit);
+        insertDeliveriesSync(this.db, e.deliveries);
+      }
       return expired;
     }).immediate();
+  }
+
+  async appsWithDue(now: number) {
+    return (this.db.prepare(APPS_WITH_DUE_SQL(ph)).all(numbered([now])) as Array<{ client_id: string }>).map((r) => r.client_id);
   }
 
   async listGrants(clientId: string, options: { includeRevoked: boolean }) {

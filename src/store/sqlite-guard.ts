@@ -7,6 +7,7 @@ import {
 } from './guard-sql.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
 import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
+import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
@@ -18,6 +19,13 @@ export function appendAuditSync(db: Database.Database, input: AuditInput): Audit
   db.prepare(INSERT_AUDIT_SQL(ph)).run(numbered(auditValues(entry)));
   db.prepare(PIN_AUDIT_SQL(ph)).run(numbered([entry.hash, entry.seq, entry.clientId]));
   return entry;
+}
+
+/** Webhook outbox rows written inside the caller's transaction, so the event and its notification commit together. */
+export function insertDeliveriesSync(db: Database.Database, deliveries: readonly NewDelivery[]): void {
+  if (deliveries.length === 0) return;
+  const insert = db.prepare(INSERT_DELIVERY_SQL(ph));
+  for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
 }
 
 export class SqliteAuditStore implements AuditStore {
@@ -71,7 +79,7 @@ export class SqliteGuardStore implements GuardStore {
     return (this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? ORDER BY tool').all(clientId) as Row[]).map(toKillSwitch);
   }
 
-  async setKillSwitch(input: KillSwitch & { audit: AuditInput }) {
+  async setKillSwitch(input: KillSwitch & { audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.transaction(() => {
       const before = this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? AND tool = ?').get(input.clientId, input.tool) as Row | undefined;
       this.db.prepare(
@@ -79,15 +87,17 @@ export class SqliteGuardStore implements GuardStore {
          ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
       ).run(input.clientId, input.tool, input.reason, input.createdBy, input.createdAt);
       appendAuditSync(this.db, input.audit);
+      insertDeliveriesSync(this.db, input.deliveries);
       return before ? toKillSwitch(before) : null;
     }).immediate();
   }
 
-  async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput }) {
+  async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.transaction(() => {
       const before = this.db.prepare('DELETE FROM kill_switches WHERE client_id = ? AND tool = ? RETURNING *').get(input.clientId, input.tool) as Row | undefined;
       if (before === undefined) return null;
       appendAuditSync(this.db, input.audit);
+      insertDeliveriesSync(this.db, input.deliveries);
       return toKillSwitch(before);
     }).immediate();
   }
@@ -98,13 +108,12 @@ export class SqliteGuardStore implements GuardStore {
     const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL(ph));
     const usage = this.db.prepare(GUARD_USAGE_SQL(ph));
     const useGrant = this.db.prepare('UPDATE grants SET uses = uses + 1 WHERE id = ?');
-    const insertDelivery = this.db.prepare(INSERT_DELIVERY_SQL(ph));
     this.db.transaction(() => {
       for (const r of records) {
         insertCheck.run(numbered(checkValues(r)));
         if (r.approval !== null) insertApproval.run(numbered(approvalValues(r)));
         if (r.grantId !== null) useGrant.run(r.grantId);
-        for (const d of r.deliveries ?? []) insertDelivery.run(numbered(deliveryValues(d)));
+        insertDeliveriesSync(this.db, r.deliveries ?? []);
       }
       for (const inc of guardUsageIncrements(records)) usage.run(numbered(inc));
     }).immediate();

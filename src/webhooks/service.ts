@@ -1,11 +1,13 @@
 /**
  * Webhook endpoints and their delivery.
  *
- * Governance events (services.events) are turned into outbox rows, one per subscribed endpoint;
- * a worker on every node claims due rows under a lease, POSTs them signed, and records the outcome:
- * 2xx delivered, anything else retried with exponential backoff and jitter until `maxAttempts`, then
- * failed. Nothing here runs on the request path of a guard check: the event listener only starts an
- * asynchronous enqueue.
+ * Every governance event is written to the outbox, one row per subscribed endpoint, in the same
+ * transaction as the change it describes (webhookDeliveries, called by the approval, check and
+ * kill-switch paths), so a crash can never keep the change and lose its notification. A worker on
+ * every node claims due rows under a lease, POSTs them signed, and records the outcome: 2xx
+ * delivered, anything else retried with exponential backoff and jitter until `maxAttempts`, then
+ * failed. The in-process event (services.events) only wakes the worker, so rows go out at once
+ * instead of at its next poll.
  */
 import { postWebhook, PrivateAddressError, privateUrlProblem } from './address.js';
 import { GUARD_EVENT_TYPES, type GuardEvent, type GuardEvents, type GuardEventType } from '../guard/events.js';
@@ -52,6 +54,18 @@ export function backoffMs(attempts: number, s: Pick<WebhookSettings, 'baseDelayM
 
 export type CreateResult = { ok: true; endpoint: WebhookEndpoint; secret: string } | { ok: false; fields: Array<{ field: string; message: string }> };
 
+/** One delivery per enabled endpoint that subscribes to the event's type; `endpoints` are the event's app's. */
+export function deliveriesTo(endpoints: readonly WebhookEndpoint[], event: GuardEvent, now: number): NewDelivery[] {
+  return endpoints
+    .filter((e) => e.enabled && e.clientId === event.clientId && e.events.includes(event.type))
+    .map((e) => ({ id: newId('whd'), webhookId: e.id, clientId: e.clientId, event: event.type, payload: deliveryBody(event, e.format, now), createdAt: now }));
+}
+
+/** The outbox rows of an event, for the caller to write in the transaction of the change the event describes. */
+export async function webhookDeliveries(store: Store, event: GuardEvent, now: number): Promise<NewDelivery[]> {
+  return deliveriesTo(await store.webhooks.list(event.clientId), event, now);
+}
+
 export class WebhookService {
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -59,8 +73,6 @@ export class WebhookService {
   private running: Promise<void> | undefined;
   private again = false;
   private closed = false;
-  /** Enqueues not finished yet: close waits for them so no event of a clean shutdown is lost. */
-  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -70,13 +82,8 @@ export class WebhookService {
     private readonly settings: WebhookSettings,
     private readonly onError: (err: unknown) => void,
   ) {
-    this.unsubscribe = events.subscribe((event) => {
-      // Its deliveries were committed with the approval (deliveriesFor, by the check): send them now.
-      if (event.type === 'approval.requested') return this.kick();
-      const p = this.enqueue(event).catch(this.onError);
-      this.pending.add(p);
-      void p.finally(() => this.pending.delete(p));
-    });
+    // The event's deliveries committed with it: send them now rather than at the next poll.
+    this.unsubscribe = events.subscribe(() => this.kick());
   }
 
   async create(input: { clientId: string; url: string; format: WebhookFormat; events: GuardEventType[]; actor: string }): Promise<CreateResult> {
@@ -112,23 +119,6 @@ export class WebhookService {
       clientId, webhookId,
       audit: { clientId, at: now, actor, action: 'webhook.remove', target: webhookId, before: null, after: null },
     });
-  }
-
-  /** One outbox row per enabled endpoint of the app that subscribed to this event type. */
-  /** One delivery per enabled endpoint of the event's app that subscribes to its type. */
-  async deliveriesFor(event: GuardEvent): Promise<NewDelivery[]> {
-    const endpoints = (await this.store.webhooks.list(event.clientId)).filter((e) => e.enabled && e.events.includes(event.type));
-    const now = this.now();
-    return endpoints.map((e) => ({
-      id: newId('whd'), webhookId: e.id, clientId: e.clientId, event: event.type, payload: deliveryBody(event, e.format, now), createdAt: now,
-    }));
-  }
-
-  async enqueue(event: GuardEvent): Promise<void> {
-    const deliveries = await this.deliveriesFor(event);
-    if (deliveries.length === 0) return;
-    await this.store.webhooks.enqueue(deliveries);
-    this.kick();
   }
 
   start(): void {
@@ -207,7 +197,6 @@ export class WebhookService {
 
   async close(): Promise<void> {
     this.unsubscribe();
-    await Promise.allSettled([...this.pending]);
     this.closed = true;
     clearInterval(this.timer);
     for (const t of this.retryTimers) clearTimeout(t);

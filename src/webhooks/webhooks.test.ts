@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openApproval } from '../approvals/fixtures.js';
 import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
-import { backoffMs } from './service.js';
+import { backoffMs, webhookDeliveries } from './service.js';
 import { newId } from '../keys/tokens.js';
 
 interface Received {
@@ -42,6 +42,12 @@ async function receiver() {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A kill switch turned on (or off) through the operator API, as an operator would: the change and its webhook rows commit together. */
+async function killSwitch(url: string, tenant: Tenant, action: 'kill' | 'revive', body: { tool?: string; reason?: string }): Promise<void> {
+  const res = await http(url, 'POST', `/api/apps/${tenant.clientId}/${action}`, { token: tenant.token, body });
+  assert.equal(res.status, 200, res.text);
+}
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 8000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -155,7 +161,7 @@ for (const engine of ENGINES) {
     it('retries after a 500 with backoff, then succeeds; the attempts are recorded', async () => {
       const created = await add(t, { url: rx.url('/retry'), events: ['kill_switch.on'] });
       rx.statuses.push(500);
-      server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: '*', reason: 'incident', actor: 'account:x' });
+      await killSwitch(server.url, t, 'kill', { reason: 'incident' });
       const d = await eventually('delivered after a retry', async () => {
         const res = await deliveries(t, created.body.id);
         return res.body.deliveries[0]?.status === 'delivered' ? res.body.deliveries[0] : undefined;
@@ -167,12 +173,14 @@ for (const engine of ENGINES) {
       assert.equal(got[0]!.headers['x-panopticon-delivery'], got[1]!.headers['x-panopticon-delivery'], 'same delivery id, so the receiver can dedupe');
       assert.equal(got[0]!.body, got[1]!.body, 'the same bytes each attempt');
       assert.equal((await remove(t, created.body.id)).status, 200);
+      await killSwitch(server.url, t, 'revive', {});
     });
 
     it('gives up after the maximum attempts and records the failure', async () => {
       const created = await add(t, { url: rx.url('/down'), events: ['kill_switch.off'] });
       rx.statuses.push(500, 503, 502);
-      server.services.events.publish({ type: 'kill_switch.off', clientId: t.clientId, tool: 'db.drop', actor: 'account:x' });
+      await killSwitch(server.url, t, 'kill', { tool: 'db.drop', reason: 'r' });
+      await killSwitch(server.url, t, 'revive', { tool: 'db.drop' });
       const d = await eventually('failed', async () => {
         const res = await deliveries(t, created.body.id);
         return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
@@ -190,13 +198,15 @@ for (const engine of ENGINES) {
       const url = closed.url('/gone');
       await closed.close();
       const created = await add(t, { url, events: ['kill_switch.on'] });
-      server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: 'x', reason: 'r', actor: 'a' });
+      await killSwitch(server.url, t, 'kill', { tool: 'x', reason: 'r' });
       const d = await eventually('failed', async () => {
         const res = await deliveries(t, created.body.id);
         return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
       });
       assert.equal(d.last_status_code, null);
       assert.match(d.last_error, /ECONNREFUSED/);
+      assert.equal((await remove(t, created.body.id)).status, 200);
+      await killSwitch(server.url, t, 'revive', { tool: 'x' });
     });
 
     it('approval.requested deliveries commit with the approval: sent without the in-memory event, and gone with a failed commit', async () => {
@@ -211,7 +221,7 @@ for (const engine of ENGINES) {
 
       // As if the process died right after the commit: the event is never published, the row is sent anyway.
       const silent = newId('apr');
-      const deliveries = await server.services.webhooks.deliveriesFor(request(silent));
+      const deliveries = await webhookDeliveries(server.store, request(silent), Date.now());
       assert.equal(deliveries.length, 1);
       await server.services.checks.write({ ...record, id: newId('chk'), approval: { ...record.approval!, id: silent }, deliveries });
       const sent = await eventually('the unpublished delivery', () => rx.received.find((x) => x.path === '/hooks/outbox' && JSON.parse(x.body).data.approval_id === silent));
@@ -220,9 +230,53 @@ for (const engine of ENGINES) {
       // A commit that fails (the check id already exists) leaves neither the approval nor its delivery.
       const doomed = newId('apr');
       const before = (await deliveries_(owner, hook.body.id)).length;
-      await assert.rejects(server.services.checks.write({ ...record, approval: { ...record.approval!, id: doomed }, deliveries: await server.services.webhooks.deliveriesFor(request(doomed)) }));
+      await assert.rejects(server.services.checks.write({ ...record, approval: { ...record.approval!, id: doomed }, deliveries: await webhookDeliveries(server.store, request(doomed), Date.now()) }));
       assert.equal(await server.store.approvals.get(doomed), null);
       assert.equal((await deliveries_(owner, hook.body.id)).length, before);
+      await remove(owner, hook.body.id);
+    });
+
+    it('decision, expiry and kill-switch deliveries commit with their change; a change that does not happen writes none', async () => {
+      const owner = await createTenant(server.url);
+      const hook = await add(owner, { url: rx.url('/hooks/changes'), format: 'json', events: ['approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'] });
+      assert.equal(hook.status, 201, hook.text);
+      const rows = async () => (await deliveries_(owner, hook.body.id)) as Array<{ event: string }>;
+      const sentFor = (event: string) => rx.received.filter((x) => x.path === '/hooks/changes' && x.headers['x-panopticon-event'] === event);
+
+      // As if the process died right after the commit: the in-memory event is never published, the row is sent anyway.
+      const event = { type: 'kill_switch.on' as const, clientId: owner.clientId, tool: 'silent.tool', reason: 'r', actor: 'test' };
+      await server.store.guard.setKillSwitch({
+        clientId: owner.clientId, tool: 'silent.tool', reason: 'r', createdBy: 'test', createdAt: Date.now(),
+        audit: { clientId: owner.clientId, at: Date.now(), actor: 'test', action: 'kill.on', target: 'silent.tool', before: null, after: null },
+        deliveries: await webhookDeliveries(server.store, event, Date.now()),
+      });
+      const silent = await eventually('the unpublished kill_switch.on', () => sentFor('kill_switch.on')[0]);
+      assert.equal(JSON.parse(silent.body).data.tool, 'silent.tool');
+
+      // Turning off a switch that is not on changes nothing, so it notifies nothing.
+      const before = (await rows()).length;
+      const notOn = await http(server.url, 'POST', `/api/apps/${owner.clientId}/revive`, { token: owner.token, body: { tool: 'never.on' } });
+      assert.equal(notOn.status, 404);
+      assert.equal((await rows()).length, before);
+
+      // Two decisions of one approval: only the winner commits, with its one delivery.
+      const { approvalId } = await openApproval(server, owner.clientId);
+      const first = await http(server.url, 'POST', `/api/approvals/${approvalId}/approve`, { token: owner.token, body: {} });
+      const second = await http(server.url, 'POST', `/api/approvals/${approvalId}/deny`, { token: owner.token, body: {} });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(second.status, 409, second.text);
+      await eventually('the decided event', () => sentFor('approval.decided')[0]);
+      assert.equal((await rows()).filter((d) => d.event === 'approval.decided').length, 1);
+
+      // The sweep writes each expiry's delivery with it; a decided approval is not swept.
+      const short = await openApproval(server, owner.clientId, { expiresInMs: 1 });
+      await sleep(5);
+      await server.services.approvals.sweep();
+      assert.deepEqual((await rows()).filter((d) => d.event === 'approval.expired').length, 1);
+      const expired = await eventually('the expired event', () => sentFor('approval.expired')[0]);
+      assert.equal(JSON.parse(expired.body).data.approval_id, short.approvalId);
+      await server.services.approvals.sweep();
+      assert.equal((await rows()).filter((d) => d.event === 'approval.expired').length, 1, 'a second sweep expires nothing and writes nothing');
       await remove(owner, hook.body.id);
     });
 
@@ -281,7 +335,7 @@ describe('webhook delivery across two nodes (one PostgreSQL)', () => {
   it('both workers poll the same outbox, yet each delivery is sent once', async () => {
     const created = await http(a.url, 'POST', `/api/apps/${t.clientId}/webhooks`, { token: t.token, body: { url: rx.url('/both'), events: ['kill_switch.on'] } });
     for (let i = 0; i < 30; i++) {
-      (i % 2 === 0 ? a : b).services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: `t${i}`, reason: 'r', actor: 'a' });
+      await killSwitch((i % 2 === 0 ? a : b).url, t, 'kill', { tool: `t${i}`, reason: 'r' });
     }
     await eventually('30 deliveries', async () => {
       const res = await http(a.url, 'GET', `/api/apps/${t.clientId}/webhooks/${created.body.id}/deliveries?limit=100`, { token: t.token });
@@ -329,7 +383,7 @@ describe('webhooks on a default install (private addresses refused) [sqlite]', (
       secretEnc: server.services.secrets.seal('whsec_x', t.clientId), enabled: true, createdAt: Date.now(),
     };
     await server.store.webhooks.create(endpoint, { clientId: t.clientId, at: Date.now(), actor: 'test', action: 'webhook.create', target: endpoint.id, before: null, after: null });
-    server.services.events.publish({ type: 'kill_switch.on', clientId: t.clientId, tool: 'x', reason: 'r', actor: 'a' });
+    await killSwitch(server.url, t, 'kill', { tool: 'x', reason: 'r' });
     const d = await eventually('failed', async () => {
       const res = await http(server.url, 'GET', `/api/apps/${t.clientId}/webhooks/${endpoint.id}/deliveries`, { token: t.token });
       return res.body.deliveries[0]?.status === 'failed' ? res.body.deliveries[0] : undefined;
