@@ -158,7 +158,9 @@ for (const engine of ENGINES) {
         return a?.status === 'expired' ? a : undefined;
       });
       assert.equal(stored.decidedAt, stored.expiresAt);
-      assert.ok(events.some((e) => e.type === 'approval.expired' && e.approvalId === approvalId));
+      // The sweep publishes the event after the commit (and, on PostgreSQL, after its NOTIFY), so
+      // the row can read expired a moment before the event is out.
+      await eventually('the expired event', async () => (events.some((e) => e.type === 'approval.expired' && e.approvalId === approvalId) ? true : undefined));
       const audit = await server.store.audit.list(t.clientId, { limit: 500 });
       const entries = audit.filter((e) => e.target === approvalId);
       assert.deepEqual(entries.map((e) => [e.action, e.actor]), [['approval.expire', 'system']]);
