@@ -389,7 +389,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       'all of them back to back; a ratio is taken within a round, and the table and targets give the median over rounds. The other scenarios run once.',
   );
   md.push(
-    '- Each scenario gets a fresh server child process (`bench/server.ts`) with a fresh store (a new SQLite file in WAL mode, each trace commit followed by an fdatasync of the WAL before its answer, or a new ' +
+    '- Each scenario gets a fresh server child process (`bench/server.ts`) with a fresh store (a new SQLite file in WAL mode with synchronous=FULL, or a new ' +
       'PostgreSQL schema with synchronous_commit=on), the real server (`buildServer`) with logging off and the per-PAK rate limit raised to 10^9/s ' +
       '(the limiter still runs on every request), and one tenant with one PAK. Every 202/200 is sent after the commit containing its row returned.',
   );
@@ -472,7 +472,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
     md.push('### SQLite store alone');
     md.push('');
     md.push(
-      'No HTTP: rows built in advance and committed through `SqliteStore.insertTraces` (the commit worker: each transaction answered after an fdatasync of the WAL) into a fresh file, ' +
+      'No HTTP: rows built in advance and committed through `SqliteStore.insertTraces` (the commit worker, synchronous=FULL) into a fresh file, ' +
         'alternating the kind of event_id, to show what the commit path alone sustains.',
     );
     md.push('');

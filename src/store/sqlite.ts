@@ -38,7 +38,7 @@ const WORKER_YOUNG_GENERATION_MB = 4;
 
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
-  readonly traceCommitStats = { commits: 0, rows: 0, syncs: 0 };
+  readonly traceCommitStats = { commits: 0, rows: 0 };
   private readonly db: Database.Database;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private localCommit: TraceCommit | undefined;
@@ -254,7 +254,6 @@ export class SqliteStore implements Store {
   async insertTraceUnbatched(row: TraceRow): Promise<boolean> {
     const isNew = this.commitHere([row])[0] === true;
     this.traceCommitStats.commits++;
-    this.traceCommitStats.syncs++;
     this.traceCommitStats.rows++;
     return isNew;
   }
@@ -270,8 +269,7 @@ export class SqliteStore implements Store {
     worker.on('message', (reply: CommitReply) => {
       const failure = 'error' in reply ? Object.assign(new Error(reply.error), { code: reply.code }) : null;
       if ('isNew' in reply) {
-        this.traceCommitStats.commits += reply.transactions;
-        this.traceCommitStats.syncs++;
+        this.traceCommitStats.commits++;
         this.traceCommitStats.rows += reply.isNew.length;
       }
       reply.ids.forEach((id, k) => {

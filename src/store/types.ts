@@ -145,10 +145,9 @@ export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   /**
    * Trace transactions actually committed, where the engine merges several insertTraces calls into
-   * one (SQLite's commit worker), and the fsyncs that made them durable (one fsync may cover
-   * several transactions); absent where each call is its own commit.
+   * one (SQLite's commit worker); absent where each call is its own commit.
    */
-  readonly traceCommitStats?: { readonly commits: number; readonly rows: number; readonly syncs: number };
+  readonly traceCommitStats?: { readonly commits: number; readonly rows: number };
   readonly audit: AuditStore;
   readonly guard: GuardStore;
   readonly approvals: ApprovalStore;
