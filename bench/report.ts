@@ -205,7 +205,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
     if (prof) {
       text += `Under the profiler the main thread was idle ${pct(prof.summary.idleShare)} of the window`;
       const worker = prof.workers[0];
-      if (worker !== undefined) text += `, the commit worker ${pct(worker.idleShare)} (${fmt(sum(perTraceUs(prof, 'workers')), 1)} µs per trace in statements and commits; the WAL's fdatasync runs on libuv's thread pool, not here)`;
+      if (worker !== undefined) text += `, the commit worker ${pct(worker.idleShare)} (${fmt(sum(perTraceUs(prof, 'workers')), 1)} µs per trace in statements and commits, fsync waits included)`;
       text += '. ';
       if (ceilingProf) {
         const mine = perTraceUs(prof);
@@ -258,7 +258,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
         text +=
           `in the quietest round cores were left idle: the server was waiting, not short of CPU. With ${opts.connections} connections each waiting for the durable commit of its own row, ` +
           'throughput is connections divided by latency, and latency is the group commit cycle (' +
-          `${rowsPerCommit(quiet.single.commits, quiet.single.rows)} rows per commit, ${engine === 'sqlite' ? 'the commit worker taking every batch waiting on its port into its next transaction, answered after the next fdatasync of the WAL' : 'up to 2 commits in flight'}). ` +
+          `${rowsPerCommit(quiet.single.commits, quiet.single.rows)} rows per commit, ${engine === 'sqlite' ? 'the commit worker taking every batch waiting on its port into its next transaction' : 'up to 2 commits in flight'}). ` +
           (cpuRatio !== null
             ? `Its CPU per request allows about ${fmt(cpuRatio, 2)}x when CPU-bound, so ${cpuRatio >= goal ? 'a shorter commit cycle alone would reach the target' : 'a shorter commit cycle and less CPU per request are both needed'}: ` +
               'the main-thread extras listed above, and a commit that costs less per row. '
@@ -267,7 +267,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
         text +=
           `the CPU cost per request is within the target (${fmt(cpuRatio, 2)}x), so the gap is the share of the ${machine.nproc} cores the server got: ` +
           (engine === 'sqlite'
-            ? 'the commit worker\'s thread (statement execution, WAL page writes) and the fdatasyncs on the thread pool compete with the main thread and the load generator, '
+            ? 'the commit worker\'s thread (statement execution, WAL page writes, fsync wait) competes with the main thread and the load generator, '
             : 'PostgreSQL\'s backends and WAL writer compete with the server and the load generator, ') +
           (bg !== null && bg.mean >= NOISY_CORES ? `and other users kept ${fmt(bg.mean, 2)} cores busy on average. ` : '. ') +
           'A run on a quiet machine, or with the load generator and database on cores of their own, is what would show the ratio the CPU cost allows. ';
@@ -306,7 +306,7 @@ function analysis(input: ReportInput, tg: Target[]): string[] {
       const main = sum(perTraceUs(prof));
       const worker = sum(perTraceUs(prof, 'workers'));
       text +=
-        `Under the profiler: main thread ${fmt(main, 1)} µs busy per trace (idle ${pct(prof.summary.idleShare)}), commit worker ${fmt(worker, 1)} µs per trace in statements and commits (the WAL's fdatasync runs on the thread pool)` +
+        `Under the profiler: main thread ${fmt(main, 1)} µs busy per trace (idle ${pct(prof.summary.idleShare)}), commit worker ${fmt(worker, 1)} µs per trace in statements and commits, fsync waits included` +
         (prof.workers[0] ? ` (idle ${pct(prof.workers[0].idleShare)})` : '') +
         `; one thread at ${fmt(Math.max(main, worker), 1)} µs per trace caps the pipeline at ${fmt(1e6 / Math.max(main, worker, 1e-9))} traces/s even with a core to itself. `;
     }
@@ -498,7 +498,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
     md.push(
       `The ceiling, the single-trace scenario once more per engine and SQLite batch ingest, each with the server started as \`node --cpu-prof\` (${fmt(profiles[0]!.durationS, 1)} s after the same warm-up; ` +
         'only the samples of the measured window are counted, using the profile\'s monotonic timestamps). Self time of the server\'s main thread; ' +
-        'V8 profiles each thread on its own, so the SQLite commit worker has its own row and tables (its COMMIT writes the WAL without syncing it; the fdatasync that makes a commit durable runs on libuv\'s thread pool, which V8 does not profile); ' +
+        'V8 profiles each thread on its own, so the SQLite commit worker has its own row and tables (its time is wall time: a sample taken while it waits in fsync counts as busy); ' +
         '"idle" is time the event loop waited for sockets, the commit worker or the database. Native/builtins are V8 builtins and C++ bindings ' +
         '(socket writes, JSON.parse, postMessage).',
     );
@@ -516,7 +516,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
     for (const mod of modules) md.push(`| ${mod} | ${tables.map((t) => fmt(t.m.get(mod), 1)).join(' | ')} |`);
     md.push(`| **total (busy)** | ${tables.map((t) => `**${fmt(sum(t.m), 1)}**`).join(' | ')} |`);
     md.push(`| idle share of the window | ${tables.map((t) => pct(t.p.summary.idleShare)).join(' | ')} |`);
-    md.push(`| commit worker thread: µs per trace in statements and commits (idle share) | ${tables.map((t) => (t.p.workers.length === 0 ? '-' : `${fmt(sum(perTraceUs(t.p, 'workers')), 1)} (${pct(t.p.workers[0]!.idleShare)})`)).join(' | ')} |`);
+    md.push(`| commit worker thread: µs per trace in statements and commits, fsync waits included (idle share) | ${tables.map((t) => (t.p.workers.length === 0 ? '-' : `${fmt(sum(perTraceUs(t.p, 'workers')), 1)} (${pct(t.p.workers[0]!.idleShare)})`)).join(' | ')} |`);
     md.push(`| req/s under the profiler | ${tables.map((t) => fmt(t.p.reqPerSec)).join(' | ')} |`);
     for (const p of profiles) {
       md.push('');
@@ -534,7 +534,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       });
       p.workers.forEach((w, k) => {
         md.push('');
-        md.push(`Commit worker thread${p.workers.length > 1 ? ` ${k + 1}` : ''}: idle ${pct(w.idleShare)} of the window. Statement execution and WAL page writes are native code inside better-sqlite3's calls, so they appear as the self time of the JS function that made the call.`);
+        md.push(`Commit worker thread${p.workers.length > 1 ? ` ${k + 1}` : ''}: idle ${pct(w.idleShare)} of the window. Statement execution, page writes and fsync are native code inside better-sqlite3's calls, so they appear as the self time of the JS function that made the call.`);
         md.push('');
         md.push('| # | function | where | module | self ms | share |');
         md.push('| ---: | --- | --- | --- | ---: | ---: |');

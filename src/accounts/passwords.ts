@@ -7,32 +7,41 @@ import { promisify } from 'node:util';
 
 const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>;
 
-const PARAMS = { N: 2 ** 17, r: 8, p: 1 };
+/** OWASP's CPU/memory cost for scrypt; every server uses it unless a test asks for less. */
+export const OWASP_SCRYPT_N = 2 ** 17;
+const R = 8;
+const P = 1;
 const KEY_LENGTH = 32;
 
 function maxmem(N: number, r: number, p: number): number {
   return 128 * N * r * p + 32 * 1024 * 1024;
 }
 
-export async function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string, N: number = OWASP_SCRYPT_N): Promise<string> {
   const salt = crypto.randomBytes(16);
-  const { N, r, p } = PARAMS;
-  const key = await scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r, p, maxmem: maxmem(N, r, p) });
-  return `scrypt$${N}$${r}$${p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+  const key = await scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r: R, p: P, maxmem: maxmem(N, R, P) });
+  return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, key] = stored.split('$');
   if (scheme !== 'scrypt' || !n || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64url');
-  const N = Number(n), R = Number(r), P = Number(p);
-  const actual = await scrypt(password.normalize('NFKC'), Buffer.from(salt, 'base64url'), expected.length, { N, r: R, p: P, maxmem: maxmem(N, R, P) });
+  const N = Number(n), rr = Number(r), pp = Number(p);
+  const actual = await scrypt(password.normalize('NFKC'), Buffer.from(salt, 'base64url'), expected.length, { N, r: rr, p: pp, maxmem: maxmem(N, rr, pp) });
   return crypto.timingSafeEqual(actual, expected);
 }
 
-/** A hash of a random password, verified against when the email is unknown so timing does not tell. */
-let decoy: Promise<string> | undefined;
-export function decoyHash(): Promise<string> {
-  decoy ??= hashPassword(crypto.randomBytes(16).toString('hex'));
+/**
+ * A hash of a random password, verified against when the email is unknown so timing does not tell;
+ * at the cost real hashes are made with, or the timing would tell after all.
+ */
+const decoys = new Map<number, Promise<string>>();
+export function decoyHash(N: number = OWASP_SCRYPT_N): Promise<string> {
+  let decoy = decoys.get(N);
+  if (decoy === undefined) {
+    decoy = hashPassword(crypto.randomBytes(16).toString('hex'), N);
+    decoys.set(N, decoy);
+  }
   return decoy;
 }

@@ -59,7 +59,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
   }, async (request, reply) => {
     assertSameOrigin(request);
     const { email, password } = request.body as { email: string; password: string };
-    const result = await signUp(store, config, email, password, now());
+    const result = await signUp(store, config, email, password, now(), services.passwordScryptN);
     if (!result.ok) throw new ApiError(result.code);
     await startSession(reply, result.account.id);
     return reply.code(201).send({ account: accountJson(result.account) });
@@ -76,7 +76,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
   }, async (request, reply) => {
     assertSameOrigin(request);
     const { email, password } = request.body as { email: string; password: string };
-    const account = await checkCredentials(store, email, password);
+    const account = await checkCredentials(store, email, password, services.passwordScryptN);
     if (account === null) throw new ApiError('invalid_credentials');
     await startSession(reply, account.id);
     return { account: accountJson(account) };
@@ -106,7 +106,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
     },
   }, async (request, reply) => {
     const { email, password, name } = request.body as { email: string; password: string; name?: string };
-    const account = await checkCredentials(store, email, password);
+    const account = await checkCredentials(store, email, password, services.passwordScryptN);
     if (account === null) throw new ApiError('invalid_credentials');
     const { token, record } = await issueOperatorToken(store, account.id, name ?? 'logi', now());
     return reply.code(201).send({ token, token_id: record.id, prefix: record.prefix, account: accountJson(account) });

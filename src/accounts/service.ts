@@ -10,16 +10,16 @@ export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-export async function signUp(store: Store, config: Pick<ServerConfig, 'signup'>, email: string, password: string, now: number): Promise<SignUpResult> {
+export async function signUp(store: Store, config: Pick<ServerConfig, 'signup'>, email: string, password: string, now: number, scryptN: number): Promise<SignUpResult> {
   if (config.signup === 'closed' && (await store.countAccounts()) > 0) return { ok: false, code: 'signup_closed' };
-  const account = await store.createAccount({ id: newId('acct'), email: normaliseEmail(email), passwordHash: await hashPassword(password), now });
+  const account = await store.createAccount({ id: newId('acct'), email: normaliseEmail(email), passwordHash: await hashPassword(password, scryptN), now });
   return account ? { ok: true, account } : { ok: false, code: 'email_taken' };
 }
 
-export async function checkCredentials(store: Store, email: string, password: string): Promise<Account | null> {
+export async function checkCredentials(store: Store, email: string, password: string, scryptN: number): Promise<Account | null> {
   const account = await store.findAccountByEmail(normaliseEmail(email));
   // Verify against a decoy when the account is unknown, so response time does not reveal which emails exist.
-  const ok = await verifyPassword(password, account?.passwordHash ?? (await decoyHash()));
+  const ok = await verifyPassword(password, account?.passwordHash ?? (await decoyHash(scryptN)));
   return ok && account ? account : null;
 }
 

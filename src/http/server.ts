@@ -3,6 +3,7 @@
  * operator API (/api/*, session cookie or operator token) and /openapi.json. Every error leaves
  * through `renderError`, so each one carries a catalogue code and the request id.
  */
+import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import crypto from 'node:crypto';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
@@ -58,6 +59,8 @@ export interface Services {
   webhooks: WebhookService;
   /** Live Trace streams of this node, fed by every node's commits. */
   live: LiveHub;
+  /** scrypt's cost for new password hashes (OWASP's unless a test lowers it). */
+  passwordScryptN: number;
   now: () => number;
 }
 
@@ -83,6 +86,11 @@ export interface BuildOptions {
   webhooks?: Partial<WebhookSettings>;
   /** The built console (index.html and assets); default console/dist of this checkout. */
   consoleDir?: string;
+  /**
+   * Tests only: a cheaper scrypt for sign-ups (OWASP's costs about half a second per hash on the CI
+   * machine, twice per test tenant). Each hash records its cost, so verification is unaffected.
+   */
+  passwordScryptN?: number;
 }
 
 /** NOTIFY payloads are capped at 8000 bytes: a commit touching many apps is split into several signals. */
@@ -162,6 +170,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take
     // longer than the lock timeout without failing, so re-reading that far back catches it.
     live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),
+    passwordScryptN: options.passwordScryptN ?? OWASP_SCRYPT_N,
     now,
   };
 
