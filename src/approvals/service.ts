@@ -161,8 +161,11 @@ export class ApprovalService {
       // The expiry's webhook deliveries commit with it, and the transaction cannot wait on a query:
       // read first the endpoints of every app this sweep may touch (no approval can become due at
       // `now` after this read, since a new one expires after it was created).
+      const due = await this.store.approvals.appsWithDue(now);
+      // Nothing due: no write transaction, which is what nearly every sweep of an idle install finds.
+      if (due.length === 0) return all;
       const endpoints = new Map<string, WebhookEndpoint[]>();
-      for (const clientId of await this.store.approvals.appsWithDue(now)) endpoints.set(clientId, await this.store.webhooks.list(clientId));
+      for (const clientId of due) endpoints.set(clientId, await this.store.webhooks.list(clientId));
       const expiredEvent = (a: Approval): GuardEvent => ({ type: 'approval.expired', clientId: a.clientId, approvalId: a.id });
       const expired = await this.store.approvals.expireDue(now, this.settings.sweepBatch, (a) => ({
         audit: { clientId: a.clientId, at: now, actor: 'system', action: 'approval.expire', target: a.id, before: { status: 'pending' }, after: { status: 'expired' } },

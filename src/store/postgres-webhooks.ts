@@ -1,8 +1,8 @@
 /** The webhook sub-store on PostgreSQL: several nodes claim from one outbox without sending a delivery twice. */
 import type { AuditInput } from './guard-types.js';
-import { appendAuditTx, type PgDb } from './postgres-guard.js';
+import { appendAuditTx, insertDeliveriesTx, type PgDb } from './postgres-guard.js';
 import { postgresPlaceholder as ph } from './queries.js';
-import { COMPLETE_SQL, deliveryValues, DUE_WHERE, endpointValues, INSERT_DELIVERY_SQL, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import { COMPLETE_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
@@ -40,9 +40,7 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async enqueue(deliveries: readonly NewDelivery[]) {
     if (deliveries.length === 0) return;
-    await this.db.tx(async (c) => {
-      for (const d of deliveries) await c.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
-    });
+    await this.db.tx((c) => insertDeliveriesTx(c, deliveries));
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {

@@ -2,8 +2,8 @@
 import type Database from 'better-sqlite3';
 import type { AuditInput } from './guard-types.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
-import { appendAuditSync } from './sqlite-guard.js';
-import { COMPLETE_SQL, deliveryValues, DUE_WHERE, endpointValues, INSERT_DELIVERY_SQL, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
+import { COMPLETE_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
@@ -41,10 +41,7 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async enqueue(deliveries: readonly NewDelivery[]) {
     if (deliveries.length === 0) return;
-    const insert = this.db.prepare(INSERT_DELIVERY_SQL(ph));
-    this.db.transaction(() => {
-      for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
-    }).immediate();
+    this.db.transaction(() => insertDeliveriesSync(this.db, deliveries)).immediate();
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
