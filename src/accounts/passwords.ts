@@ -9,8 +9,8 @@ const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keyl
 
 /** OWASP's CPU/memory cost for scrypt; every server uses it unless a test asks for less. */
 export const OWASP_SCRYPT_N = 2 ** 17;
-const R = 8;
-const P = 1;
+const SCRYPT_R = 8;
+const SCRYPT_P = 1;
 const KEY_LENGTH = 32;
 
 function maxmem(N: number, r: number, p: number): number {
@@ -19,16 +19,16 @@ function maxmem(N: number, r: number, p: number): number {
 
 export async function hashPassword(password: string, N: number = OWASP_SCRYPT_N): Promise<string> {
   const salt = crypto.randomBytes(16);
-  const key = await scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r: R, p: P, maxmem: maxmem(N, R, P) });
-  return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+  const key = await scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r: SCRYPT_R, p: SCRYPT_P, maxmem: maxmem(N, SCRYPT_R, SCRYPT_P) });
+  return `scrypt$${N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, key] = stored.split('$');
   if (scheme !== 'scrypt' || !n || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64url');
-  const N = Number(n), rr = Number(r), pp = Number(p);
-  const actual = await scrypt(password.normalize('NFKC'), Buffer.from(salt, 'base64url'), expected.length, { N, r: rr, p: pp, maxmem: maxmem(N, rr, pp) });
+  const N = Number(n), R = Number(r), P = Number(p);
+  const actual = await scrypt(password.normalize('NFKC'), Buffer.from(salt, 'base64url'), expected.length, { N, r: R, p: P, maxmem: maxmem(N, R, P) });
   return crypto.timingSafeEqual(actual, expected);
 }
 

@@ -3,7 +3,6 @@
  * operator API (/api/*, session cookie or operator token) and /openapi.json. Every error leaves
  * through `renderError`, so each one carries a catalogue code and the request id.
  */
-import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import crypto from 'node:crypto';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
@@ -16,6 +15,7 @@ import type { Store } from '../store/types.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
 import { TraceWriter, StoreUnavailableError } from '../traces/writer.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
+import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
 import { registerAppRoutes } from '../apps/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';

@@ -62,16 +62,16 @@ export interface RunningServer {
 }
 
 /**
- * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
- * (a second node of the same database; the caller then owns the clean-up). `options` reach
- * buildServer (e.g. short webhook backoff).
- */
-/**
  * Test servers hash passwords at 2^14 instead of OWASP's 2^17: 8x less work for the two hashes
  * (sign-up, token) of every test tenant. The accounts suite and the docs examples keep OWASP's.
  */
 export const TEST_SCRYPT_N = 2 ** 14;
 
+/**
+ * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
+ * (a second node of the same database; the caller then owns the clean-up). `options` reach
+ * buildServer (e.g. short webhook backoff).
+ */
 export async function startServer(
   engine: Engine,
   overrides: Partial<ServerConfig> = {},
