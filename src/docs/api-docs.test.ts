@@ -37,7 +37,7 @@ const markdown = fs.readFileSync(DOC_PATH, 'utf8');
 const examples = extractExamples(markdown);
 
 /** Routes the server serves but keeps out of the OpenAPI document (schema.hide). */
-const HIDDEN_FROM_OPENAPI = ['GET /healthz', 'GET /openapi.json'];
+const HIDDEN_FROM_OPENAPI = ['GET /healthz', 'GET /livez', 'GET /openapi.json'];
 
 /** The text of one `## heading` section, up to the next `## `. */
 function section(title: string): string {

@@ -18,9 +18,12 @@ export const ErrorResponse = Type.Object(
   { description: 'Every error has this body. The code decides what happened; the HTTP status follows from it.' },
 );
 
-/** Response schemas for the given error statuses, for a route's `schema.response`. */
+/**
+ * Response schemas for the given error statuses, for a route's `schema.response`. Every route
+ * touches the store, so every route can answer `503 store_unavailable`: it is always listed.
+ */
 export function errorResponses(...statuses: number[]): Record<number, typeof ErrorResponse> {
-  return Object.fromEntries(statuses.map((s) => [s, ErrorResponse]));
+  return Object.fromEntries([...new Set([...statuses, 503])].map((s) => [s, ErrorResponse]));
 }
 
 export function openApiInfo() {

@@ -13,7 +13,8 @@ import type { ServerConfig } from '../config.js';
 import { ApiError, ERRORS, errorBody, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/types.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
-import { TraceWriter, StoreUnavailableError } from '../traces/writer.js';
+import { TraceWriter } from '../traces/writer.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
 import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -224,13 +225,22 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
+  // Liveness: the process answers. It never touches the store, so an orchestrator does not
+  // restart a node for an outage of the database that a restart cannot fix.
+  app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  // Readiness: the store can be read and written; a 503 names what failed.
+  app.get('/healthz', { schema: { hide: true } }, async (request, reply) => {
+    let reason: string;
     try {
       await store.ping();
-      return { status: 'ok', engine: store.engine };
-    } catch {
-      return reply.code(503).header('retry-after', '5').send(errorBody('store_unavailable', ERRORS.store_unavailable.message, _request.id));
+      const write = await store.writable();
+      if (write.ok) return { status: 'ok', engine: store.engine };
+      reason = `writes fail since ${new Date(write.since).toISOString()}: ${write.reason}`;
+    } catch (err) {
+      reason = `reads fail: ${err instanceof Error ? err.message : String(err)}`;
     }
+    reply.header('retry-after', '5');
+    return sendError(reply, request, 'store_unavailable', undefined, { reason });
   });
 
   registerAccountRoutes(app, services);
@@ -320,8 +330,8 @@ function renderError(err: FastifyError | ApiError | Error, request: FastifyReque
     for (const [k, v] of Object.entries(err.headers ?? {})) reply.header(k, v);
     return sendError(reply, request, err.code, err.message, err.details);
   }
-  if (err instanceof StoreUnavailableError) {
-    request.log.error({ err }, 'store unavailable');
+  if (isStoreUnavailable(err)) {
+    request.log.warn({ err }, 'store unavailable');
     reply.header('retry-after', '1');
     return sendError(reply, request, 'store_unavailable');
   }

@@ -57,53 +57,65 @@ export function registerLiveRoutes(app: FastifyInstance, services: Services): vo
       after = Number(header.trim());
     }
 
-    const res = openEventStream(request, reply);
-    open.add(res);
+    // Subscribed before the stream opens, so a store that cannot be read is still a 503 response,
+    // not an event stream that ends at once. Rows sent before the stream opens are held.
+    let res: ServerResponse | null = null;
+    let held = '';
     let ended = false;
     let subscription: { start: number; close: () => void } | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
     let lastId = after ?? 0;
     const end = () => {
       if (ended) return;
       ended = true;
       clearInterval(heartbeat);
       subscription?.close();
-      open.delete(res);
-      res.end();
+      if (res !== null) {
+        open.delete(res);
+        res.end();
+      }
     };
     const write = (chunk: string) => {
       if (ended) return;
+      if (res === null) {
+        held += chunk;
+        return;
+      }
       res.write(chunk);
       if (res.writableLength > MAX_BUFFERED_BYTES) end();
     };
-    const heartbeat = setInterval(() => write(': heartbeat\n\n'), HEARTBEAT_MS);
     request.raw.on('close', end);
-    res.on('error', end);
-
-    try {
-      subscription = await services.live.subscribe(target.clientId, after, { tool: q.tool, status: q.status, userSub: q.user_sub }, {
-        send: (rows: StoredTrace[]) => {
-          let chunk = '';
-          for (const row of rows) {
-            // A late commit (lower seq) must not move Last-Event-ID back, or a resume would repeat rows.
-            lastId = Math.max(lastId, row.seq);
-            chunk += `id: ${lastId}\nevent: trace\ndata: ${JSON.stringify({ seq: row.seq, ...traceJson(row) })}\n\n`;
-          }
-          write(chunk);
-        },
-        fail: () => end(),
-      });
-    } catch (err) {
-      request.log.error({ err }, 'live stream could not start');
-      end();
-      return;
-    }
+    subscription = await services.live.subscribe(target.clientId, after, { tool: q.tool, status: q.status, userSub: q.user_sub }, {
+      send: (rows: StoredTrace[]) => {
+        let chunk = '';
+        for (const row of rows) {
+          // A late commit (lower seq) must not move Last-Event-ID back, or a resume would repeat rows.
+          lastId = Math.max(lastId, row.seq);
+          chunk += `id: ${lastId}\nevent: trace\ndata: ${JSON.stringify({ seq: row.seq, ...traceJson(row) })}\n\n`;
+        }
+        write(chunk);
+      },
+      fail: () => end(),
+    });
     if (ended) {
+      // The client left (or the subscription failed) while it was being set up.
       subscription.close();
+      reply.hijack();
+      reply.raw.end();
       return;
     }
+    res = openEventStream(request, reply);
+    open.add(res);
+    heartbeat = setInterval(() => write(': heartbeat\n\n'), HEARTBEAT_MS);
+    res.on('error', end);
     const start = subscription.start;
     lastId = Math.max(lastId, start);
     // `retry` sets the browser's reconnect delay; `ready` tells the client where it stands.
     write(`retry: 2000\nid: ${start}\nevent: ready\ndata: ${JSON.stringify({ after: start })}\n\n`);
+    if (held !== '') {
+      const rows = held;
+      held = '';
+      write(rows);
+    }
   });
 }

@@ -15,6 +15,8 @@ import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from
 import { PostgresApprovalStore } from './postgres-approvals.js';
 import { PostgresWebhookStore } from './postgres-webhooks.js';
 import { PostgresSecretStore } from './postgres-secrets.js';
+import { storeError } from './errors.js';
+import { PROBE_SQL, WriteHealth } from './write-health.js';
 
 type Row = Record<string, unknown>;
 
@@ -68,6 +70,7 @@ export class PostgresStore implements Store {
   /** Marks this store's own notifications, which it has already delivered locally. */
   private readonly origin = crypto.randomUUID();
   private closed = false;
+  private readonly writeHealth = new WriteHealth();
   readonly audit: PostgresAuditStore;
   readonly guard: PostgresGuardStore;
   readonly approvals: PostgresApprovalStore;
@@ -99,11 +102,20 @@ export class PostgresStore implements Store {
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
-    return (await this.pool.query(sql, params)).rows as Row[];
+    try {
+      return (await this.pool.query(sql, params)).rows as Row[];
+    } catch (err) {
+      this.writeHealth.failed(err);
+      throw storeError(err);
+    }
   }
 
   private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((err: unknown) => {
+      this.writeHealth.failed(err);
+      throw storeError(err);
+    });
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -111,9 +123,13 @@ export class PostgresStore implements Store {
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      this.writeHealth.failed(err);
+      const failure = storeError(err);
+      // A connection that failed is not handed out again: the pool opens a fresh one.
+      if (failure !== err) broken = failure as Error;
+      throw failure;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 
@@ -186,6 +202,12 @@ export class PostgresStore implements Store {
 
   async ping(): Promise<void> {
     await this.q('SELECT 1');
+  }
+
+  async writable() {
+    return this.writeHealth.check(async () => {
+      await this.q(PROBE_SQL(postgresPlaceholder), [Date.now()]);
+    });
   }
 
   /** Drops this store's schema: tests call it to leave the shared server as they found it. */
@@ -354,9 +376,13 @@ export class PostgresStore implements Store {
         inserted = (await this.pool.query({ name: 'panopticon_insert_traces', text: INSERT_TRACES_SQL, values: [json] })).rows as Row[];
         break;
       } catch (err) {
-        if ((err as { code?: string }).code !== DEADLOCK || attempt >= 3) throw err;
+        if ((err as { code?: string }).code !== DEADLOCK || attempt >= 3) {
+          this.writeHealth.failed(err);
+          throw storeError(err);
+        }
       }
     }
+    this.writeHealth.succeeded();
     const newKeys = new Set(inserted.map((r) => `${r.client_id as string}\u0000${r.event_id as string}`));
     return rows.map((row) => newKeys.delete(`${row.clientId}\u0000${row.eventId}`));
   }

@@ -339,3 +339,13 @@ const CONSOLE_SQL = `
 `;
 sqliteMigrations.push({ version: 4, name: 'console: live stream index', sql: CONSOLE_SQL });
 postgresMigrations.push({ version: 4, name: 'console: live stream index', sql: CONSOLE_SQL });
+
+/**
+ * Version 5: the row /healthz writes to find out whether the store takes writes (after a write
+ * failed: a full disk, a held lock, a read-only database).
+ */
+const HEALTH_SQL = `
+      CREATE TABLE health_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);
+`;
+sqliteMigrations.push({ version: 5, name: 'health probe', sql: HEALTH_SQL });
+postgresMigrations.push({ version: 5, name: 'health probe', sql: HEALTH_SQL });

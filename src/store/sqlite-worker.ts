@@ -14,6 +14,8 @@
  * order). A failed commit fails every request in it; a request's rows are never split.
  */
 import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { configureSqlite, traceCommitter } from './sqlite-traces.js';
 import type { TraceRow } from './types.js';
@@ -30,6 +32,13 @@ export type CommitReply =
 
 /** About 40 MB of WAL at 4 KB pages. */
 const WAL_PAGES_PER_CHECKPOINT = 10_000;
+/**
+ * On a small volume the WAL may hold at most this share of the free space: a checkpoint must copy
+ * the WAL into the main file, and it cannot once the WAL has taken the space the copy needs.
+ */
+const WAL_SHARE_OF_FREE_SPACE = 0.25;
+const WAL_FLOOR_BYTES = 256 * 1024;
+const FREE_SPACE_REFRESH_MS = 250;
 const CACHE_KIB = 8 * 1024;
 /** A bound on one transaction, so one commit's latency (and the WAL it writes) stays bounded. */
 const MAX_ROWS_PER_COMMIT = 2_000;
@@ -48,6 +57,36 @@ db.pragma(`wal_autocheckpoint = ${WAL_PAGES_PER_CHECKPOINT}`);
 // cost of a commit is its WAL writes and fsync), and every megabyte here is resident memory.
 db.pragma(`cache_size = -${CACHE_KIB}`);
 const commit = traceCommitter(db);
+
+const walFile = `${file}-wal`;
+let freeBytes = Infinity;
+let freeCheckedAt = 0;
+
+/**
+ * Truncates the WAL once it outgrows its share of the free space (the automatic checkpoint,
+ * PASSIVE, copies the WAL but leaves its file at full size), and after a failed commit, when
+ * copying what the WAL holds into the main file is what may give a full disk room again.
+ */
+function boundWal(failed: boolean): void {
+  const now = Date.now();
+  if (now - freeCheckedAt >= FREE_SPACE_REFRESH_MS) {
+    freeCheckedAt = now;
+    try {
+      const fsStats = fs.statfsSync(path.dirname(walFile));
+      freeBytes = fsStats.bavail * fsStats.bsize;
+    } catch {
+      freeBytes = Infinity;
+    }
+  }
+  const walBytes = fs.statSync(walFile, { throwIfNoEntry: false })?.size ?? 0;
+  if (!failed && walBytes <= Math.max(WAL_FLOOR_BYTES, freeBytes * WAL_SHARE_OF_FREE_SPACE)) return;
+  if (walBytes === 0) return;
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch {
+    // Still full, or a reader holds the WAL: the next commit tries again.
+  }
+}
 
 let closing = false;
 /** A request taken from the port that did not fit in the commit it was drained for. */
@@ -82,6 +121,8 @@ function commitPending(first: CommitRequest): void {
     reply = { ids, error: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code };
   }
   port!.postMessage(reply);
+  // After a lock timeout a checkpoint would only wait for the same lock again.
+  boundWal('error' in reply && !reply.code?.startsWith('SQLITE_BUSY'));
 }
 
 function shutdown(): void {

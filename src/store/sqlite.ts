@@ -27,6 +27,9 @@ import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-gu
 import { SqliteApprovalStore } from './sqlite-approvals.js';
 import { SqliteWebhookStore } from './sqlite-webhooks.js';
 import { SqliteSecretStore } from './sqlite-secrets.js';
+import { withoutLockWaits } from './sqlite-locks.js';
+import { storeError } from './errors.js';
+import { PROBE_SQL, WriteHealth } from './write-health.js';
 
 type Row = Record<string, unknown>;
 
@@ -46,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly pending = new Map<number, { resolve: (isNew: boolean[]) => void; reject: (err: Error) => void }>();
   private nextCommitId = 1;
   private closed = false;
+  private readonly writeHealth = new WriteHealth();
   readonly audit: SqliteAuditStore;
   readonly guard: SqliteGuardStore;
   readonly approvals: SqliteApprovalStore;
@@ -56,12 +60,15 @@ export class SqliteStore implements Store {
   constructor(private readonly file: string, private readonly lockTimeoutMs = 5000) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
-    configureSqlite(this.db, lockTimeoutMs);
-    this.audit = new SqliteAuditStore(this.db);
-    this.guard = new SqliteGuardStore(this.db);
-    this.approvals = new SqliteApprovalStore(this.db);
-    this.webhooks = new SqliteWebhookStore(this.db);
-    this.secrets = new SqliteSecretStore(this.db);
+    // This connection runs on the event loop: it never waits for a lock (see sqlite-locks.ts).
+    configureSqlite(this.db, 0);
+    this.audit = withoutLockWaits(new SqliteAuditStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.guard = withoutLockWaits(new SqliteGuardStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.secrets = withoutLockWaits(new SqliteSecretStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    // Trace commits run on the worker, whose connection may wait for locks; its failures reach the writer.
+    withoutLockWaits(this, lockTimeoutMs, ['close', 'publish', 'insertTraces', 'writable'], this.writeHealth);
   }
 
   async migrate(): Promise<void> {
@@ -91,6 +98,17 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
+  }
+
+  async writable() {
+    // One attempt, without the lock retry: a held lock is reported now, not after the lock timeout.
+    return this.writeHealth.check(async () => {
+      try {
+        this.db.prepare(PROBE_SQL(sqlitePlaceholder)).run(numbered([Date.now()]));
+      } catch (err) {
+        throw storeError(err);
+      }
+    });
   }
 
   private one(sql: string, ...params: unknown[]): Row | undefined {
@@ -268,6 +286,8 @@ export class SqliteStore implements Store {
     const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     worker.on('message', (reply: CommitReply) => {
       const failure = 'error' in reply ? Object.assign(new Error(reply.error), { code: reply.code }) : null;
+      if (failure !== null) this.writeHealth.failed(failure);
+      else this.writeHealth.succeeded();
       if ('isNew' in reply) {
         this.traceCommitStats.commits++;
         this.traceCommitStats.rows += reply.isNew.length;

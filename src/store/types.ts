@@ -141,6 +141,8 @@ export interface NewPak {
   now: number;
 }
 
+export type WriteState = { ok: true } | { ok: false; reason: string; since: number };
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   /**
@@ -156,7 +158,13 @@ export interface Store {
 
   migrate(): Promise<void>;
   close(): Promise<void>;
+  /** Resolves when the store can be read. */
   ping(): Promise<void>;
+  /**
+   * Whether the store can be written: after a write failed because of the store (disk full, I/O
+   * error, lock timeout, connection lost), one probe write (no lock wait) decides; otherwise ok.
+   */
+  writable(): Promise<WriteState>;
 
   // Accounts, sessions, operator tokens
   /** Creates the account; the first one on an install becomes its owner. Null when the email is taken. */

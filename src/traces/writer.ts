@@ -7,16 +7,13 @@
  * The rows of one request are never split across commits: either all of them are durable or the
  * request fails with `store_unavailable`.
  */
+import { StoreUnavailableError } from '../store/errors.js';
 import type { Store, TraceRow } from '../store/types.js';
 
 interface PendingGroup {
   rows: readonly TraceRow[];
   resolve: (isNew: boolean[]) => void;
   reject: (err: unknown) => void;
-}
-
-export class StoreUnavailableError extends Error {
-  override name = 'StoreUnavailableError';
 }
 
 export class TraceWriter {
