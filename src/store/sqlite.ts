@@ -39,6 +39,16 @@ type Row = Record<string, unknown>;
  */
 const WORKER_YOUNG_GENERATION_MB = 4;
 
+/**
+ * The file holds password hashes, emails and every trace: a directory we create is 0700 and the
+ * database 0600 (SQLite gives its -wal and -shm files the database file's mode). An existing
+ * directory is left as the operator set it up.
+ */
+function createPrivately(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600));
+}
+
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   readonly traceCommitStats = { commits: 0, rows: 0 };
@@ -58,7 +68,7 @@ export class SqliteStore implements Store {
 
   /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
   constructor(private readonly file: string, private readonly lockTimeoutMs = 5000) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') createPrivately(file);
     this.db = new Database(file);
     // This connection runs on the event loop: it never waits for a lock (see sqlite-locks.ts).
     configureSqlite(this.db, 0);
