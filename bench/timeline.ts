@@ -90,7 +90,9 @@ async function main(): Promise<void> {
   const location = { engine: 'sqlite' as const, file };
   try {
     const store = await openStore(location);
-    const account = (await store.createAccount({ id: 'acct_bench', email: 'bench@example.com', passwordHash: 'x', now: Date.now() }))!;
+    const created = await store.createAccount({ id: 'acct_bench', email: 'bench@example.com', passwordHash: 'x', now: Date.now() });
+    if (!created.ok) throw new Error(`bench account: ${created.reason}`);
+    const { account } = created;
     await store.createApp({ clientId: CLIENT, accountId: account.id, name: 'bench', now: Date.now() });
     await store.createApp({ clientId: OTHER, accountId: account.id, name: 'other', now: Date.now() });
     const { token } = await issueOperatorToken(store, account.id, 'bench', Date.now());

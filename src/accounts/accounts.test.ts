@@ -135,3 +135,23 @@ describe('sign-up closed', () => {
     assert.equal(await server.store.countAccounts(), 1);
   });
 });
+
+for (const engine of ENGINES) {
+  describe(`sign-up closed, concurrent first sign-ups [${engine}]`, () => {
+    let server: RunningServer;
+    before(async () => {
+      server = await startServer(engine, { signup: 'closed' });
+    });
+    after(() => server.close());
+
+    it('lets exactly one of six simultaneous sign-ups on a fresh server become the owner', async () => {
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => http(server.url, 'POST', '/api/auth/signup', { body: { email: `racer${i}@example.com`, password } })),
+      );
+      const statuses = answers.map((a) => a.status).sort();
+      assert.deepEqual(statuses, [201, 403, 403, 403, 403, 403]);
+      for (const a of answers.filter((x) => x.status === 403)) assert.equal(a.body.error.code, 'signup_closed');
+      assert.equal(await server.store.countAccounts(), 1);
+    });
+  });
+}

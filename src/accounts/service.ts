@@ -11,9 +11,12 @@ export function normaliseEmail(email: string): string {
 }
 
 export async function signUp(store: Store, config: Pick<ServerConfig, 'signup'>, email: string, password: string, now: number, scryptN: number): Promise<SignUpResult> {
-  if (config.signup === 'closed' && (await store.countAccounts()) > 0) return { ok: false, code: 'signup_closed' };
-  const account = await store.createAccount({ id: newId('acct'), email: normaliseEmail(email), passwordHash: await hashPassword(password, scryptN), now });
-  return account ? { ok: true, account } : { ok: false, code: 'email_taken' };
+  const closed = config.signup === 'closed';
+  // Answered before the (deliberately slow) password hash; the store decides again atomically.
+  if (closed && (await store.countAccounts()) > 0) return { ok: false, code: 'signup_closed' };
+  const passwordHash = await hashPassword(password, scryptN);
+  const created = await store.createAccount({ id: newId('acct'), email: normaliseEmail(email), passwordHash, now, onlyIfFirst: closed });
+  return created.ok ? created : { ok: false, code: created.reason };
 }
 
 export async function checkCredentials(store: Store, email: string, password: string, scryptN: number): Promise<Account | null> {

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
+import type { NewAccount, NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
 import { PostgresApprovalStore } from './postgres-approvals.js';
@@ -216,16 +216,18 @@ export class PostgresStore implements Store {
     await this.q(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
   }
 
-  async createAccount(input: { id: string; email: string; passwordHash: string; now: number }) {
+  async createAccount(input: NewAccount) {
     return this.tx(async (c) => {
+      // Taken before either check, so "is there an account yet" cannot change before the insert.
       await c.query('LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE');
-      if ((await c.query('SELECT 1 FROM accounts WHERE email = $1', [input.email])).rowCount) return null;
+      if ((await c.query('SELECT 1 FROM accounts WHERE email = $1', [input.email])).rowCount) return { ok: false as const, reason: 'email_taken' as const };
       const isOwner = (await c.query('SELECT 1 FROM accounts LIMIT 1')).rowCount === 0;
+      if (input.onlyIfFirst && !isOwner) return { ok: false as const, reason: 'signup_closed' as const };
       const { rows } = await c.query(
         'INSERT INTO accounts (id, email, password_hash, is_owner, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
         [input.id, input.email, input.passwordHash, isOwner, input.now],
       );
-      return toAccount(rows[0] as Row);
+      return { ok: true as const, account: toAccount(rows[0] as Row) };
     });
   }
 

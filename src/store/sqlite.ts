@@ -21,7 +21,7 @@ import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceList
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
 import type { CommitReply, CommitRequest } from './sqlite-worker.js';
-import type { NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
+import type { NewAccount, NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
@@ -129,15 +129,16 @@ export class SqliteStore implements Store {
     return this.db.prepare(sql).all(...params) as Row[];
   }
 
-  async createAccount(input: { id: string; email: string; passwordHash: string; now: number }) {
+  async createAccount(input: NewAccount) {
     return this.db.transaction(() => {
-      if (this.one('SELECT 1 FROM accounts WHERE email = ?', input.email)) return null;
+      if (this.one('SELECT 1 FROM accounts WHERE email = ?', input.email)) return { ok: false as const, reason: 'email_taken' as const };
       const isOwner = this.one('SELECT 1 FROM accounts LIMIT 1') === undefined;
+      if (input.onlyIfFirst && !isOwner) return { ok: false as const, reason: 'signup_closed' as const };
       const row = this.one(
         'INSERT INTO accounts (id, email, password_hash, is_owner, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
         input.id, input.email, input.passwordHash, isOwner ? 1 : 0, input.now,
       );
-      return toAccount(row!);
+      return { ok: true as const, account: toAccount(row!) };
     }).immediate();
   }
 

@@ -27,6 +27,11 @@ function row(clientId: string, overrides: Partial<TraceRow> = {}): TraceRow {
   };
 }
 
+function ok<T extends { ok: boolean }>(result: T): Extract<T, { ok: true }> {
+  assert.ok(result.ok, JSON.stringify(result));
+  return result as Extract<T, { ok: true }>;
+}
+
 for (const engine of ENGINES) {
   describe(`store contract [${engine}]`, () => {
     let store: Store;
@@ -38,7 +43,7 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location);
-      const account = await store.createAccount({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now });
+      const { account } = ok(await store.createAccount({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now }));
       accountId = account!.id;
     });
     after(async () => {
@@ -54,9 +59,9 @@ for (const engine of ENGINES) {
     it('the first account owns the install; later ones do not; emails are unique', async () => {
       const first = await store.findAccountById(accountId);
       assert.equal(first?.isOwner, true);
-      const second = await store.createAccount({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now });
+      const { account: second } = ok(await store.createAccount({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now }));
       assert.equal(second?.isOwner, false);
-      assert.equal(await store.createAccount({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), null);
+      assert.deepEqual(await store.createAccount({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), { ok: false, reason: 'email_taken' });
     });
 
     it('sessions expire and can be deleted', async () => {
@@ -236,7 +241,7 @@ describe('SQLite trace commits run on a worker thread', () => {
     const fresh = freshLocation('sqlite');
     cleanup = fresh.cleanup;
     store = await openStore(fresh.location);
-    const account = await store.createAccount({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 });
+    const { account } = ok(await store.createAccount({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
     await store.createApp({ clientId, accountId: account!.id, name: 'w', now: 1 });
   });
   after(async () => {

@@ -141,6 +141,14 @@ export interface NewPak {
   now: number;
 }
 
+export interface NewAccount {
+  id: string;
+  email: string;
+  passwordHash: string;
+  now: number;
+  onlyIfFirst?: boolean;
+}
+
 export type WriteState = { ok: true } | { ok: false; reason: string; since: number };
 
 export interface Store {
@@ -167,8 +175,12 @@ export interface Store {
   writable(): Promise<WriteState>;
 
   // Accounts, sessions, operator tokens
-  /** Creates the account; the first one on an install becomes its owner. Null when the email is taken. */
-  createAccount(input: { id: string; email: string; passwordHash: string; now: number }): Promise<Account | null>;
+  /**
+   * Creates the account; the first one on an install becomes its owner. With `onlyIfFirst`, only
+   * while there is no account yet, decided in the same transaction, so concurrent sign-ups on a
+   * closed install cannot both become "the first".
+   */
+  createAccount(input: NewAccount): Promise<{ ok: true; account: Account } | { ok: false; reason: 'email_taken' | 'signup_closed' }>;
   countAccounts(): Promise<number>;
   findAccountByEmail(email: string): Promise<Account | null>;
   findAccountById(id: string): Promise<Account | null>;
