@@ -68,7 +68,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
       params: ClientIdParams,
       querystring: Type.Object({
         limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-        before_seq: Type.Optional(Type.Integer({ minimum: 1, description: 'Entries older than this seq (the next page).' })),
+        before_seq: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Entries older than this seq (the next page).' })),
       }),
       response: { 200: Type.Object({ entries: Type.Array(AuditEntryJson), next_before_seq: Type.Union([Type.Integer(), Type.Null()]) }), ...errorResponses(400, 401, 404) },
     },

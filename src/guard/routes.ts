@@ -197,7 +197,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       tags: ['guard'],
       summary: 'Replace the whole policy (import of a reviewed file); rules without an id get one',
       params: ClientIdParams,
-      body: Type.Composite([PolicyImportSchema, Type.Object({ if_version: Type.Optional(Type.Integer({ minimum: 0, description: 'Apply only if the policy is still at this version.' })) })], { additionalProperties: false }),
+      body: Type.Composite([PolicyImportSchema, Type.Object({ if_version: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Apply only if the policy is still at this version.' })) })], { additionalProperties: false }),
       response: { 200: PolicyJson, ...errorResponses(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
@@ -214,7 +214,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       tags: ['guard'],
       summary: 'Add a rule (at the end, or at a 1-based position)',
       params: ClientIdParams,
-      body: Type.Composite([RuleInputSchema, Type.Object({ position: Type.Optional(Type.Integer({ minimum: 1 })) })], { additionalProperties: false }),
+      body: Type.Composite([RuleInputSchema, Type.Object({ position: Type.Optional(Type.Integer({ minimum: 1, maximum: POLICY_LIMITS.rules })) })], { additionalProperties: false }),
       response: { 201: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) },
     },
   }, async (request, reply) => {
@@ -248,7 +248,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
 
   app.post('/api/apps/:client_id/policies/rules/:rule_id/move', {
     onRequest: authenticated,
-    schema: { tags: ['guard'], summary: 'Move a rule to a 1-based position', params: RuleParams, body: Type.Object({ position: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), response: { 200: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) } },
+    schema: { tags: ['guard'], summary: 'Move a rule to a 1-based position', params: RuleParams, body: Type.Object({ position: Type.Integer({ minimum: 1, maximum: POLICY_LIMITS.rules }) }, { additionalProperties: false }), response: { 200: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) } },
   }, async (request) => {
     const { rule_id } = request.params as { rule_id: string };
     const { position } = request.body as { position: number };

@@ -38,7 +38,7 @@ export function registerLiveRoutes(app: FastifyInstance, services: Services): vo
       summary: 'Live Trace: each accepted trace as a Server-Sent Event (id = seq); resumes after Last-Event-ID or ?after',
       params: ClientIdParams,
       querystring: Type.Object({
-        after: Type.Optional(Type.Integer({ minimum: 0, description: 'Send traces with seq > after (Last-Event-ID wins when both are given)' })),
+        after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Send traces with seq > after (Last-Event-ID wins when both are given)' })),
         tool: Type.Optional(Type.String({ maxLength: LIMITS.toolLength })),
         status: Type.Optional(TraceStatusSchema),
         user_sub: Type.Optional(Type.String({ maxLength: LIMITS.userSubLength })),
