@@ -48,7 +48,7 @@ const CheckBody = Type.Object({
   user_sub: Type.Optional(Type.Union([Text(256), Type.Null()])),
   session_id: Type.Optional(Type.Union([Text(256), Type.Null()])),
   arguments: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true, maxProperties: 256 }), Type.Null()], { description: `The call's arguments, at most ${GUARD_LIMITS.argumentsBytes} bytes as JSON and ${GUARD_LIMITS.argumentsDepth} levels deep. Used for the decision; only a SHA-256 of their canonical JSON is stored unless the app keeps arguments.` })),
-  event_id: Type.Optional(Type.String({ format: 'uuid', description: 'The trace this call will be reported as.' })),
+  event_id: Type.Optional(Type.String({ format: 'uuid', description: 'The trace this call will be reported as (a UUID, as in traces).' })),
 }, { additionalProperties: false });
 
 const CheckResult = Type.Object({

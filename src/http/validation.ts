@@ -8,6 +8,8 @@ import * as addFormatsModule from 'ajv-formats';
 import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from '../traces/ingest.js';
 
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 // ajv-formats ships CommonJS with a default export property.
 const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }).default;
 
@@ -20,6 +22,9 @@ function makeAjv(coerce: boolean): Ajv {
     strict: false,
   });
   addFormats(ajv);
+  // ajv-formats' uuid also takes `urn:uuid:…`: two spellings of one idempotency key would store
+  // one trace twice. Only the 8-4-4-4-12 hex form (either case) is a uuid here.
+  ajv.addFormat('uuid', UUID_PATTERN);
   return ajv;
 }
 

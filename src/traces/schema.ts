@@ -21,6 +21,7 @@ export const LIMITS = {
 
 export const CLIENT_ID_PATTERN = '^logi_[0-9a-f]{12}$';
 
+
 export const TRACE_STATUSES = ['ok', 'error', 'denied', 'timeout'] as const;
 
 /** A plain enum (not a union of literals) so a wrong value is reported with the allowed ones. */
@@ -32,7 +33,7 @@ export const TraceStatusSchema = Type.Unsafe<(typeof TRACE_STATUSES)[number]>({
 
 export const TraceEvent = Type.Object(
   {
-    event_id: Type.String({ format: 'uuid', description: 'Idempotency key, unique per application (UUID).' }),
+    event_id: Type.String({ format: 'uuid', description: 'Idempotency key, unique per application: a UUID, 8-4-4-4-12 hex digits (any case; stored lower-case).' }),
     client_id: Type.String({ pattern: CLIENT_ID_PATTERN, description: 'The application the PAK belongs to.' }),
     tool: Type.String({ minLength: 1, maxLength: LIMITS.toolLength }),
     scope_used: Type.String({ minLength: 1, maxLength: LIMITS.scopeLength }),
