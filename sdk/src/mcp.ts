@@ -30,19 +30,33 @@ export interface McpRequestExtra {
   [key: string]: unknown;
 }
 
+/**
+ * An option given either as a value, used for every call, or as a function of the call's context,
+ * evaluated for each call. A function that returns no string (null, undefined, '') gives no value
+ * for that call: `scope` then falls back to its default, `userSub` and `sessionId` to none.
+ */
+export type PerCall<Args extends unknown[]> = string | ((...args: Args) => string | null | undefined);
+
 export interface InstrumentOptions {
   /**
-   * The scope reported for a call. Default: the caller's OAuth scopes (`extra.authInfo.scopes`,
+   * The scope reported for a call (and matched by policies' `scopes`): a string for every call, or
+   * `(toolName, extra) => string`. Default: the caller's OAuth scopes (`extra.authInfo.scopes`,
    * space-separated), else `defaultScope`.
    */
-  scope?: (toolName: string, extra: McpRequestExtra) => string | null | undefined;
+  scope?: PerCall<[toolName: string, extra: McpRequestExtra]>;
   /** Scope when neither `scope` nor the caller's token gives one. Default `mcp:tools`. */
   defaultScope?: string;
   /**
-   * The end user of a call. Default: `extra.authInfo.extra.sub` (the token's subject), else
-   * `extra.authInfo.clientId`, else none.
+   * The end user of a call (the trace's `user_sub`, matched by policies' `users`): a string for
+   * every call, `(extra) => string`, or null for none. Default: `extra.authInfo.extra.sub` (the
+   * token's subject), else `extra.authInfo.clientId`, else none.
    */
-  userSub?: (extra: McpRequestExtra) => string | null | undefined;
+  userSub?: PerCall<[extra: McpRequestExtra]> | null;
+  /**
+   * The session of a call (the trace's `session_id`): a string for every call, `(extra) => string`,
+   * or null for none. Default: `extra.sessionId` (the MCP session of HTTP transports), else none.
+   */
+  sessionId?: PerCall<[extra: McpRequestExtra]> | null;
   /** A call running longer than this is answered with a tool error and traced as `timeout`. Default: no limit. */
   timeoutMs?: number;
   /** How long a call waits for a human's approval. Default: until the approval request expires. */
@@ -51,6 +65,75 @@ export interface InstrumentOptions {
   sendArguments?: boolean;
   /** Called when a call starts waiting for approval, e.g. to log where to approve it. */
   onApprovalRequired?: (info: { tool: string; approval: ApprovalRef; decision: GuardDecision }) => void;
+}
+
+/** Longest delay setTimeout honours (a larger one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const OPTION_KINDS: Record<keyof InstrumentOptions, string> = {
+  scope: 'a non-empty string or a function (toolName, extra) => string',
+  defaultScope: 'a non-empty string',
+  userSub: 'a non-empty string, null, or a function (extra) => string',
+  sessionId: 'a non-empty string, null, or a function (extra) => string',
+  timeoutMs: `a positive number of milliseconds (at most ${MAX_TIMER_MS})`,
+  approvalTimeoutMs: `a positive number of milliseconds (at most ${MAX_TIMER_MS})`,
+  sendArguments: 'a boolean',
+  onApprovalRequired: 'a function',
+};
+
+const describeValue = (v: unknown): string => {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return v === '' ? 'an empty string' : `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : typeof v;
+};
+
+/** Checks every option once, when instrumenting, so a mistake is not a failure of every call. */
+function validateOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`instrumentMcpServer: options must be an object, got ${describeValue(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const [name, value] of Object.entries(o)) {
+    if (!Object.hasOwn(OPTION_KINDS, name)) {
+      throw new TypeError(`instrumentMcpServer: unknown option "${name}" (known: ${Object.keys(OPTION_KINDS).join(', ')})`);
+    }
+    if (value === undefined) continue;
+    const key = name as keyof InstrumentOptions;
+    let ok: boolean;
+    switch (key) {
+      case 'scope':
+        ok = typeof value === 'function' || (typeof value === 'string' && value !== '');
+        break;
+      case 'userSub':
+      case 'sessionId':
+        ok = value === null || typeof value === 'function' || (typeof value === 'string' && value !== '');
+        break;
+      case 'defaultScope':
+        ok = typeof value === 'string' && value !== '';
+        break;
+      case 'timeoutMs':
+      case 'approvalTimeoutMs':
+        ok = typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_MS;
+        break;
+      case 'sendArguments':
+        ok = typeof value === 'boolean';
+        break;
+      case 'onApprovalRequired':
+        ok = typeof value === 'function';
+        break;
+    }
+    if (!ok) throw new TypeError(`instrumentMcpServer: option "${name}" must be ${OPTION_KINDS[key]}, got ${describeValue(value)}`);
+  }
+}
+
+/** The value of a value-or-function option for one call; undefined when it gives none. */
+function resolve<Args extends unknown[]>(option: PerCall<Args> | null | undefined, ...args: Args): string | null | undefined {
+  if (option === null || option === undefined) return option;
+  const v = typeof option === 'function' ? option(...args) : option;
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 const WRAPPED = Symbol.for('panopticon.instrumented');
@@ -77,26 +160,34 @@ function errorText(result: ToolResult): string | null {
 
 /**
  * Instruments `server` in place and returns it. Calling it twice is harmless.
- * Throws a TypeError when `server` does not look like an McpServer.
+ * Throws a TypeError when `server` does not look like an McpServer, and when an option is unknown
+ * or of the wrong type (the message names the option and what it accepts).
  */
 export function instrumentMcpServer<S extends object>(server: S, panopticon: Panopticon, options: InstrumentOptions = {}): S {
   const s = server as Record<string | symbol, any>;
-  if (typeof s.registerTool !== 'function' && typeof s.tool !== 'function') {
+  if (s === null || (typeof s.registerTool !== 'function' && typeof s.tool !== 'function')) {
     throw new TypeError('instrumentMcpServer: expected an McpServer (with registerTool() or tool())');
   }
+  validateOptions(options);
   if (s[WRAPPED] === true) return server;
   s[WRAPPED] = true;
 
   const scopeOf = (tool: string, extra: McpRequestExtra): string => {
-    const chosen = options.scope?.(tool, extra) ?? extra.authInfo?.scopes?.join(' ') ?? '';
+    const tokenScopes = Array.isArray(extra.authInfo?.scopes) ? extra.authInfo.scopes.join(' ') : '';
+    const chosen = resolve(options.scope, tool, extra) || tokenScopes;
     const scope = chosen === '' ? (options.defaultScope ?? 'mcp:tools') : chosen;
     return scope.slice(0, SCOPE_MAX);
   };
   const userOf = (extra: McpRequestExtra): string | null => {
-    if (options.userSub !== undefined) return options.userSub(extra) ?? null;
+    if (options.userSub !== undefined) return resolve(options.userSub, extra)?.slice(0, 256) ?? null;
     const sub = extra.authInfo?.extra?.sub;
     if (typeof sub === 'string' && sub !== '') return sub.slice(0, 256);
-    return extra.authInfo?.clientId?.slice(0, 256) ?? null;
+    const clientId = extra.authInfo?.clientId;
+    return typeof clientId === 'string' && clientId !== '' ? clientId.slice(0, 256) : null;
+  };
+  const sessionOf = (extra: McpRequestExtra): string | null => {
+    if (options.sessionId !== undefined) return resolve(options.sessionId, extra)?.slice(0, 256) ?? null;
+    return typeof extra.sessionId === 'string' && extra.sessionId !== '' ? extra.sessionId.slice(0, 256) : null;
   };
 
   async function governed(tool: string, args: unknown, extra: McpRequestExtra, run: () => unknown): Promise<unknown> {
@@ -104,7 +195,7 @@ export function instrumentMcpServer<S extends object>(server: S, panopticon: Pan
     const calledAt = Date.now();
     const scope = scopeOf(tool, extra);
     const userSub = userOf(extra);
-    const sessionId = typeof extra.sessionId === 'string' ? extra.sessionId.slice(0, 256) : null;
+    const sessionId = sessionOf(extra);
     const attributes: Record<string, unknown> = { 'mcp.method.name': 'tools/call' };
     if (extra.requestId !== undefined) attributes['mcp.request.id'] = String(extra.requestId);
     const record = (status: TraceStatus, startedAt: number, errorMessage: string | null) => {
