@@ -39,6 +39,8 @@ const WAL_PAGES_PER_CHECKPOINT = 10_000;
 const WAL_SHARE_OF_FREE_SPACE = 0.25;
 const WAL_FLOOR_BYTES = 256 * 1024;
 const FREE_SPACE_REFRESH_MS = 250;
+/** What the WAL reaches under wal_autocheckpoint: its pages plus one commit of MAX_ROWS_PER_COMMIT large rows. */
+const WAL_CEILING_BYTES = WAL_PAGES_PER_CHECKPOINT * 4096 + 64 * 1024 * 1024;
 const CACHE_KIB = 8 * 1024;
 /** A bound on one transaction, so one commit's latency (and the WAL it writes) stays bounded. */
 const MAX_ROWS_PER_COMMIT = 2_000;
@@ -78,8 +80,11 @@ function boundWal(failed: boolean): void {
       freeBytes = Infinity;
     }
   }
+  const walBudget = Math.max(WAL_FLOOR_BYTES, freeBytes * WAL_SHARE_OF_FREE_SPACE);
+  // With room for more than the automatic checkpoint ever lets the WAL grow to, skip the stat.
+  if (!failed && walBudget > WAL_CEILING_BYTES) return;
   const walBytes = fs.statSync(walFile, { throwIfNoEntry: false })?.size ?? 0;
-  if (!failed && walBytes <= Math.max(WAL_FLOOR_BYTES, freeBytes * WAL_SHARE_OF_FREE_SPACE)) return;
+  if (!failed && walBytes <= walBudget) return;
   if (walBytes === 0) return;
   try {
     db.pragma('wal_checkpoint(TRUNCATE)');
