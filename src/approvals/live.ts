@@ -18,6 +18,8 @@ export type InboxEvent =
   /** Signals may have been lost (the listener connection dropped): re-read the list. */
   | { event: 'resync' };
 
+const DEAF_RESYNC_MS = 5_000;
+
 export type InboxSubscriber = (event: InboxEvent) => void;
 
 export class ApprovalFeed {
@@ -25,9 +27,12 @@ export class ApprovalFeed {
   private readonly unsubscribe: () => void;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  private deafTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: Store, private readonly now: () => number, private readonly onError: (err: unknown) => void) {
     this.unsubscribe = store.subscribe((signal) => {
+      if (signal.kind === 'signals_lost') this.resyncWhileDeaf();
+      if (signal.kind === 'signals_restored') this.stopResyncing();
       if (signal.kind !== 'approval_requested' && signal.kind !== 'approval_decided') return;
       if (signal.clientId === '*') {
         for (const set of this.streams.values()) for (const s of set) s({ event: 'resync' });
@@ -56,6 +61,20 @@ export class ApprovalFeed {
     for (const s of this.streams.get(clientId) ?? []) s({ event, approval });
   }
 
+  /** Requests opened on other nodes are not signalled while the listener is down: inboxes re-read on a period. */
+  private resyncWhileDeaf(): void {
+    if (this.deafTimer !== undefined || this.closed) return;
+    this.deafTimer = setInterval(() => {
+      for (const set of this.streams.values()) for (const s of set) s({ event: 'resync' });
+    }, DEAF_RESYNC_MS);
+    this.deafTimer.unref();
+  }
+
+  private stopResyncing(): void {
+    if (this.deafTimer !== undefined) clearInterval(this.deafTimer);
+    this.deafTimer = undefined;
+  }
+
   /** Streams open on this node. */
   get size(): number {
     let n = 0;
@@ -75,6 +94,7 @@ export class ApprovalFeed {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopResyncing();
     this.unsubscribe();
     this.streams.clear();
     await this.queue;

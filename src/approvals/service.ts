@@ -16,6 +16,8 @@ import { deliveriesTo, webhookDeliveries } from '../webhooks/service.js';
 
 export const MAX_WAIT_SECONDS = 30;
 export const MAX_REMEMBER_SECONDS = 365 * 24 * 3600;
+/** How often a long poll re-reads its approval while this node cannot hear other nodes' decisions. */
+const DEAF_POLL_MS = 200;
 
 export interface HitlSettings {
   /** How often this node looks for pending approvals past their expiry. */
@@ -47,6 +49,8 @@ export class ApprovalService {
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closed = false;
+  /** Decisions made on other nodes are not signalled now: long polls re-read on a short period instead. */
+  private deaf = false;
 
   constructor(
     private readonly store: Store,
@@ -56,6 +60,7 @@ export class ApprovalService {
     private readonly onError: (err: unknown) => void,
   ) {
     this.unsubscribe = store.subscribe((signal) => {
+      if (signal.kind === 'signals_lost' || signal.kind === 'signals_restored') this.deaf = signal.kind === 'signals_lost';
       if (signal.kind !== 'approval_decided') return;
       if (signal.clientId === '*') for (const id of this.waiting.keys()) this.wake(id);
       else this.wake(signal.approvalId);
@@ -92,7 +97,7 @@ export class ApprovalService {
         if (effectiveStatus(approval, now) !== 'pending' || remaining <= 0 || this.closed || aborted()) return approval;
         if (signalled) continue;
         // Wake at the deadline, or just after the expiry so the re-read reports `expired`.
-        const delay = Math.max(1, Math.min(remaining, approval.expiresAt - now + 1));
+        const delay = Math.max(1, Math.min(remaining, approval.expiresAt - now + 1, this.deaf ? DEAF_POLL_MS : Infinity));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
           notify = () => {

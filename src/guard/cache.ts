@@ -25,9 +25,17 @@ export class GuardCache {
   private readonly unsubscribe: () => void;
   /** Bumped on every invalidation, so a load that raced with one is not cached. */
   private generation = 0;
+  /** Other nodes' signals do not reach this node now: a kill switch set elsewhere would be missed, so no entry is kept. */
+  private deaf = false;
 
   constructor(private readonly store: Store, private readonly now: () => number) {
     this.unsubscribe = store.subscribe((signal) => {
+      if (signal.kind === 'signals_lost' || signal.kind === 'signals_restored') {
+        this.deaf = signal.kind === 'signals_lost';
+        this.generation++;
+        this.entries.clear();
+        return;
+      }
       if (signal.kind !== 'guard_changed') return;
       this.generation++;
       if (signal.clientId === '*') this.entries.clear();
@@ -44,6 +52,7 @@ export class GuardCache {
     }
     const generation = this.generation;
     const loading = this.load(clientId);
+    if (this.deaf) return loading;
     this.entries.set(clientId, loading);
     loading.then(
       () => {

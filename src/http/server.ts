@@ -229,12 +229,21 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   // restart a node for an outage of the database that a restart cannot fix.
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   // Readiness: the store can be read and written; a 503 names what failed.
+  // `signals` is the cross-node listener: while it is down the node stays correct (its caches read
+  // the store instead) but slower, so it says `degraded` rather than leaving the load balancer.
   app.get('/healthz', { schema: { hide: true } }, async (request, reply) => {
     let reason: string;
     try {
       await store.ping();
       const write = await store.writable();
-      if (write.ok) return { status: 'ok', engine: store.engine };
+      const signals = store.signalHealth();
+      const signalsJson = {
+        state: signals.mode === 'in_process' ? 'in_process' : signals.live ? 'listening' : 'reconnecting',
+        since: new Date(signals.since).toISOString(),
+        reconnects: signals.reconnects,
+        ...(signals.live ? {} : { last_error: signals.lastError }),
+      };
+      if (write.ok) return { status: signals.live ? 'ok' : 'degraded', engine: store.engine, signals: signalsJson };
       reason = `writes fail since ${new Date(write.since).toISOString()}: ${write.reason}`;
     } catch (err) {
       reason = `reads fail: ${err instanceof Error ? err.message : String(err)}`;

@@ -47,6 +47,11 @@ export class PakAuthenticator {
   private readonly signing = new WeakMap<PakAuthRecord, readonly SigningKey[]>();
   /** Bumped by every change signal: a load that started before one must not be cached. */
   private generation = 0;
+  /**
+   * The node cannot hear other nodes' signals (PostgreSQL listener down): a key revoked elsewhere
+   * would stay cached, so every request reads the store until the listener is back.
+   */
+  private deaf = false;
   private readonly lastUsed = new Map<string, number>();
   private readonly unsubscribe: () => void;
   private readonly touchTimer: NodeJS.Timeout;
@@ -57,10 +62,11 @@ export class PakAuthenticator {
     private readonly box: SecretBox,
   ) {
     this.unsubscribe = store.subscribe((signal) => {
-      if (signal.kind === 'keys_changed') {
-        this.generation++;
-        this.cache.clear();
-      }
+      if (signal.kind === 'signals_lost') this.deaf = true;
+      else if (signal.kind === 'signals_restored') this.deaf = false;
+      else if (signal.kind !== 'keys_changed') return;
+      this.generation++;
+      this.cache.clear();
     });
     this.touchTimer = setInterval(() => void this.flushLastUsed().catch(() => {}), TOUCH_INTERVAL_MS);
     this.touchTimer.unref();
@@ -81,15 +87,16 @@ export class PakAuthenticator {
     const hash = hashSecret(presented);
     const now = this.now();
     const entry = this.cache.get(hash);
-    if (entry === undefined || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) return this.load(hash, now);
+    if (entry === undefined || this.deaf || now - entry.loadedAt > (entry.record ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS)) return this.load(hash, now);
     return this.decide(entry.record, hash, now);
   }
 
   private async load(hash: string, now: number): Promise<PakAuthResult> {
     const generation = this.generation;
+    const cacheable = !this.deaf;
     const entry: CacheEntry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
     if (entry.record?.hmacEnabled) this.signing.set(entry.record, await this.loadSigningKeys(entry.record.clientId, now));
-    if (generation === this.generation) {
+    if (cacheable && generation === this.generation) {
       if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
       this.cache.set(hash, entry);
     }

@@ -14,6 +14,9 @@
  */
 import type { Store, StoredTrace, TraceStatus } from '../store/types.js';
 
+/** How often every watched app is read while other nodes' commit signals cannot arrive. */
+const DEAF_POLL_MS = 250;
+
 export interface LiveFilter {
   tool?: string | undefined;
   status?: TraceStatus | undefined;
@@ -65,16 +68,36 @@ export class LiveHub {
   private readonly pageSize: number;
   private readonly now: () => number;
   private closed = false;
+  private deafTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: Store, private readonly options: LiveHubOptions) {
     this.coalesceMs = options.coalesceMs ?? 100;
     this.pageSize = options.pageSize ?? 500;
     this.now = options.now ?? Date.now;
     this.unsubscribe = store.subscribe((signal) => {
+      if (signal.kind === 'signals_lost') this.pollWhileDeaf();
+      if (signal.kind === 'signals_restored') this.stopPolling();
       if (signal.kind !== 'traces_committed') return;
       if (signal.clientIds.includes('*')) for (const id of this.feeds.keys()) this.poke(id);
       else for (const id of signal.clientIds) this.poke(id);
     });
+  }
+
+  /**
+   * Other nodes' commits are not signalled while the listener is down: read every watched app on
+   * a short period instead, so streams keep showing them (late, never lost).
+   */
+  private pollWhileDeaf(): void {
+    if (this.deafTimer !== undefined || this.closed) return;
+    this.deafTimer = setInterval(() => {
+      for (const id of this.feeds.keys()) this.poke(id);
+    }, DEAF_POLL_MS);
+    this.deafTimer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.deafTimer !== undefined) clearInterval(this.deafTimer);
+    this.deafTimer = undefined;
   }
 
   /** Streams open on this node (for tests and shutdown). */
@@ -195,6 +218,7 @@ export class LiveHub {
 
   close(): void {
     this.closed = true;
+    this.stopPolling();
     this.unsubscribe();
     for (const feed of this.feeds.values()) if (feed.timer !== undefined) clearTimeout(feed.timer);
     this.feeds.clear();

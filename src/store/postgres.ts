@@ -9,7 +9,8 @@ import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import type { NewAccount, NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
+import type { NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
+import { DEFAULT_LISTENER_OPTIONS, PgListener, type ListenerOptions } from './pg-listener.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
 import { PostgresApprovalStore } from './postgres-approvals.js';
@@ -66,7 +67,9 @@ export class PostgresStore implements Store {
   private readonly schema: string;
   private readonly channel: string;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
-  private listener: pg.Client | undefined;
+  private listener: PgListener | undefined;
+  private readonly openedAt = Date.now();
+  private readonly listenerOptions: ListenerOptions;
   /** Marks this store's own notifications, which it has already delivered locally. */
   private readonly origin = crypto.randomUUID();
   private closed = false;
@@ -81,7 +84,14 @@ export class PostgresStore implements Store {
    * `lockTimeoutMs` bounds every lock wait of the pool's sessions: without it an insert queued
    * behind a long lock would hold its requests forever instead of failing them with a 503.
    */
-  constructor(private readonly url: string, schema: string | undefined, poolSize: number, lockTimeoutMs = 5000) {
+  constructor(
+    private readonly url: string,
+    schema: string | undefined,
+    poolSize: number,
+    lockTimeoutMs = 5000,
+    listenerOptions: Partial<ListenerOptions> = {},
+  ) {
+    this.listenerOptions = { ...DEFAULT_LISTENER_OPTIONS, ...listenerOptions };
     this.schema = schema ?? 'public';
     this.channel = `panopticon_${this.schema}`.slice(0, 63);
     this.pool = new pg.Pool({
@@ -90,6 +100,7 @@ export class PostgresStore implements Store {
       types,
       options: `-c search_path=${this.schema} -c synchronous_commit=on -c lock_timeout=${Math.trunc(lockTimeoutMs)}`,
       connectionTimeoutMillis: 5000,
+      application_name: 'panopticon',
     });
     // An idle client that loses its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});
@@ -159,44 +170,52 @@ export class PostgresStore implements Store {
 
   private async listen(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.url });
-    client.on('notification', (msg) => {
-      if (msg.channel !== this.channel || msg.payload === undefined) return;
-      let signal: StoreSignal & { origin?: string };
-      try {
-        signal = JSON.parse(msg.payload) as StoreSignal & { origin?: string };
-      } catch {
-        return;
-      }
-      if (signal.origin === this.origin) return;
-      delete signal.origin;
-      for (const l of this.listeners) l(signal);
-    });
-    client.on('error', () => {
-      // Reconnect; meanwhile caches may be stale, so tell listeners to drop them when we are back.
+    this.listener = new PgListener(this.url, this.channel, {
+      notification: (payload) => {
+        let signal: StoreSignal & { origin?: string };
+        try {
+          signal = JSON.parse(payload) as StoreSignal & { origin?: string };
+        } catch {
+          return;
+        }
+        if (signal.origin === this.origin) return;
+        delete signal.origin;
+        this.deliver(signal);
+      },
+      // Both ways, everything may have changed unseen: caches drop what they hold (and, while deaf,
+      // read the store instead of caching), waiters re-read, streams catch up.
+      lost: () => this.deliverEverythingChanged({ kind: 'signals_lost' }),
+      restored: () => this.deliverEverythingChanged({ kind: 'signals_restored' }),
+    }, this.listenerOptions);
+    try {
+      await this.listener.start();
+    } catch (err) {
       this.listener = undefined;
-      client.end().catch(() => {});
-      setTimeout(() => {
-        this.listen()
-          .then(() => {
-            for (const l of this.listeners) {
-              l({ kind: 'keys_changed', clientId: '*' });
-              l({ kind: 'guard_changed', clientId: '*' });
-              l({ kind: 'traces_committed', clientIds: ['*'] });
-              l({ kind: 'approval_decided', clientId: '*', approvalId: '*' });
-            }
-          })
-          .catch(() => {});
-      }, 500).unref();
-    });
-    await client.connect();
-    await client.query(`LISTEN "${this.channel}"`);
-    this.listener = client;
+      throw err;
+    }
+  }
+
+  private deliver(signal: StoreSignal): void {
+    for (const l of this.listeners) l(signal);
+  }
+
+  private deliverEverythingChanged(first: StoreSignal): void {
+    this.deliver(first);
+    this.deliver({ kind: 'keys_changed', clientId: '*' });
+    this.deliver({ kind: 'guard_changed', clientId: '*' });
+    this.deliver({ kind: 'traces_committed', clientIds: ['*'] });
+    this.deliver({ kind: 'approval_decided', clientId: '*', approvalId: '*' });
+  }
+
+  signalHealth(): SignalHealth {
+    const state = this.listener?.status;
+    if (state === undefined) return { live: false, mode: 'listen_notify', since: this.openedAt, reconnects: 0, lastError: 'not started' };
+    return { live: state.listening, mode: 'listen_notify', since: state.since, reconnects: state.reconnects, lastError: state.lastError };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.listener?.end().catch(() => {});
+    await this.listener?.close();
     await this.pool.end();
   }
 
@@ -419,7 +438,7 @@ export class PostgresStore implements Store {
     await this.q('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify({ ...signal, origin: this.origin })]);
     // This node acts before publish returns (a revoke or an HMAC switch holds for the very next
     // request), instead of after its own notification's round trip through the listener.
-    for (const l of this.listeners) l(signal);
+    this.deliver(signal);
   }
 
   subscribe(listener: (signal: StoreSignal) => void) {

@@ -21,7 +21,7 @@ import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceList
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
 import type { CommitReply, CommitRequest } from './sqlite-worker.js';
-import type { NewAccount, NewPak, Pak, Store, StoreSignal, TraceRow } from './types.js';
+import type { NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
@@ -54,6 +54,7 @@ export class SqliteStore implements Store {
   readonly traceCommitStats = { commits: 0, rows: 0 };
   private readonly db: Database.Database;
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
+  private readonly openedAt = Date.now();
   private localCommit: TraceCommit | undefined;
   private worker: Worker | null = null;
   private readonly pending = new Map<number, { resolve: (isNew: boolean[]) => void; reject: (err: Error) => void }>();
@@ -353,6 +354,10 @@ export class SqliteStore implements Store {
 
   async publish(signal: StoreSignal) {
     for (const listener of this.listeners) listener(signal);
+  }
+
+  signalHealth(): SignalHealth {
+    return { live: true, mode: 'in_process', since: this.openedAt, reconnects: 0, lastError: null };
   }
 
   subscribe(listener: (signal: StoreSignal) => void) {

@@ -119,6 +119,12 @@ export interface UsageRow {
  * `clientId: '*'` means "anything may have changed" (sent after a lost listener connection).
  */
 export type StoreSignal =
+  /**
+   * Delivered only within a node, never published: this node stopped hearing (or hears again) the
+   * other nodes' signals. Each is followed by every `'*'` signal.
+   */
+  | { kind: 'signals_lost' }
+  | { kind: 'signals_restored' }
   | { kind: 'keys_changed'; clientId: string }
   | { kind: 'guard_changed'; clientId: string }
   | { kind: 'approval_decided'; clientId: string; approvalId: string }
@@ -233,7 +239,23 @@ export interface Store {
 
   // Signals
   publish(signal: StoreSignal): Promise<void>;
+  /**
+   * Whether this node hears every other node's signals now. While not, caches must not serve what
+   * a missed signal would have changed: they read the store instead.
+   */
+  signalHealth(): SignalHealth;
   subscribe(listener: (signal: StoreSignal) => void): () => void;
+}
+
+export interface SignalHealth {
+  live: boolean;
+  /** `in_process`: one node (SQLite), nothing to lose; `listen_notify`: PostgreSQL's listener session. */
+  mode: 'in_process' | 'listen_notify';
+  /** When the current state began (ms since the epoch). */
+  since: number;
+  /** Times the listener came back after losing its connection. */
+  reconnects: number;
+  lastError: string | null;
 }
 
 /** How each status counts in the daily usage. */

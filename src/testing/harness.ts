@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
 import { buildServer, type BuildOptions, type Services } from '../http/server.js';
-import { openStore } from '../store/index.js';
+import { openStore, type OpenStoreOptions } from '../store/index.js';
 import type { Store } from '../store/types.js';
 
 export const ENGINES = ['sqlite', 'postgres'] as const;
@@ -77,10 +77,11 @@ export async function startServer(
   overrides: Partial<ServerConfig> = {},
   shared?: StoreLocation,
   options: BuildOptions = {},
+  storeOptions: Pick<OpenStoreOptions, 'listener'> = {},
 ): Promise<RunningServer> {
   const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
   const config = testConfig(fresh.location, overrides);
-  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs });
+  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, ...storeOptions });
   const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
