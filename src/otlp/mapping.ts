@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import { LIMITS, type TraceEvent } from '../traces/schema.js';
-import { formatMicros } from '../traces/ingest.js';
+import { EARLIEST_STARTED_AT, formatMicros, isAcceptedInstant, LATEST_STARTED_AT } from '../traces/ingest.js';
 
 export const OTLP_DEFAULT_SCOPE = 'otel';
 
@@ -159,7 +159,11 @@ export function mapSpan(span: OtlpSpan, resource: Map<string, unknown>, clientId
 
   const start = nanos(span.startTimeUnixNano);
   const end = nanos(span.endTimeUnixNano);
-  if (start === null || start === 0n) return { kind: 'rejected', reason: `span ${spanId}: startTimeUnixNano is missing` };
+  if (start === null || start === 0n) return { kind: 'rejected', reason: `span ${spanId}: startTimeUnixNano is missing or not a uint64 count of nanoseconds` };
+  const startUs = start / 1000n;
+  if (startUs > BigInt(Number.MAX_SAFE_INTEGER) || !isAcceptedInstant(Number(startUs))) {
+    return { kind: 'rejected', reason: `span ${spanId}: startTimeUnixNano must fall between ${EARLIEST_STARTED_AT} and ${LATEST_STARTED_AT}` };
+  }
   const durationNs = end !== null && end > start ? end - start : 0n;
   const durationMs = Number(durationNs / 1_000_000n);
 
@@ -178,7 +182,7 @@ export function mapSpan(span: OtlpSpan, resource: Map<string, unknown>, clientId
     tool,
     scope_used: firstText(attrs, ['panopticon.scope', 'enduser.scope']) ?? OTLP_DEFAULT_SCOPE,
     status,
-    started_at: formatMicros(Number(start / 1000n)),
+    started_at: formatMicros(Number(startUs)),
     duration_ms: Math.min(durationMs, 2_147_483_647),
     user_sub: firstText(attrs, ['enduser.id', 'user.id']),
     session_id: firstText(attrs, ['gen_ai.conversation.id', 'mcp.session.id', 'session.id']),

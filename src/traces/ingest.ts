@@ -13,11 +13,41 @@ export interface FieldError {
 export type PreparedTrace = { ok: true; row: TraceRow } | { ok: false; errors: FieldError[] };
 
 /**
- * Microseconds since the epoch, in UTC; null when the text is not RFC 3339
- * (YYYY-MM-DD, T/t/space, hh:mm:ss, optional .fraction, Z/z or ±hh:mm). Read character by character:
- * it runs on every trace, and a regex match allocated a dozen strings per call.
+ * The instants a trace may carry: 1970-01-01T00:00:00Z through 2199-12-31T23:59:59.999999Z (UTC).
+ * Microseconds since the epoch are exact in a JavaScript number only below 2^53 (mid-2255), and
+ * a tool call before 1970 or after 2199 is a broken clock, not a record: refused, never adjusted.
+ */
+export const EARLIEST_STARTED_AT = '1970-01-01T00:00:00Z';
+export const LATEST_STARTED_AT = '2199-12-31T23:59:59.999999Z';
+const MAX_STARTED_AT_US = 7_258_118_399_999_999;
+
+/**
+ * Microseconds since the epoch, in UTC; null when the text is not an RFC 3339 date-time
+ * (YYYY-MM-DD, T/t/space, hh:mm:ss, optional .fraction, Z/z or ±hh:mm) naming a real instant of the
+ * accepted range. Digits past the sixth of a fraction are dropped (documented); nothing else is
+ * changed: no year is reinterpreted, no day or second rolls over into the next (Feb 30, 24:00,
+ * leap second 60 are refused). Read character by character with integer calendar arithmetic: it
+ * runs on every trace, and a regex match or a Date allocated per call.
  */
 export function parseTimestampMicros(text: string): number | null {
+  const us = parseRfc3339Micros(text);
+  return us === null || us < 0 || us > MAX_STARTED_AT_US ? null : us;
+}
+
+/** Why `text` is refused as a trace's started_at (called only once it was refused). */
+export function timestampProblem(text: string): string {
+  return parseRfc3339Micros(text) === null
+    ? 'must be an RFC 3339 date-time: YYYY-MM-DDThh:mm:ss[.fraction] then Z or ±hh:mm, a real calendar date, seconds 00-59'
+    : `must be between ${EARLIEST_STARTED_AT} and ${LATEST_STARTED_AT} (UTC)`;
+}
+
+/** Whether `us` is an instant a trace may carry. */
+export function isAcceptedInstant(us: number): boolean {
+  return Number.isSafeInteger(us) && us >= 0 && us <= MAX_STARTED_AT_US;
+}
+
+/** Like parseTimestampMicros without the range (query bounds may lie anywhere); exact for years 0000-9999. */
+export function parseRfc3339Micros(text: string): number | null {
   const n = text.length;
   if (n < 20) return null;
   const y = digits(text, 0, 4);
@@ -26,7 +56,7 @@ export function parseTimestampMicros(text: string): number | null {
   const h = digits(text, 11, 2);
   const mi = digits(text, 14, 2);
   const s = digits(text, 17, 2);
-  if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0) return null;
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) return null;
   const sep = text.charCodeAt(10);
   if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || (sep !== 84 && sep !== 116 && sep !== 32)) return null; // '-', 'T' 't' ' '
   if (text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return null; // ':'
@@ -52,14 +82,33 @@ export function parseTimestampMicros(text: string): number | null {
     if (i + 6 !== n || text.charCodeAt(i + 3) !== 58) return null;
     const oh = digits(text, i + 1, 2);
     const om = digits(text, i + 4, 2);
-    if (oh < 0 || om < 0) return null;
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return null;
     offsetMinutes = (zone === 45 ? -1 : 1) * (oh * 60 + om);
   } else {
     return null;
   }
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  if (Number.isNaN(ms)) return null;
-  return (ms - offsetMinutes * 60_000) * 1000 + micros;
+  const seconds = daysFromCivil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offsetMinutes * 60;
+  return seconds * 1_000_000 + micros;
+}
+
+function isLeapYear(y: number): boolean {
+  return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(y: number, mo: number): number {
+  return mo === 2 && isLeapYear(y) ? 29 : MONTH_DAYS[mo - 1]!;
+}
+
+/** Days from 1970-01-01 to the proleptic Gregorian date (H. Hinnant's days_from_civil), any year. */
+export function daysFromCivil(y: number, mo: number, d: number): number {
+  const yy = mo <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
 }
 
 function isDigit(code: number): boolean {
@@ -147,7 +196,7 @@ export function prepareTrace(event: TraceEvent, keyId: string, receivedAt: numbe
   const withNul = nulField(event);
   if (withNul !== null) return { ok: false, errors: [{ field: withNul, message: 'must not contain U+0000 (NUL)' }] };
   const startedAtUs = parseTimestampMicros(event.started_at);
-  if (startedAtUs === null) return { ok: false, errors: [{ field: 'started_at', message: 'must be an RFC 3339 date-time' }] };
+  if (startedAtUs === null) return { ok: false, errors: [{ field: 'started_at', message: timestampProblem(event.started_at) }] };
   let attributes: string | null = null;
   if (event.attributes !== undefined && event.attributes !== null) {
     if (depthOf(event.attributes, LIMITS.attributesDepth) > LIMITS.attributesDepth) {

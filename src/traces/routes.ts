@@ -26,7 +26,7 @@ import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import { bodyAjv, fieldErrors } from '../http/validation.js';
 import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
-import { formatMicros, parseTimestampMicros, prepareTrace, type FieldError } from './ingest.js';
+import { formatMicros, parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
 import { pakRouteOptions } from '../keys/pak-route.js';
 
@@ -223,14 +223,22 @@ function registerTimeline(app: FastifyInstance, services: Services): void {
   }, async (request) => {
     const target = await ownedApp(services, request);
     const q = request.query as { limit: number; tool?: string; status?: TraceStatus; user_sub?: string; since?: string; until?: string; cursor?: string };
+    const bound = (field: 'since' | 'until', value: string | undefined) => {
+      if (value === undefined) return undefined;
+      const us = parseRfc3339Micros(value);
+      if (us === null) throw new ApiError('validation_failed', undefined, { fields: [{ field, message: timestampProblem(value) }] });
+      return us;
+    };
+    const sinceUs = bound('since', q.since);
+    const untilUs = bound('until', q.until);
     const traces = await services.store.listTraces({
       clientId: target.clientId,
       limit: q.limit + 1,
       tool: q.tool,
       status: q.status,
       userSub: q.user_sub,
-      sinceUs: q.since === undefined ? undefined : (parseTimestampMicros(q.since) ?? undefined),
-      untilUs: q.until === undefined ? undefined : (parseTimestampMicros(q.until) ?? undefined),
+      sinceUs,
+      untilUs,
       before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
     });
     const page = traces.slice(0, q.limit);
