@@ -15,6 +15,7 @@ import type { Store } from '../store/types.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
 import { TraceWriter } from '../traces/writer.js';
 import { isStoreUnavailable } from '../store/errors.js';
+import { continueOnlyWhenWanted } from './expect-continue.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
 import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -191,6 +192,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  continueOnlyWhenWanted(app);
   logError = (err, what) => app.log.error({ err }, what);
   // The check that opened an approval ran on this node; inboxes open on other nodes hear of it
   // through this signal. Failing to send it must not fail the check, which has already committed.
