@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import type { GuardEvent } from '../guard/events.js';
 import { openApproval } from './fixtures.js';
 
@@ -263,7 +263,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('approvals across two nodes (one PostgreSQL)', () => {
+describe('approvals across two nodes (one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;

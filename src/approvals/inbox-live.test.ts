@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import { SseClient } from '../testing/sse.js';
 import { openApproval } from './fixtures.js';
 
@@ -142,7 +142,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('approvals inbox across two nodes [postgres]', () => {
+describe('approvals inbox across two nodes [postgres]', POSTGRES_ONLY, () => {
   let nodeA: RunningServer;
   let nodeB: RunningServer;
   let t: Tenant;

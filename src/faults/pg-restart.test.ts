@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import crypto from 'node:crypto';
 import type { StoreLocation } from '../config.js';
-import { createTenant, http, postTrace, rawSql, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, http, postTrace, rawSql, startServer, traceBody, type RunningServer, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import { createPgCluster, type PgCluster } from '../testing/pg-cluster.js';
 import { SseClient } from '../testing/sse.js';
 import { formatCounts, keepSending, type Traffic } from './support.js';
@@ -34,7 +34,7 @@ async function within(ms: number, what: string, attempt: () => Promise<boolean>)
 const check = (url: string, t: Tenant, tool: string) =>
   http(url, 'POST', '/panopticon/guard/check', { token: t.pak, body: { client_id: t.clientId, tool, scope: 'agent:write' } });
 
-describe('PostgreSQL restarted under two nodes', () => {
+describe('PostgreSQL restarted under two nodes', POSTGRES_ONLY, () => {
   let cluster: PgCluster;
   let a: RunningServer;
   let b: RunningServer;
@@ -177,7 +177,7 @@ describe('PostgreSQL restarted under two nodes', () => {
   });
 });
 
-describe('a node whose listener stays down (PostgreSQL itself up)', () => {
+describe('a node whose listener stays down (PostgreSQL itself up)', POSTGRES_ONLY, () => {
   let cluster: PgCluster;
   let a: RunningServer;
   let b: RunningServer;

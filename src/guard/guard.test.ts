@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { argumentsHash } from './evaluate.js';
-import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, twoNodesOnePostgres, TEST_SECRET_KEY, traceBody, type RunningServer, type TwoNodes, type SpawnedServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, twoNodesOnePostgres, TEST_SECRET_KEY, traceBody, type RunningServer, type TwoNodes, type SpawnedServer, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 
@@ -328,7 +328,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('kill switch on every node (two nodes, one PostgreSQL)', () => {
+describe('kill switch on every node (two nodes, one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
@@ -367,7 +367,7 @@ describe('kill switch on every node (two nodes, one PostgreSQL)', () => {
   });
 });
 
-describe('kill switch across two server processes sharing PostgreSQL', () => {
+describe('kill switch across two server processes sharing PostgreSQL', POSTGRES_ONLY, () => {
   const fresh = freshLocation('postgres');
   const nodes: SpawnedServer[] = [];
   let t: Tenant;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import { isWellFormedToken, SECRET_PREFIX } from './tokens.js';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -279,7 +279,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('HMAC signing on every node (two nodes, one PostgreSQL)', () => {
+describe('HMAC signing on every node (two nodes, one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;

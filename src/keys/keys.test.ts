@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import { hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
 
 describe('token shape and hash', () => {
@@ -112,7 +112,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('revoke on every node (two nodes, one PostgreSQL)', () => {
+describe('revoke on every node (two nodes, one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;

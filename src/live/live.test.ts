@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import type { Store, StoredTrace, StoreSignal } from '../store/types.js';
 import { LiveHub } from './hub.js';
 import { SseClient } from '../testing/sse.js';
@@ -178,7 +178,7 @@ function bySeqOf(c: SseClient) {
   return (x: unknown, y: unknown) => (seq.get(x as string) ?? 0) - (seq.get(y as string) ?? 0);
 }
 
-describe('live trace across two nodes [postgres]', () => {
+describe('live trace across two nodes [postgres]', POSTGRES_ONLY, () => {
   let nodeA: RunningServer;
   let nodeB: RunningServer;
   let tenant: Tenant;

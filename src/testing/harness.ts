@@ -14,10 +14,31 @@ import { buildServer, type BuildOptions, type Services } from '../http/server.js
 import { openStore, type OpenStoreOptions } from '../store/index.js';
 import type { Store } from '../store/types.js';
 
-export const ENGINES = ['sqlite', 'postgres'] as const;
-export type Engine = (typeof ENGINES)[number];
+const ALL_ENGINES = ['sqlite', 'postgres'] as const;
+export type Engine = (typeof ALL_ENGINES)[number];
 
-export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+/**
+ * The engines this run tests: `PANOPTICON_TEST_ENGINES=sqlite` (or `postgres`, or both, comma
+ * separated); both when unset. An unknown name fails the run rather than silently testing less.
+ */
+export const ENGINES: readonly Engine[] = selectEngines(process.env.PANOPTICON_TEST_ENGINES);
+
+function selectEngines(spec: string | undefined): readonly Engine[] {
+  if (spec === undefined || spec.trim() === '') return ALL_ENGINES;
+  const names = spec.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  for (const name of names) {
+    if (!(ALL_ENGINES as readonly string[]).includes(name)) {
+      throw new Error(`PANOPTICON_TEST_ENGINES: unknown engine "${name}" (expected sqlite, postgres or both)`);
+    }
+  }
+  return ALL_ENGINES.filter((engine) => names.includes(engine));
+}
+
+/** For suites that only exist on PostgreSQL (several nodes on one database): the reason they skip. */
+export const POSTGRES_ONLY = { skip: ENGINES.includes('postgres') ? false : 'PostgreSQL not selected (PANOPTICON_TEST_ENGINES)' };
+
+/** The shared PostgreSQL test database; each run makes its own schemas in it. */
+export const PG_URL = process.env.PANOPTICON_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const LOGI_BIN = path.join(REPO_ROOT, 'bin', 'logi.js');
 

@@ -8,7 +8,7 @@ import http_ from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openApproval } from '../approvals/fixtures.js';
-import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 import { backoffMs, webhookDeliveries } from './service.js';
 import { newId } from '../keys/tokens.js';
 
@@ -316,7 +316,7 @@ describe('webhook backoff', () => {
   });
 });
 
-describe('webhook delivery across two nodes (one PostgreSQL)', () => {
+describe('webhook delivery across two nodes (one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;
   let t: Tenant;
