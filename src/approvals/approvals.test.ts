@@ -167,6 +167,35 @@ for (const engine of ENGINES) {
       assert.equal((await decide(server.url, t.token, approvalId, 'deny')).status, 409, 'expired stays expired');
     });
 
+    it("a node's sweeps never overlap: each answers only after the expiries it may have skipped committed", async () => {
+      const { approvalId } = await openApproval(server, t.clientId, { expiresInMs: 1 });
+      await new Promise((r) => setTimeout(r, 5));
+      // Watch the real store's expiry write: overlapping sweeps would each be inside it at once.
+      const approvals = server.store.approvals;
+      const expireDue = approvals.expireDue;
+      let inside = 0;
+      let mostInside = 0;
+      approvals.expireDue = async (...args: Parameters<typeof expireDue>) => {
+        mostInside = Math.max(mostInside, ++inside);
+        try {
+          await new Promise((r) => setTimeout(r, 20));
+          return await expireDue.apply(approvals, args);
+        } finally {
+          inside--;
+        }
+      };
+      try {
+        const sweeps = [server.services.approvals.sweep(), server.services.approvals.sweep(), server.services.approvals.sweep()];
+        const last = await sweeps[2]!;
+        assert.equal((await server.store.approvals.get(approvalId))?.status, 'expired', 'the last sweep answered after the expiry committed');
+        assert.deepEqual(last.map((a) => a.id).filter((id) => id === approvalId), [], 'an earlier sweep expired it');
+        await Promise.all(sweeps);
+        assert.equal(mostInside, 1);
+      } finally {
+        approvals.expireDue = expireDue;
+      }
+    });
+
     it('operators list by status with a cursor, read by id; another account sees nothing', async () => {
       const fresh = await createTenant(server.url);
       const ids: string[] = [];

@@ -48,6 +48,7 @@ export class ApprovalService {
   private readonly unsubscribe: () => void;
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
+  private sweepQueue: Promise<void> = Promise.resolve();
   private closed = false;
   /** Decisions made on other nodes are not signalled now: long polls re-read on a short period instead. */
   private deaf = false;
@@ -159,7 +160,18 @@ export class ApprovalService {
   }
 
   /** Expires what is due now; several nodes may run this at once (each row expires once). */
-  async sweep(): Promise<Approval[]> {
+  /**
+   * Expires every due approval. Sweeps of one node run one after another: an overlapping sweep
+   * would skip the rows the other holds (SKIP LOCKED, meant for other nodes) and return before
+   * their expiry committed.
+   */
+  sweep(): Promise<Approval[]> {
+    const run = this.sweepQueue.then(() => this.sweepDue());
+    this.sweepQueue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async sweepDue(): Promise<Approval[]> {
     const all: Approval[] = [];
     for (;;) {
       const now = this.now();
