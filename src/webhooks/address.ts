@@ -14,7 +14,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 
-const blocked = new net.BlockList();
+const blockedV4 = new net.BlockList();
 for (const [prefix, bits] of [
   ['0.0.0.0', 8], // "this network"
   ['10.0.0.0', 8],
@@ -28,35 +28,77 @@ for (const [prefix, bits] of [
   ['224.0.0.0', 4], // multicast
   ['240.0.0.0', 4], // reserved, broadcast
 ] as const) {
-  blocked.addSubnet(prefix, bits, 'ipv4');
+  blockedV4.addSubnet(prefix, bits, 'ipv4');
 }
+const blockedV6 = new net.BlockList();
 for (const [prefix, bits] of [
   ['::', 128],
   ['::1', 128],
-  ['64:ff9b::', 96], // NAT64: an IPv4 address inside
+  ['100::', 64], // discard-only
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
+  ['fec0::', 10], // site-local (deprecated, still routed by some stacks)
   ['ff00::', 8], // multicast
 ] as const) {
-  blocked.addSubnet(prefix, bits, 'ipv6');
+  blockedV6.addSubnet(prefix, bits, 'ipv6');
 }
 
-/** True for loopback, private, link-local, multicast and other non-public addresses. */
+/**
+ * IPv6 forms that carry an IPv4 address, and where: a packet to one of them may end up at that IPv4
+ * address (a translator, a tunnel, or the host's own stack), so the IPv4 rules decide. Each entry:
+ * the prefix's leading bytes, and the positions of the bytes of each IPv4 address it may embed.
+ */
+const LAST_FOUR = [12, 13, 14, 15] as const;
+const EMBEDDING: ReadonlyArray<{ prefix: readonly number[]; ipv4: ReadonlyArray<readonly number[]>; inverted?: boolean }> = [
+  // ::a.b.c.d, IPv4-compatible (deprecated, RFC 4291)
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ipv4: [LAST_FOUR] },
+  // ::ffff:a.b.c.d, IPv4-mapped
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], ipv4: [LAST_FOUR] },
+  // ::ffff:0:a.b.c.d, IPv4-translated (RFC 2765)
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0], ipv4: [LAST_FOUR] },
+  // 64:ff9b::/96, the NAT64 well-known prefix (RFC 6052)
+  { prefix: [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], ipv4: [LAST_FOUR] },
+  // 64:ff9b:1::/48, NAT64 local use (RFC 8215): the operator picks the prefix length (/48 to /96),
+  // so every position RFC 6052 allows for those, around the reserved byte 8
+  { prefix: [0, 0x64, 0xff, 0x9b, 0, 1], ipv4: [[6, 7, 9, 10], [7, 9, 10, 11], [9, 10, 11, 12], LAST_FOUR] },
+  // 2002:a.b.c.d::/48, 6to4 (RFC 3056)
+  { prefix: [0x20, 0x02], ipv4: [[2, 3, 4, 5]] },
+  // 2001:0::/32, Teredo (RFC 4380): the server in bytes 4-7, the client, inverted, in the last four
+  { prefix: [0x20, 0x01, 0, 0], ipv4: [[4, 5, 6, 7]] },
+  { prefix: [0x20, 0x01, 0, 0], ipv4: [LAST_FOUR], inverted: true },
+];
+
+/** The 16 bytes of an IPv6 address (any textual form, with or without a trailing dotted quad). */
+function ipv6Bytes(address: string): number[] | null {
+  if (net.isIPv6(address) === false) return null;
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted[1]!.split('.').map(Number) as [number, number, number, number];
+    text = text.slice(0, dotted.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const groups = (part: string | undefined) => (part === undefined || part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const left = groups(head);
+  const right = groups(tail);
+  const words = tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  if (words.length !== 8) return null;
+  return words.flatMap((w) => [w >> 8, w & 255]);
+}
+
+/** True for loopback, private, link-local, multicast and other non-public addresses, IPv4 embedded in IPv6 included. */
 export function isPrivateAddress(address: string): boolean {
   const family = net.isIP(address);
-  if (family === 4) return blocked.check(address, 'ipv4');
+  if (family === 4) return blockedV4.check(address, 'ipv4');
   if (family !== 6) return true;
-  // ::ffff:a.b.c.d (and its hex form) is the IPv4 address a.b.c.d.
-  const mapped = /^::ffff:(?:0:)?(.+)$/i.exec(address)?.[1];
-  if (mapped !== undefined) {
-    if (net.isIPv4(mapped)) return blocked.check(mapped, 'ipv4');
-    const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(mapped);
-    if (hex !== null) {
-      const v = (parseInt(hex[1]!, 16) << 16) | parseInt(hex[2]!, 16);
-      return blocked.check([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.'), 'ipv4');
-    }
+  const bytes = ipv6Bytes(address);
+  if (bytes === null) return true;
+  for (const form of EMBEDDING) {
+    if (!form.prefix.every((b, i) => bytes[i] === b)) continue;
+    const embedded = form.ipv4.map((at) => at.map((i) => (form.inverted ? ~bytes[i]! & 255 : bytes[i]!)).join('.'));
+    if (embedded.some((ipv4) => blockedV4.check(ipv4, 'ipv4'))) return true;
   }
-  return blocked.check(address, 'ipv6');
+  return blockedV6.check(address, 'ipv6');
 }
 
 export class PrivateAddressError extends Error {
@@ -66,9 +108,9 @@ export class PrivateAddressError extends Error {
   }
 }
 
-/** The URL's host without the brackets of an IPv6 literal. */
+/** The URL's host without the brackets of an IPv6 literal, or the trailing dot of a fully qualified name. */
 function bareHost(url: URL): string {
-  return url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return url.hostname.replace(/^\[|\]$/g, '').replace(/\.+$/, '').toLowerCase();
 }
 
 /** Why this URL may not be registered (an IP literal or a name that is local by definition), or null. */

@@ -368,7 +368,11 @@ describe('webhooks on a default install (private addresses refused) [sqlite]', (
   });
 
   it('refuses to register a loopback, private, link-local or localhost URL, storing nothing', async () => {
-    for (const url of [rx.url('/x'), 'http://10.0.0.5/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:9/x', 'http://localhost:9/x']) {
+    for (const url of [
+      rx.url('/x'), 'http://10.0.0.5/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:9/x', 'http://localhost:9/x',
+      // IPv4 inside IPv6 (IPv4-compatible, NAT64, NAT64 local-use, 6to4) and a fully qualified localhost
+      'http://[::127.0.0.1]:9/x', 'http://[64:ff9b::127.0.0.1]/x', 'http://[64:ff9b:1::a9fe:a9fe]/x', 'http://[2002:7f00:1::]/x', 'http://localhost.:9/x',
+    ]) {
       const res = await http(server.url, 'POST', `/api/apps/${t.clientId}/webhooks`, { token: t.token, body: { url, events: ['kill_switch.on'] } });
       assert.equal(res.status, 400, url);
       assert.equal(res.body.error.code, 'validation_failed');
