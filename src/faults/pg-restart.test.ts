@@ -66,7 +66,17 @@ describe('PostgreSQL restarted under two nodes', POSTGRES_ONLY, () => {
     await sleep(300);
     const crashedAt = performance.now();
     cluster.stop('immediate');
-    await sleep(1000);
+    // While the database is down, operator reads and stream (re)connects are 503 store_unavailable
+    // with Retry-After too, never 500: the token lookup, the policy, the kill switches, the streams.
+    const outageAnswers: string[] = [];
+    for (const path of ['policies', 'kill-switches', 'checks', 'traces', 'live', 'approvals/live']) {
+      const r = await fetch(`${a.url}/api/apps/${t.clientId}/${path}`, { headers: { authorization: `Bearer ${t.token}`, accept: 'application/json, text/event-stream' } });
+      const text = await r.text();
+      outageAnswers.push(`${path}: ${r.status} ${r.headers.get('retry-after') !== null ? 'retry-after' : 'no retry-after'} ${text.includes('store_unavailable') ? 'store_unavailable' : text.slice(0, 80)}`);
+    }
+    const unavailable = (path: string) => `${path}: 503 retry-after store_unavailable`;
+    assert.deepEqual(outageAnswers, ['policies', 'kill-switches', 'checks', 'traces', 'live', 'approvals/live'].map(unavailable));
+    await sleep(Math.max(0, 1000 - (performance.now() - crashedAt)));
     cluster.start();
     const upAt = performance.now();
 
