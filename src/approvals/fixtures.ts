@@ -3,7 +3,6 @@
  * a CheckRecord with an approval, committed by the check's own recordCheck (its webhook deliveries
  * in the same transaction, then the `approval.requested` event), without needing a policy.
  */
-import { argumentsHash } from '../guard/evaluate.js';
 import { recordCheck } from '../guard/service.js';
 import { newId } from '../keys/tokens.js';
 import type { CheckRecord } from '../store/guard-types.js';
@@ -30,7 +29,7 @@ export async function openApproval(server: RunningServer, clientId: string, opti
     userSub: options.userSub === undefined ? 'user-42' : options.userSub,
     sessionId: options.sessionId === undefined ? 'sess-1' : options.sessionId,
     eventId: null,
-    argumentsHash: argumentsHash(options.arguments ?? { amount: 120 }),
+    argumentsHash: server.services.argumentHashes.hash(clientId, options.arguments ?? { amount: 120 }),
     arguments: null,
     decision: 'require_approval',
     reason: options.reason ?? 'refunds over 100 need a human',

@@ -1,7 +1,9 @@
 /** The evaluator, table-driven: each row is a policy, a call and the decision it must get. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { applyRateLimit, argumentsHash, canonicalJson, compilePolicy, evaluate, globMatch, NO_KILLS, type CheckInput, type KillState } from './evaluate.js';
+import crypto from 'node:crypto';
+import { ArgumentHasher } from './arguments-hash.js';
+import { applyRateLimit, canonicalJson, compilePolicy, evaluate, globMatch, NO_KILLS, type CheckInput, type KillState } from './evaluate.js';
 import { checkRuleInput, type PolicyDocument, type Rule, type RuleInput } from './policy.js';
 
 let n = 0;
@@ -129,9 +131,23 @@ describe('guard evaluator', () => {
   });
 
   it('canonical JSON: key order does not change the arguments hash', () => {
+    const hasher = new ArgumentHasher(Buffer.alloc(32, 1));
     assert.equal(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] }), '{"a":[{"c":3,"d":2}],"b":1}');
-    assert.equal(argumentsHash({ x: 1, y: 2 }), argumentsHash({ y: 2, x: 1 }));
-    assert.notEqual(argumentsHash({ x: 1 }), argumentsHash({ x: 2 }));
-    assert.equal(argumentsHash(undefined), argumentsHash({}));
+    assert.equal(hasher.hash('logi_a', { x: 1, y: 2 }), hasher.hash('logi_a', { y: 2, x: 1 }));
+    assert.notEqual(hasher.hash('logi_a', { x: 1 }), hasher.hash('logi_a', { x: 2 }));
+    assert.equal(hasher.hash('logi_a', undefined), hasher.hash('logi_a', {}));
+  });
+
+  it('arguments hashes are keyed: not the well-known SHA-256, different per app and per server key, stable per app', () => {
+    const hasher = new ArgumentHasher(Buffer.alloc(32, 1));
+    const plainSha256 = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
+    // SHA-256("{}"), the value anyone can look up: a stored hash must not be it.
+    assert.equal(plainSha256('{}'), '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a');
+    assert.notEqual(hasher.hash('logi_a', {}), plainSha256('{}'));
+    assert.notEqual(hasher.hash('logi_a', { amount: 100 }), plainSha256('{"amount":100}'));
+    assert.notEqual(hasher.hash('logi_a', { amount: 100 }), hasher.hash('logi_b', { amount: 100 }), 'another app, another key');
+    assert.notEqual(hasher.hash('logi_a', { amount: 100 }), new ArgumentHasher(Buffer.alloc(32, 2)).hash('logi_a', { amount: 100 }), 'another server key');
+    assert.equal(hasher.hash('logi_a', { amount: 100 }), new ArgumentHasher(Buffer.alloc(32, 1)).hash('logi_a', { amount: 100 }), 'every node with the same key agrees');
+    assert.match(hasher.hash('logi_a', {}), /^[0-9a-f]{64}$/);
   });
 });

@@ -9,7 +9,6 @@
  * Matching is linear-time by construction: globs use a two-pointer matcher (no regex), argument
  * regexes run under RE2 (re2js), so no rule can hang a node.
  */
-import crypto from 'node:crypto';
 import { RE2JS } from 're2js';
 import type { Condition, Effect, PolicyDocument, RateLimit, Rule } from './policy.js';
 
@@ -264,8 +263,4 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const keys = Object.keys(value).sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-export function argumentsHash(args: unknown): string {
-  return crypto.createHash('sha256').update(canonicalJson(args ?? {})).digest('hex');
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { argumentsHash } from './evaluate.js';
+import { canonicalJson } from './evaluate.js';
 import { createTenant, ENGINES, freshLocation, http, postTrace, rawSql, spawnServer, startServer, twoNodesOnePostgres, TEST_SECRET_KEY, traceBody, type RunningServer, type TwoNodes, type SpawnedServer, type Tenant, POSTGRES_ONLY } from '../testing/harness.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
@@ -85,7 +85,7 @@ for (const engine of ENGINES) {
         assert.equal(rows.length, 1);
         assert.equal(rows[0]!.status, 'pending');
         assert.equal(rows[0]!.check_id, res.body.check_id);
-        assert.equal(rows[0]!.arguments_hash, argumentsHash({ amount: 5000 }));
+        assert.equal(rows[0]!.arguments_hash, server.services.argumentHashes.hash(t.clientId, { amount: 5000 }));
       } finally {
         await db.close();
       }
@@ -239,7 +239,8 @@ for (const engine of ENGINES) {
       const first = await g.check({ arguments: args });
       let checks = (await g.api('GET', '/checks')).body.checks;
       assert.equal(checks[0].arguments, null);
-      assert.equal(checks[0].arguments_sha256, argumentsHash(args));
+      assert.equal(checks[0].arguments_sha256, server.services.argumentHashes.hash(t.clientId, args));
+      assert.notEqual(checks[0].arguments_sha256, crypto.createHash('sha256').update(canonicalJson(args)).digest('hex'), 'keyed, not a plain SHA-256 anyone can recompute');
       const db = await rawSql(server.location);
       try {
         const stored = await db.query('SELECT * FROM guard_checks WHERE id = ?', [first.body.check_id]);

@@ -9,7 +9,7 @@ import type { CheckRecord, Grant, KillSwitch, StoredPolicy } from '../store/guar
 import type { StoredTrace } from '../store/types.js';
 import type { GuardEvent } from './events.js';
 import { isFailure, type Edit, type EditFailure } from './edits.js';
-import { applyRateLimit, argumentsHash, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
+import { applyRateLimit, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
 import { webhookDeliveries } from '../webhooks/service.js';
 import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
 
@@ -56,7 +56,7 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
     const { bucket, windowStart, windowEnd } = evaluation.rateLimit;
     evaluation = applyRateLimit(evaluation, await services.store.guard.hitRateCounter(bucket, windowStart, windowEnd), now);
   }
-  const hash = argumentsHash(input.arguments);
+  const hash = services.argumentHashes.hash(input.clientId, input.arguments);
   let grantId: string | null = null;
   if (evaluation.decision === 'require_approval') {
     const grant = findGrant(state.grants, input, hash, now);

@@ -16,6 +16,7 @@ import { PakAuthenticator } from '../keys/authenticator.js';
 import { TraceWriter } from '../traces/writer.js';
 import { isStoreUnavailable } from '../store/errors.js';
 import { continueOnlyWhenWanted } from './expect-continue.js';
+import { ArgumentHasher } from '../guard/arguments-hash.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
 import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -55,6 +56,8 @@ export interface Services {
   events: GuardEvents;
   /** Seals and opens secrets stored in the database. */
   secrets: SecretBox;
+  /** Keyed hashes of guard check arguments (one key per app, from the server key). */
+  argumentHashes: ArgumentHasher;
   /** Approval long polls, decisions, grants and the expiry sweeper. */
   approvals: ApprovalService;
   /** Webhook endpoints and the delivery worker of this node. */
@@ -145,7 +148,9 @@ export function coalesceSignals(send: (clientIds: ReadonlySet<string>) => void, 
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
   const events = new GuardEvents();
-  const secrets = new SecretBox(loadServerKey(config.secretKey, config.dataDir));
+  const serverKey = loadServerKey(config.secretKey, config.dataDir);
+  const secrets = new SecretBox(serverKey);
+  const argumentHashes = new ArgumentHasher(serverKey);
   // Background work has no request to report to; the server log is assigned once Fastify exists.
   let logError: (err: unknown, what: string) => void = () => {};
   const publishCommitted = (clientIds: ReadonlySet<string>) => {
@@ -167,6 +172,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
     events,
     secrets,
+    argumentHashes,
     approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
     webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, allowPrivateAddresses: config.webhookAllowPrivate, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
     // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take

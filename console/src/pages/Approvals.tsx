@@ -169,7 +169,7 @@ function PendingCard({ a, now, onDecide }: { a: Approval; now: number; onDecide:
         <dt>Reason</dt><dd>{a.reason}</dd>
         <dt>Scope</dt><dd><code>{a.scope}</code></dd>
         <dt>Session</dt><dd>{a.session_id ?? '—'}</dd>
-        <dt>Arguments</dt><dd><code title={a.arguments_hash}>sha256 {a.arguments_hash.slice(0, 16)}…</code></dd>
+        <dt>Arguments</dt><dd><code title={`keyed hash (HMAC-SHA-256) ${a.arguments_hash}`}>hash {a.arguments_hash.slice(0, 16)}…</code></dd>
         <dt>Asked</dt><dd>{fmtTime(a.created_at)}</dd>
         <dt>Expires</dt><dd>{fmtTime(a.expires_at)}</dd>
       </dl>
