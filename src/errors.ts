@@ -26,6 +26,8 @@ export const ERRORS = {
   malformed_json: { status: 400, message: 'The request body is not valid JSON' },
   malformed_protobuf: { status: 400, message: 'The request body is not a valid OTLP protobuf message' },
   validation_failed: { status: 400, message: 'The request does not match the schema' },
+  malformed_http: { status: 400, message: 'The request is not well-formed HTTP (request line, headers, Content-Length or chunking)' },
+  headers_too_large: { status: 431, message: 'The request headers are larger than allowed' },
   batch_too_large: { status: 413, message: 'The batch holds more traces than allowed' },
 
   // Limits and availability

@@ -155,3 +155,67 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+for (const engine of ENGINES) {
+  describe(`sign-in throttles and origins [${engine}]`, () => {
+    let server: RunningServer;
+    let secure: RunningServer;
+    before(async () => {
+      server = await startServer(engine);
+      secure = await startServer(engine, { secureCookies: true });
+      for (const s of [server, secure]) {
+        assert.equal((await http(s.url, 'POST', '/api/auth/signup', { body: { email: 'target@example.com', password } })).status, 201);
+      }
+      assert.equal((await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'bystander@example.com', password } })).status, 201);
+    });
+    after(async () => {
+      await server.close();
+      await secure.close();
+    });
+
+    it('after 10 wrong passwords for one account, its sign-ins are 429 (right password included) while other accounts sign in; unknown emails alike', async () => {
+      for (let i = 0; i < 10; i++) {
+        const wrong = await http(server.url, 'POST', i % 2 === 0 ? '/api/auth/login' : '/api/auth/token', { body: { email: i === 3 ? 'TARGET@example.com' : 'target@example.com', password: `guess ${i}` } });
+        assert.equal(wrong.status, 401, `guess ${i}`);
+      }
+      for (const route of ['/api/auth/login', '/api/auth/token']) {
+        const right = await http(server.url, 'POST', route, { body: { email: 'target@example.com', password } });
+        assert.equal(right.status, 429, right.text);
+        assert.equal(right.body.error.code, 'rate_limited');
+        const retry = Number(right.headers.get('retry-after'));
+        assert.ok(retry > 800 && retry <= 900, `Retry-After ${retry} s: the rest of the 15-minute window`);
+        assert.equal(right.headers.getSetCookie().length, 0, 'no session');
+      }
+      // The per-address limit (20 a minute) is not what refused it: another account signs in from the same address.
+      assert.equal((await http(server.url, 'POST', '/api/auth/login', { body: { email: 'bystander@example.com', password } })).status, 200);
+      for (let i = 0; i < 10; i++) await http(server.url, 'POST', '/api/auth/login', { body: { email: 'ghost@example.com', password: `guess ${i}` } });
+      assert.equal((await http(server.url, 'POST', '/api/auth/login', { body: { email: 'ghost@example.com', password } })).status, 429, 'an unknown email is throttled the same way');
+    });
+
+    it('a success clears the count: nine wrong, one right, nine wrong again are all answered', async () => {
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < 9; i++) assert.equal((await http(secure.url, 'POST', '/api/auth/token', { body: { email: 'target@example.com', password: 'nope' } })).status, 401);
+        assert.equal((await http(secure.url, 'POST', '/api/auth/token', { body: { email: 'target@example.com', password } })).status, 201);
+      }
+    });
+
+    it('the same-origin check compares the scheme: http://host is not https://host, and behind TLS (secure cookies) only https is ours', async () => {
+      const login = await http(server.url, 'POST', '/api/auth/login', { body: { email: 'bystander@example.com', password } });
+      const cookie = sessionCookie(login.headers).split(';')[0]!;
+      const host = new URL(server.url).host;
+      const otherScheme = await http(server.url, 'POST', '/api/apps', { body: { name: 'x' }, headers: { cookie, origin: `https://${host}` } });
+      assert.equal(otherScheme.status, 403);
+      assert.equal(otherScheme.body.error.code, 'csrf_rejected');
+      assert.equal((await http(server.url, 'POST', '/api/apps', { body: { name: 'x' }, headers: { cookie, origin: `http://${host}` } })).status, 201);
+
+      // Behind a TLS-terminating proxy the server sees HTTP, the browser says https.
+      const secureHost = new URL(secure.url).host;
+      const plain = await http(secure.url, 'POST', '/api/auth/login', { body: { email: 'target@example.com', password }, headers: { origin: `http://${secureHost}` } });
+      assert.equal(plain.status, 403);
+      assert.equal(plain.body.error.code, 'csrf_rejected');
+      const tls = await http(secure.url, 'POST', '/api/auth/login', { body: { email: 'target@example.com', password }, headers: { origin: `https://${secureHost}` } });
+      assert.equal(tls.status, 200, tls.text);
+      assert.match(tls.headers.getSetCookie()[0]!, /; Secure/);
+    });
+  });
+}

@@ -50,23 +50,31 @@ export function requireOperator(services: Services) {
     const hash = hashSecret(cookieValue);
     const session = await services.store.findSession(hash, services.now());
     if (session === null) throw new ApiError('unauthenticated', 'The session has expired; sign in again');
-    if (!SAFE_METHODS.has(request.method)) assertSameOrigin(request);
+    if (!SAFE_METHODS.has(request.method)) assertSameOrigin(request, services.config.secureCookies);
     request.operator = { accountId: session.accountId, via: 'session', credentialHash: hash };
   };
 }
 
-export function assertSameOrigin(request: FastifyRequest): void {
+/**
+ * The request comes from our own origin: scheme, host and port. The scheme counts because
+ * `http://host` is another origin than `https://host`: a page on the plain-HTTP side, which anyone
+ * on the network path can write, must not act on the HTTPS side. Behind a TLS-terminating proxy the
+ * server itself sees HTTP, so with secure cookies (PANOPTICON_SECURE_COOKIES, which such an install
+ * sets) the origin must be https.
+ */
+export function assertSameOrigin(request: FastifyRequest, secureCookies: boolean): void {
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new ApiError('csrf_rejected');
   const origin = request.headers.origin;
   if (origin !== undefined) {
-    let host: string;
+    let parsed: URL;
     try {
-      host = new URL(origin).host;
+      parsed = new URL(origin);
     } catch {
       throw new ApiError('csrf_rejected');
     }
-    if (host !== request.headers.host) throw new ApiError('csrf_rejected');
+    const scheme = secureCookies ? 'https:' : `${request.protocol}:`;
+    if (parsed.host !== request.headers.host || parsed.protocol !== scheme) throw new ApiError('csrf_rejected');
   }
 }
 

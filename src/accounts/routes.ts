@@ -6,7 +6,8 @@ import { accountJson } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import { assertSameOrigin, newSessionToken, operatorOf, requireOperator, SESSION_COOKIE } from './auth.js';
-import { checkCredentials, issueOperatorToken, signUp } from './service.js';
+import { checkCredentials, issueOperatorToken, normaliseEmail, signUp } from './service.js';
+import { LoginThrottle } from './login-throttle.js';
 import { hashSecret } from '../keys/tokens.js';
 
 const Credentials = Type.Object(
@@ -34,6 +35,21 @@ const credentialRateLimit = { rateLimit: { max: 20, timeWindow: 60_000 } };
 export function registerAccountRoutes(app: FastifyInstance, services: Services): void {
   const { store, config, now } = services;
   const authenticated = requireOperator(services);
+  const throttle = new LoginThrottle(now);
+
+  /** The account these credentials sign in, within the per-account limit on wrong passwords. */
+  async function signIn(email: string, password: string) {
+    const key = normaliseEmail(email);
+    const wait = throttle.retryAfterSeconds(key);
+    if (wait > 0) throw new ApiError('rate_limited', `Too many wrong passwords for this account; retry in ${wait} s`, { retry_after_seconds: wait });
+    const account = await checkCredentials(store, email, password, services.passwordScryptN);
+    if (account === null) {
+      throttle.failed(key);
+      throw new ApiError('invalid_credentials');
+    }
+    throttle.succeeded(key);
+    return account;
+  }
 
   async function startSession(reply: FastifyReply, accountId: string) {
     const token = newSessionToken();
@@ -57,7 +73,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
       response: { 201: Type.Object({ account: AccountJson }), ...errorResponses(400, 403, 409, 429) },
     },
   }, async (request, reply) => {
-    assertSameOrigin(request);
+    assertSameOrigin(request, config.secureCookies);
     const { email, password } = request.body as { email: string; password: string };
     const result = await signUp(store, config, email, password, now(), services.passwordScryptN);
     if (!result.ok) throw new ApiError(result.code);
@@ -74,10 +90,9 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
       response: { 200: Type.Object({ account: AccountJson }), ...errorResponses(400, 401, 429) },
     },
   }, async (request, reply) => {
-    assertSameOrigin(request);
+    assertSameOrigin(request, config.secureCookies);
     const { email, password } = request.body as { email: string; password: string };
-    const account = await checkCredentials(store, email, password, services.passwordScryptN);
-    if (account === null) throw new ApiError('invalid_credentials');
+    const account = await signIn(email, password);
     await startSession(reply, account.id);
     return { account: accountJson(account) };
   });
@@ -106,8 +121,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
     },
   }, async (request, reply) => {
     const { email, password, name } = request.body as { email: string; password: string; name?: string };
-    const account = await checkCredentials(store, email, password, services.passwordScryptN);
-    if (account === null) throw new ApiError('invalid_credentials');
+    const account = await signIn(email, password);
     const { token, record } = await issueOperatorToken(store, account.id, name ?? 'logi', now());
     return reply.code(201).send({ token, token_id: record.id, prefix: record.prefix, account: accountJson(account) });
   });

@@ -196,6 +196,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     // stays open until every connection has ended); Fastify's own 503 would bypass the error
     // catalogue and turn away work we can finish.
     return503OnClosing: false,
+    clientErrorHandler: answerMalformedHttp,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   continueOnlyWhenWanted(app);
@@ -330,6 +331,34 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, code: Er
     .send(errorBody(code, message ?? ERRORS[code].message, request.id, details));
 }
 
+function clientWentAway(request: FastifyRequest): boolean {
+  return request.raw.readableAborted || (request.raw.destroyed && !request.raw.complete);
+}
+
+/**
+ * What Node's HTTP parser refuses before a request exists (a negative or doubled Content-Length,
+ * broken chunking, a bad header byte, headers over the size limit): answered with the catalogue's
+ * body, as any other error, rather than Fastify's default `{"error":"Bad Request",…}`; then the
+ * connection closes, since its framing can no longer be trusted.
+ */
+function answerMalformedHttp(err: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'malformed_http';
+  const requestId = newRequestId();
+  const body = JSON.stringify(errorBody(code, ERRORS[code].message, requestId));
+  const status = ERRORS[code].status;
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    `X-Request-Id: ${requestId}\r\n` +
+    'Connection: close\r\n\r\n' + body,
+  );
+}
+
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'malformed_json',
@@ -339,6 +368,11 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 };
 
 function renderError(err: FastifyError | ApiError | Error, request: FastifyRequest, reply: FastifyReply) {
+  if (clientWentAway(request)) {
+    // The client closed the connection mid-upload: nobody to answer, nothing wrong with the server.
+    request.log.info({ code: (err as NodeJS.ErrnoException).code }, 'client closed the connection before the request was read');
+    return reply.send();
+  }
   if (err instanceof ApiError) {
     if (err.code === 'rate_limited' || err.code === 'store_unavailable') {
       const retry = err.details?.retry_after_seconds;
