@@ -47,7 +47,7 @@ const CheckBody = Type.Object({
   scope: Text(256),
   user_sub: Type.Optional(Type.Union([Text(256), Type.Null()])),
   session_id: Type.Optional(Type.Union([Text(256), Type.Null()])),
-  arguments: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true, maxProperties: 256 }), Type.Null()], { description: `The call's arguments, at most ${GUARD_LIMITS.argumentsBytes} bytes as JSON and ${GUARD_LIMITS.argumentsDepth} levels deep. Used for the decision; only a SHA-256 of their canonical JSON is stored unless the app keeps arguments.` })),
+  arguments: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true, maxProperties: 256 }), Type.Null()], { description: `The call's arguments, at most ${GUARD_LIMITS.argumentsBytes} bytes as JSON and ${GUARD_LIMITS.argumentsDepth} levels deep. Used for the decision; only a keyed hash (HMAC-SHA-256, per-app key) of their canonical JSON is stored unless the app keeps arguments.` })),
   event_id: Type.Optional(Type.String({ format: 'uuid', description: 'The trace this call will be reported as (a UUID, as in traces).' })),
 }, { additionalProperties: false });
 
@@ -373,7 +373,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: {
       tags: ['guard'],
-      summary: 'Guard settings: keep_arguments stores checked arguments verbatim (off: only their SHA-256)',
+      summary: 'Guard settings: keep_arguments stores checked arguments verbatim (off: only their keyed hash)',
       params: ClientIdParams,
       body: Type.Object({ keep_arguments: Type.Boolean() }, { additionalProperties: false }),
       response: { 200: Type.Object({ keep_arguments: Type.Boolean() }), ...errorResponses(400, 401, 403, 404) },

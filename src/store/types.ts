@@ -39,7 +39,7 @@ export interface App {
   name: string;
   panopticonEnabled: boolean;
   hmacEnabled: boolean;
-  /** Keep checked tool arguments verbatim (off: only their SHA-256 is stored). */
+  /** Keep checked tool arguments verbatim (off: only their keyed hash is stored). */
   keepArguments: boolean;
   createdAt: number;
 }
