@@ -62,10 +62,6 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
-export function statusOf(code: ErrorCode): number {
-  return ERRORS[code].status;
-}
-
 /**
  * An expected failure that ends the request: thrown from hooks/handlers and rendered once by the
  * error handler. Domain functions return result values instead; routes turn those into ApiErrors.

@@ -69,8 +69,6 @@ export interface Services {
   now: () => number;
 }
 
-export type App = FastifyInstance & { withTypeProvider(): FastifyInstance };
-
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
