@@ -88,7 +88,7 @@ class Transport:
         self._idle: List[Tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
         self._active: Dict[int, http.client.HTTPConnection] = {}
-        self._aidle: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, List[Tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]]" = weakref.WeakKeyDictionary()
+        self._aidle: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool]" = weakref.WeakKeyDictionary()
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -201,7 +201,10 @@ class Transport:
             head.append("Content-Length: %d" % len(body))
         payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         deadline = loop.time() + timeout
-        pooled = self._aidle.setdefault(loop, [])
+        pooled = self._aidle.get(loop)
+        if pooled is None:
+            pooled = self._aidle[loop] = _LoopPool()
+            await pooled.guard.__anext__()
         conn = self._atake(pooled, loop)
         reused = conn is not None
         for attempt in (0, 1):
@@ -294,6 +297,23 @@ class Transport:
         if "content-length" in headers:
             return status, headers, await reader.readexactly(int(headers["content-length"])), keep
         return status, headers, await reader.read(), False
+
+
+class _LoopPool(list):
+    """Idle connections of one event loop. ``guard`` is an async generator parked in its first
+    ``yield``: the loop's shutdown (``asyncio.run`` calls ``loop.shutdown_asyncgens()``) closes it,
+    and its ``finally`` closes the connections while the loop can still run their close."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.guard = self._guard()
+
+    async def _guard(self):  # type: ignore[no-untyped-def]
+        try:
+            yield
+        finally:
+            while self:
+                self.pop()[1].close()
 
 
 def _aclose(conn: Optional[Tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:
