@@ -247,6 +247,28 @@ class TestUnreachableGuard(unittest.TestCase):
         pano.close(0.05)
         open_pano.close(0.05)
 
+    def test_denied_error_chooses_the_exception_a_refusal_raises(self) -> None:
+        class ToolError(Exception):  # stands for fastmcp.exceptions.ToolError
+            pass
+
+        pano = offline()
+
+        @pano.tool(scope="x", denied_error=lambda err: ToolError(str(err)))
+        async def work() -> str:
+            return "ran"
+
+        @pano.tool(scope="x", denied_error=lambda err: 1 / 0)  # a broken converter still refuses
+        def other() -> str:
+            return "ran"
+
+        with self.assertRaises(ToolError) as caught:
+            asyncio.run(work())
+        self.assertTrue(str(caught.exception).startswith("Denied by Panopticon: Panopticon guard unreachable"))
+        self.assertIsInstance(caught.exception.__cause__, PanopticonDenied)
+        with self.assertRaises(PanopticonDenied):
+            other()
+        pano.close(0.05)
+
     def test_a_raising_user_sub_resolver_denies_the_call(self) -> None:
         pano = offline(fail_mode="open")
 

@@ -36,9 +36,6 @@ __all__ = ["governed"]
 
 PerCall = Union[str, None, Callable[[ToolCall], Optional[str]]]
 
-_OPTIONS = ("name", "scope", "user_sub", "session_id", "send_arguments", "exclude_arguments", "approval_timeout",
-            "timeout", "on_approval_required", "attributes")
-
 
 def _resolve(option: PerCall, call: ToolCall) -> Optional[str]:
     value = option(call) if callable(option) else option
@@ -52,7 +49,8 @@ def _resolve(option: PerCall, call: ToolCall) -> Optional[str]:
 class _Governor:
     def __init__(self, client: "Panopticon", fn: Callable[..., Any], name: Optional[str], scope: PerCall, user_sub: PerCall,
                  session_id: PerCall, send_arguments: bool, exclude_arguments: Iterable[str], approval_timeout: Optional[float],
-                 timeout: Optional[float], on_approval_required: Optional[Callable[..., Any]], attributes: Optional[Dict[str, Any]]) -> None:
+                 timeout: Optional[float], on_approval_required: Optional[Callable[..., Any]], attributes: Optional[Dict[str, Any]],
+                 denied_error: Optional[Callable[[PanopticonDenied], BaseException]] = None) -> None:
         self.client = client
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
@@ -65,10 +63,24 @@ class _Governor:
         self.timeout = timeout
         self.on_approval_required = on_approval_required
         self.attributes = dict(attributes or {})
+        self.denied_error = denied_error
         try:
             self.signature: Optional[inspect.Signature] = inspect.signature(fn)
         except (TypeError, ValueError):
             self.signature = None
+
+    def denied(self, err: PanopticonDenied) -> BaseException:
+        """The exception a refusal raises: ``PanopticonDenied``, or what ``denied_error`` makes of it."""
+        if self.denied_error is None:
+            return err
+        try:
+            converted = self.denied_error(err)
+        except Exception:  # noqa: BLE001 - a broken converter must not let the call through
+            return err
+        if isinstance(converted, BaseException):
+            converted.__cause__ = err
+            return converted
+        return err
 
     # --- before the call ------------------------------------------------------------------------
 
@@ -146,11 +158,11 @@ class _Governor:
         decision = self.client.check(self.name, guard_args, scope=scope, user_sub=user_sub, session_id=session_id, event_id=event_id)
         if decision.denied or decision.decision not in ("allow", "require_approval"):
             self.record("denied", started, t0, event_id, scope, user_sub, session_id, "%s: %s" % (decision.reason, decision.message or decision.reason), decision.check_id, extra)
-            raise PanopticonDenied(self.name, decision)
+            raise self.denied(PanopticonDenied(self.name, decision))
         if decision.requires_approval:
             if decision.approval is None:
                 self.record("denied", started, t0, event_id, scope, user_sub, session_id, "require_approval without an approval request", decision.check_id, extra)
-                raise PanopticonDenied(self.name, decision, message="Denied by Panopticon: approval required but no approval request was opened")
+                raise self.denied(PanopticonDenied(self.name, decision, message="Denied by Panopticon: approval required but no approval request was opened"))
             extra["panopticon.approval_id"] = decision.approval.id
             self.notify_approval(decision)
             outcome = self.client.wait_for_approval(decision.approval.id, self.approval_deadline(decision))
@@ -181,11 +193,11 @@ class _Governor:
         decision = await self.client.check_async(self.name, guard_args, scope=scope, user_sub=user_sub, session_id=session_id, event_id=event_id)
         if decision.denied or decision.decision not in ("allow", "require_approval"):
             self.record("denied", started, t0, event_id, scope, user_sub, session_id, "%s: %s" % (decision.reason, decision.message or decision.reason), decision.check_id, extra)
-            raise PanopticonDenied(self.name, decision)
+            raise self.denied(PanopticonDenied(self.name, decision))
         if decision.requires_approval:
             if decision.approval is None:
                 self.record("denied", started, t0, event_id, scope, user_sub, session_id, "require_approval without an approval request", decision.check_id, extra)
-                raise PanopticonDenied(self.name, decision, message="Denied by Panopticon: approval required but no approval request was opened")
+                raise self.denied(PanopticonDenied(self.name, decision, message="Denied by Panopticon: approval required but no approval request was opened"))
             extra["panopticon.approval_id"] = decision.approval.id
             self.notify_approval(decision)
             outcome = await self.client.wait_for_approval_async(decision.approval.id, self.approval_deadline(decision))
@@ -215,14 +227,14 @@ class _Governor:
         comment = (outcome.approval or {}).get("comment")
         why = "approval %s%s" % (outcome.status, ": %s" % comment if isinstance(comment, str) and comment else "")
         self.record("denied", started, t0, event_id, scope, user_sub, session_id, why, decision.check_id, extra)
-        raise PanopticonDenied(self.name, decision, outcome)
+        raise self.denied(PanopticonDenied(self.name, decision, outcome))
 
     def _resolver_failed(self, err: Exception, started: datetime.datetime, t0: float, event_id: str) -> Any:
         message = "scope/user_sub/session_id could not be determined: %s" % _describe(err)
         decision = GuardDecision(decision="deny", reason="resolver_error", message=message, source="fail_closed")
         scope = self.scope if isinstance(self.scope, str) and self.scope else self.client.default_scope
         self.record("denied", started, t0, event_id, scope, None, None, "resolver_error: " + message, None, {})
-        raise PanopticonDenied(self.name, decision) from err
+        raise self.denied(PanopticonDenied(self.name, decision)) from err
 
 
 def _status_of(err: BaseException) -> str:
@@ -271,6 +283,7 @@ def governed(
     timeout: Optional[float] = None,
     on_approval_required: Optional[Callable[..., Any]] = None,
     attributes: Optional[Dict[str, Any]] = None,
+    denied_error: Optional[Callable[[PanopticonDenied], BaseException]] = None,
 ) -> Callable[..., Any]:
     """Returns ``fn`` governed by ``client`` (what ``@client.tool(...)`` does).
 
@@ -287,6 +300,9 @@ def governed(
     - ``timeout``: seconds an async function may run before it is cancelled [no limit].
     - ``on_approval_required(tool, approval_ref, decision)``: called when a call starts waiting.
     - ``attributes``: added to every trace of this tool.
+    - ``denied_error``: makes the exception raised for a refusal from the ``PanopticonDenied``
+      (kept as its ``__cause__``), e.g. ``lambda e: ToolError(str(e))`` so FastMCP shows the
+      reason to the client even with ``mask_error_details=True``.
     """
     if not callable(fn):
         raise TypeError("@tool needs a function, got %r" % (fn,))
@@ -309,9 +325,11 @@ def governed(
         raise TypeError("attributes must be a dict")
     if on_approval_required is not None and not callable(on_approval_required):
         raise TypeError("on_approval_required must be callable")
+    if denied_error is not None and not callable(denied_error):
+        raise TypeError("denied_error must be callable")
 
     governor = _Governor(client, fn, name, scope, user_sub, session_id, bool(send_arguments), exclude_arguments, approval_timeout,
-                         timeout, on_approval_required, attributes)
+                         timeout, on_approval_required, attributes, denied_error)
     wrapper = (_async_wrapper if is_async else _sync_wrapper)(governor.call_async if is_async else governor.call_sync)
     fn_globals = getattr(fn, "__globals__", None)
     if isinstance(fn_globals, dict):
