@@ -4,6 +4,7 @@ on-disk spool across processes, exit and fork."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -271,6 +272,7 @@ class _Spool:
         self.server, self.op = shared(self.engine)
         self.app = self.op.app()
         self.dir = tempfile.mkdtemp(prefix="panopticon-spool-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
 
     def run_child(self, body: str, expect_signal: bool = False) -> List[str]:
         script = "import sys, os, signal, time\nsys.path.insert(0, %r)\nfrom panopticon import Panopticon\n" % os.path.join(SDK_ROOT, "src")
