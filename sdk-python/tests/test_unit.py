@@ -283,6 +283,72 @@ class TestUnreachableGuard(unittest.TestCase):
         pano.close(0.05)
 
 
+class TestConnections(unittest.TestCase):
+    """Keep-alive connections are reused, and one the server closed while idle is replaced without
+    failing the request."""
+
+    def serve(self, close_after_answer: bool) -> Any:
+        import http.server
+
+        ports: List[int] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                ports.append(self.client_address[1])
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps({"check_id": "chk_0000000000000000", "decision": "allow", "reason": "default", "message": "",
+                                   "rule_id": None, "policy_version": 0}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                # As a server whose keep-alive timeout ran out: closed, without saying so.
+                self.close_connection = close_after_answer
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        pano = Panopticon("http://127.0.0.1:%d" % srv.server_address[1], PAK, CID, flush_at_exit=False)
+        self.addCleanup(pano.close, 0.05)
+        return pano, ports
+
+    def test_one_connection_serves_many_requests_sync_and_async(self) -> None:
+        pano, ports = self.serve(close_after_answer=False)
+        for _ in range(10):
+            self.assertEqual(pano.check("t", scope="s").source, "server")
+        self.assertEqual((len(ports), len(set(ports))), (10, 1))
+
+        async def many() -> None:
+            for _ in range(10):
+                self.assertEqual((await pano.check_async("t", scope="s")).source, "server")
+
+        del ports[:]
+        asyncio.run(many())
+        self.assertEqual((len(ports), len(set(ports))), (10, 1))
+
+    def test_a_connection_the_server_closed_is_replaced_not_failed(self) -> None:
+        pano, ports = self.serve(close_after_answer=True)
+        for _ in range(5):
+            time.sleep(0.05)  # the close has arrived before the next request
+            self.assertEqual(pano.check("t", scope="s").source, "server")
+
+        async def many() -> None:
+            for _ in range(5):
+                await asyncio.sleep(0.05)
+                self.assertEqual((await pano.check_async("t", scope="s")).source, "server")
+
+        asyncio.run(many())
+        self.assertEqual(len(set(ports)), 10)
+
+
 class TestDecoratorOptions(unittest.TestCase):
     def test_wrong_options_fail_at_decoration_time(self) -> None:
         pano = offline()
