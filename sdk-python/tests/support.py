@@ -317,6 +317,15 @@ def eventually(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
+def self_signed_certificate(directory: str) -> Tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost, and its key (openssl CLI)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 def closed_port_url() -> str:
     """A loopback URL nothing listens on."""
     s = socket.socket()
@@ -354,7 +363,7 @@ class Proxy:
     commits) then closes the connection without answering (a lost acknowledgement). ``hold`` makes
     every request answer 503 until cleared."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: Optional[Tuple[str, str]] = None) -> None:
         parts = urllib.parse.urlsplit(target)
         self.target = (parts.hostname, parts.port)
         self.log: List[Tuple[float, str, str, bytes]] = []  # (time, method, path, body)
@@ -410,7 +419,15 @@ class Proxy:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        scheme = "http"
+        if tls is not None:  # (certificate file, key file): the proxy speaks HTTPS to the client
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.httpd.server_address[1])
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def batches(self) -> List[Tuple[float, List[str]]]:

@@ -148,6 +148,70 @@ class _Delivery:
         self.assertEqual(sorted(self.stored_ids()), sorted(good))
         pano.close()
 
+    def test_batches_stay_under_the_servers_body_limit(self) -> None:
+        pano = fast(self.proxy.url, self.app, batch_size=1000, flush_interval=30)
+        blob = "x" * 15_000  # attributes may hold 16 KiB: 150 of them are over the 2 MiB a batch may be
+        ids = [pano.trace("big", "agent:read", "ok", attributes={"blob": blob}) for _ in range(150)]
+        self.assertTrue(pano.flush(20))
+        sizes = [len(b) for _, b in self.proxy.batches()]
+        self.assertGreaterEqual(len(sizes), 2)
+        self.assertEqual(sum(sizes), 150)
+        self.assertTrue(all(len(body) < 2 * 1024 * 1024 for _, _, path, body in self.proxy.log if path == "/panopticon/traces"))
+        self.assertEqual(sorted(self.stored_ids()), sorted(ids))
+        pano.close()
+
+    def test_a_batch_refused_as_a_whole_is_dropped_and_counted_not_resent(self) -> None:
+        self.proxy.faults = [Fault(400, {}, {"error": {"code": "malformed_json", "message": "x"}})]
+        errors: List[PanopticonError] = []
+        pano = fast(self.proxy.url, self.app, flush_interval=30, on_error=errors.append)
+        for _ in range(4):
+            pano.trace("hello", "agent:read", "ok")
+        self.assertTrue(pano.flush(5))
+        self.assertEqual(len(self.proxy.batches()), 1)
+        s = pano.stats()
+        self.assertEqual((s.dropped_rejected, s.sent, s.buffered), (4, 0, 0))
+        self.assertEqual([(e.code, e.status) for e in errors], [("malformed_json", 400)])
+        pano.close()
+
+    def test_https_with_a_private_ca_sync_and_async(self) -> None:
+        import asyncio
+        import ssl
+
+        from support import self_signed_certificate
+
+        tmp = tempfile.mkdtemp(prefix="panopticon-tls-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = self_signed_certificate(tmp)
+        tls = Proxy(self.server.url, tls=(cert, key))
+        self.addCleanup(tls.close)
+        self.assertTrue(tls.url.startswith("https://"))
+        untrusted = fast(tls.url, self.app)
+        self.assertEqual(untrusted.check("x", scope="y").reason, "unreachable")  # the system CAs do not know it
+        untrusted.close(0.1)
+        pano = fast(tls.url, self.app, ssl_context=ssl.create_default_context(cafile=cert))
+        eid = pano.trace("over_tls", "agent:read", "ok")
+        self.assertTrue(pano.flush(10))
+        self.assertEqual(pano.check("x", scope="y").source, "server")
+        self.assertEqual(asyncio.run(pano.check_async("x", scope="y")).source, "server")
+        self.assertEqual(asyncio.run(pano.wait_for_approval_async("apr_0000000000000000", timeout=3)).error, "approval_not_found")
+        self.assertEqual(self.stored_ids(), [eid])
+        pano.close()
+
+    def test_flush_and_close_from_asyncio(self) -> None:
+        import asyncio
+
+        async def main() -> Any:
+            async with fast(self.proxy.url, self.app, flush_interval=30) as pano:
+                ids = [pano.trace("async", "agent:read", "ok") for _ in range(3)]
+                self.assertTrue(await pano.flush_async(10))
+                pano.trace("async", "agent:read", "ok")
+            return pano, ids
+
+        pano, ids = asyncio.run(main())
+        self.assertEqual(pano.stats().sent, 4)  # the last one delivered by close_async
+        self.assertIsNone(pano.trace("late", "agent:read", "ok"))
+        self.assertEqual(len(self.stored_ids()), 4)
+
     def test_a_full_buffer_drops_the_oldest_and_counts_them(self) -> None:
         self.proxy.hold = True
         errors: List[PanopticonError] = []
@@ -315,6 +379,20 @@ class _Spool:
         self.assertTrue(pano.flush(10))
         self.assertEqual(sorted(t["event_id"] for t in self.op.traces(self.app.client_id)), sorted(ids))
         pano.close()
+
+    def test_a_torn_line_in_a_dead_processs_spool_is_skipped_and_reported(self) -> None:
+        first = fast(closed_port_url(), self.app, spool_dir=self.dir, flush_interval=30)
+        ids = [first.trace("torn", "agent:read", "ok") for _ in range(3)]
+        first.close(0.1)
+        (data,) = [f for f in os.listdir(self.dir) if f.endswith(".jsonl")]
+        with open(os.path.join(self.dir, data), "a") as f:
+            f.write('{"e": {"event_id": "half a rec')  # what a crash in the middle of a write leaves
+        errors: List[PanopticonError] = []
+        second = fast(self.server.url, self.app, spool_dir=self.dir, on_error=errors.append)
+        self.assertTrue(second.flush(10))
+        self.assertEqual([(e.code, str(e)) for e in errors], [("spool", "1 unreadable spool line(s) skipped")])
+        self.assertEqual(sorted(t["event_id"] for t in self.op.traces(self.app.client_id)), sorted(ids))
+        second.close()
 
     def test_a_live_client_keeps_its_spool_a_second_client_on_the_dir_does_not_take_it(self) -> None:
         first = fast(closed_port_url(), self.app, spool_dir=self.dir, flush_interval=30)

@@ -156,6 +156,47 @@ class _Guard:
         unknown = asyncio.run(self.pano.wait_for_approval_async("apr_0000000000000000", timeout=5))
         self.assertEqual((unknown.status, unknown.approved, unknown.error), ("error", False, "approval_not_found"))
 
+    def test_what_the_guard_is_sent_as_arguments(self) -> None:
+        import dataclasses
+
+        self.op.ok("PUT", "/api/apps/%s/guard/settings" % self.app.client_id, {"keep_arguments": True})
+
+        @dataclasses.dataclass
+        class Address:
+            city: str
+
+        class Ctx:  # no JSON form: left out
+            pass
+
+        @self.pano.tool(scope="x", exclude_arguments=("password",))
+        def sign_up(email: str, password: str, address: Address, ctx: Ctx, tags: tuple = ("new",), **extra: Any) -> str:
+            return "ok"
+
+        @self.pano.tool(scope="x", send_arguments=False)
+        def secret(token: str) -> str:
+            return "ok"
+
+        sign_up("a@example.com", "hunter2", Address("Paris"), Ctx(), plan="pro")
+        secret("s3cr3t")
+        by_tool = {c["tool"]: c for c in self.op.ok("GET", "/api/apps/%s/checks" % self.app.client_id)["checks"]}
+        self.assertEqual(by_tool["sign_up"]["arguments"], {"email": "a@example.com", "address": {"city": "Paris"}, "tags": ["new"], "plan": "pro"})
+        self.assertIsNone(by_tool["secret"]["arguments"])
+
+    def test_an_approval_nobody_answers_in_time_denies(self) -> None:
+        self.op.rule(self.app.client_id, name="all", effect="require_approval", match={"tools": ["wipe"]})
+        ran: List[str] = []
+
+        @self.pano.tool(scope="ops:write", approval_timeout=0.5)
+        def wipe() -> None:
+            ran.append("wipe")
+
+        t0 = time.monotonic()
+        with self.assertRaises(PanopticonDenied) as caught:
+            wipe()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+        self.assertEqual((ran, caught.exception.approval.status if caught.exception.approval else None), ([], "pending"))
+        self.assertEqual([t["error_message"] for t in self.stored()], ["approval pending"])
+
     def test_a_refused_key_denies_even_when_failing_open(self) -> None:
         self.op.ok("POST", "/api/apps/%s/paks/rotate" % self.app.client_id, {"grace_seconds": 0})
         pano = Panopticon(self.server.url, self.app.pak, self.app.client_id, fail_mode="open", flush_at_exit=False)

@@ -313,12 +313,17 @@ class _LoopPool(list):
             yield
         finally:
             while self:
-                self.pop()[1].close()
+                # Idle: nothing to flush. abort() closes at once (close() would start a TLS
+                # shutdown the closing loop may not finish).
+                writer = self.pop()[1]
+                writer.transport.abort()
+                writer.close()
 
 
 def _aclose(conn: Optional[Tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:
     if conn is not None:
         try:
+            conn[1].transport.abort()  # a broken exchange: drop it now, no orderly (TLS) close
             conn[1].close()
         except Exception:  # noqa: BLE001 - closing a broken transport must not mask the real error
             pass
