@@ -268,39 +268,61 @@ class Operator:
 
 _shared: Dict[str, Tuple[Server, Operator]] = {}
 _shared_lock = threading.Lock()
+_boot: Optional[threading.Thread] = None
+_boot_error: List[BaseException] = []
+
+
+def _start_shared() -> None:
+    started: Dict[str, Any] = {}
+
+    def start(e: str) -> None:
+        try:
+            server = Server(Store(e)).start()
+            started[e] = (server, Operator(server))
+        except BaseException as err:  # noqa: BLE001 - re-raised in shared()
+            started[e] = err
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in ENGINES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [v for v in started.values() if isinstance(v, BaseException)]
+    if errors:
+        for v in started.values():
+            if not isinstance(v, BaseException):
+                v[0].close()
+        _boot_error.append(errors[0])
+        return
+    _shared.update(started)
+
+
+def prestart() -> None:
+    """Starts the run's servers in the background (modules that use them call it when imported, so
+    the servers boot while the tests that need none run)."""
+    global _boot
+    with _shared_lock:
+        if _boot is None:
+            require_built_server()
+            _boot = threading.Thread(target=_start_shared, name="servers-boot", daemon=True)
+            _boot.start()
 
 
 def shared(engine: str) -> Tuple[Server, Operator]:
-    """The run's server of ``engine`` and an account on it. The first call starts the servers of
-    every selected engine at once (their start-ups overlap)."""
-    with _shared_lock:
-        if not _shared:
-            started: Dict[str, Any] = {}
-
-            def start(e: str) -> None:
-                try:
-                    server = Server(Store(e)).start()
-                    started[e] = (server, Operator(server))
-                except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller
-                    started[e] = err
-
-            threads = [threading.Thread(target=start, args=(e,)) for e in ENGINES]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for e, value in started.items():
-                if isinstance(value, BaseException):
-                    for other in started.values():
-                        if not isinstance(other, BaseException):
-                            other[0].close()
-                    raise value
-                _shared[e] = value
-        return _shared[engine]
+    """The run's server of ``engine`` and an account on it. The servers of every selected engine
+    start together, once."""
+    prestart()
+    assert _boot is not None
+    _boot.join()
+    if _boot_error:
+        raise _boot_error[0]
+    return _shared[engine]
 
 
 @atexit.register
 def _close_shared() -> None:
+    if _boot is not None:
+        _boot.join(120)  # a boot still under way: wait for its servers, to stop them
     for server, _ in _shared.values():
         server.close()
     _shared.clear()

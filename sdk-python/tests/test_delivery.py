@@ -14,9 +14,11 @@ import threading
 import time
 from typing import Any, List
 
-from support import SDK_ROOT, Fault, Proxy, closed_port_url, eventually, per_engine, shared
+from support import Fault, Proxy, SDK_ROOT, closed_port_url, eventually, per_engine, prestart, shared
 
 from panopticon import Panopticon, PanopticonError
+
+prestart()  # the servers boot while tests that need none run
 
 
 def fast(url: str, app: Any, **options: Any) -> Panopticon:

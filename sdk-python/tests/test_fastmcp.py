@@ -11,9 +11,11 @@ from typing import Any, Dict, List
 
 import fastmcp_like
 import tools_module
-from support import per_engine, shared
+from support import per_engine, prestart, shared
 
 from panopticon import Panopticon, PanopticonDenied
+
+prestart()  # the servers boot while tests that need none run
 
 
 class _FastMcp:

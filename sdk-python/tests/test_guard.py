@@ -9,9 +9,11 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from support import eventually, per_engine, request, shared
+from support import eventually, per_engine, prestart, request, shared
 
 from panopticon import ApprovalRef, Panopticon, PanopticonDenied, PanopticonTimeout, ToolCall
+
+prestart()  # the servers boot while tests that need none run
 
 
 class _Guard:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import List
 
-from support import per_engine, shared
+from support import per_engine, prestart, shared
 
 from panopticon import Panopticon, PanopticonError
+
+prestart()  # the servers boot while tests that need none run
 
 
 class _Hmac:

@@ -10,9 +10,11 @@ import json
 import uuid
 from typing import Any, Dict
 
-from support import per_engine, request, shared
+from support import per_engine, prestart, request, shared
 
 from panopticon import Panopticon, format_started_at
+
+prestart()  # the servers boot while tests that need none run
 
 
 def page_payload(client_id: str, tool_name: str, scope: str, status: str, duration_ms: int, user_sub: Any = None) -> Dict[str, Any]:
