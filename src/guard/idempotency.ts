@@ -39,7 +39,7 @@ export interface IdempotencyInput {
 export function idempotencyKeys(input: IdempotencyInput, now: number): IdempotencyKey[] {
   const keys: IdempotencyKey[] = [];
   if (input.signed !== null) {
-    keys.push({ key: `sig:${input.signed.digest}`, expiresAt: (input.signed.timestamp + SIGNATURE_TOLERANCE_SECONDS + 1) * 1000 + NODE_CLOCK_MARGIN_MS });
+    keys.push({ key: `sig:${input.signed.digest()}`, expiresAt: (input.signed.timestamp + SIGNATURE_TOLERANCE_SECONDS + 1) * 1000 + NODE_CLOCK_MARGIN_MS });
   }
   if (input.idempotencyKey !== null) keys.push({ key: `key:${input.idempotencyKey}`, expiresAt: now + IDEMPOTENCY_KEY_TTL_MS });
   return keys;

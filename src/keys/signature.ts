@@ -39,8 +39,12 @@ interface PendingSignature {
 
 /** A request whose signature matched: what identifies it as a replay. */
 export interface SignedRequest {
-  /** Hex SHA-256 of the signed text `<t>.<METHOD>.<path and query>.<raw body>`: the same for a replay, different for anything else. */
-  digest: string;
+  /**
+   * Hex SHA-256 of the signed text `<t>.<METHOD>.<path and query>.<raw body>`: the same for a
+   * replay, different for anything else. Computed when first asked for (only routes that bind
+   * answers to it pay for hashing the body twice).
+   */
+  digest(): string;
   /** `t` of the header, unix seconds: a replay is accepted until `t` + 300 s (server clock). */
   timestamp: number;
 }
@@ -104,7 +108,11 @@ function matches(pending: PendingSignature, body: string | Buffer): boolean {
 function settle(request: FastifyRequest, pending: PendingSignature, body: string | Buffer): boolean {
   request.pendingSignature = null;
   if (!matches(pending, body)) return false;
-  request.signed = { digest: crypto.createHash('sha256').update(pending.prefix).update(body).digest('hex'), timestamp: pending.timestamp };
+  let digest: string | undefined;
+  request.signed = {
+    digest: () => (digest ??= crypto.createHash('sha256').update(pending.prefix).update(body).digest('hex')),
+    timestamp: pending.timestamp,
+  };
   return true;
 }
 
