@@ -97,7 +97,7 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
   const state = await services.guard.get(input.clientId);
   const killed = (state.kills.app ?? state.kills.tools.get(input.tool) ?? null) !== null;
   const keys = killed ? [] : idempotencyKeys(input.idempotency, now);
-  const hashOfRequest = requestHash(input.body);
+  const hashOfRequest = keys.length > 0 ? requestHash(input.body) : '';
   if (keys.length > 0) {
     const found = await services.store.guard.findAnswers(input.clientId, keys.map((k) => k.key), now);
     const first = keys.map((k) => found.find((f) => f.key === k.key)).find((f) => f !== undefined);
