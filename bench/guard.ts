@@ -120,7 +120,7 @@ async function checkBench(engine: Engine, concurrency: number, durationMs: numbe
       while (Date.now() < deadline) {
         const call = CALLS[i++ % CALLS.length]!;
         const t0 = process.hrtime.bigint();
-        await runCheck(services, { clientId: tenant.clientId, keyId: auth.key.keyId, tool: call.tool, scope: call.scope, userSub: call.userSub, sessionId: call.sessionId, eventId: null, arguments: call.arguments as Record<string, unknown> });
+        await runCheck(services, { clientId: tenant.clientId, keyId: auth.key.keyId, tool: call.tool, scope: call.scope, userSub: call.userSub, sessionId: call.sessionId, eventId: null, arguments: call.arguments as Record<string, unknown>, body: call, idempotency: { idempotencyKey: null, signed: null } });
         lat.push(Number(process.hrtime.bigint() - t0) / 1000);
       }
     }));

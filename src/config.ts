@@ -38,6 +38,17 @@ const ServerEnv = Type.Object({
   /** Webhook deliveries may reach loopback, private and link-local addresses (refused by default). */
   PANOPTICON_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   /**
+   * Most approval requests one application may have pending at once. A check that would open one
+   * more is answered `deny` with reason `too_many_pending_approvals` (and `retry_after_seconds`),
+   * opening nothing; an identical pending request is reused instead of counting twice.
+   */
+  PANOPTICON_MAX_PENDING_APPROVALS: Type.Integer({ default: 100, minimum: 1, maximum: 100_000 }),
+  /**
+   * Most undelivered webhook deliveries one endpoint keeps; past it, its oldest are marked
+   * `dropped` (visible in its deliveries and their counts).
+   */
+  PANOPTICON_WEBHOOK_OUTBOX_LIMIT: Type.Integer({ default: 1000, minimum: 1, maximum: 1_000_000 }),
+  /**
    * 32-byte key (64 hex characters or base64) that encrypts stored secrets (HMAC signing secrets,
    * webhook secrets). Unset: a key file is generated (0600) in the data directory on first start.
    * Every node sharing one PostgreSQL database needs the same key.
@@ -63,6 +74,10 @@ export interface ServerConfig {
   secureCookies: boolean;
   /** PANOPTICON_WEBHOOK_ALLOW_PRIVATE: webhooks may reach non-public addresses. */
   webhookAllowPrivate: boolean;
+  /** PANOPTICON_MAX_PENDING_APPROVALS: pending approval requests allowed per application. */
+  maxPendingApprovals: number;
+  /** PANOPTICON_WEBHOOK_OUTBOX_LIMIT: undelivered deliveries kept per webhook endpoint. */
+  webhookOutboxLimit: number;
   /** Raw server key from PANOPTICON_SECRET_KEY, already decoded; undefined → key file in dataDir. */
   secretKey: Buffer | undefined;
   dataDir: string;
@@ -131,6 +146,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     sessionTtlMs: e.PANOPTICON_SESSION_HOURS * 3600_000,
     secureCookies: e.PANOPTICON_SECURE_COOKIES,
     webhookAllowPrivate: e.PANOPTICON_WEBHOOK_ALLOW_PRIVATE,
+    maxPendingApprovals: e.PANOPTICON_MAX_PENDING_APPROVALS,
+    webhookOutboxLimit: e.PANOPTICON_WEBHOOK_OUTBOX_LIMIT,
     secretKey: e.PANOPTICON_SECRET_KEY === undefined ? undefined : decodeSecretKey(e.PANOPTICON_SECRET_KEY),
     dataDir: path.resolve(e.PANOPTICON_DATA_DIR ?? (database.engine === 'sqlite' && database.file !== ':memory:' ? path.dirname(database.file) : './data')),
   };

@@ -56,6 +56,7 @@ export const ERRORS = {
   webhook_not_found: { status: 404, message: 'No such webhook endpoint' },
   hmac_not_enabled: { status: 409, message: 'HMAC signing is not enabled for this application' },
   hmac_already_enabled: { status: 409, message: 'HMAC signing is already enabled for this application; rotate the secret instead' },
+  idempotency_key_reused: { status: 422, message: 'This Idempotency-Key was already used with a different request; use a new key for a new request' },
   route_not_found: { status: 404, message: 'No such route' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -8,7 +8,7 @@ import { buildServer } from './http/server.js';
 import { openStore } from './store/index.js';
 
 export async function serve(config: ServerConfig = loadServerConfig()): Promise<void> {
-  const store = await openStore(config.database, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs });
+  const store = await openStore(config.database, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit });
   const { app } = await buildServer(config, store);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

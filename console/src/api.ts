@@ -74,7 +74,7 @@ export const WEBHOOK_EVENTS = ['approval.requested', 'approval.decided', 'approv
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export interface Webhook { id: string; client_id: string; url: string; format: 'json' | 'slack'; events: WebhookEvent[]; enabled: boolean; created_at: string }
 export interface Delivery {
-  id: string; webhook_id: string; event: WebhookEvent; status: 'pending' | 'delivered' | 'failed'; attempts: number; last_status_code: number | null;
+  id: string; webhook_id: string; event: WebhookEvent; status: 'pending' | 'delivered' | 'failed' | 'dropped'; attempts: number; last_status_code: number | null;
   last_error: string | null; created_at: string; next_attempt_at: string | null; completed_at: string | null;
 }
 

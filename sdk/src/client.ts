@@ -278,9 +278,10 @@ export class Panopticon {
     if (input.sessionId != null) body.session_id = input.sessionId;
     if (input.arguments != null) body.arguments = input.arguments;
     if (input.eventId !== undefined) body.event_id = input.eventId;
+    const headers: Record<string, string> = input.idempotencyKey !== undefined ? { 'idempotency-key': input.idempotencyKey } : {};
     let answer: HttpAnswer;
     try {
-      answer = await this.request('POST', '/panopticon/guard/check', JSON.stringify(body), this.o.checkTimeoutMs);
+      answer = await this.request('POST', '/panopticon/guard/check', JSON.stringify(body), this.o.checkTimeoutMs, undefined, headers);
     } catch (err) {
       return this.unreachable(err instanceof PanopticonError ? err.code : 'network', String(err));
     }
@@ -501,8 +502,8 @@ export class Panopticon {
     return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
   }
 
-  private async request(method: string, pathAndQuery: string, body: string, timeoutMs: number, signal?: AbortSignal): Promise<HttpAnswer> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.o.pak}` };
+  private async request(method: string, pathAndQuery: string, body: string, timeoutMs: number, signal?: AbortSignal, extraHeaders: Record<string, string> = {}): Promise<HttpAnswer> {
+    const headers: Record<string, string> = { ...extraHeaders, authorization: `Bearer ${this.o.pak}` };
     if (body !== '') headers['content-type'] = 'application/json';
     if (this.o.pakSecret !== undefined) headers['x-panopticon-signature'] = signatureHeader(this.o.pakSecret, method, pathAndQuery, body);
     const timeout = AbortSignal.timeout(timeoutMs);

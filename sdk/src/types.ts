@@ -44,6 +44,14 @@ export interface CheckInput {
   arguments?: Record<string, unknown> | null;
   /** The event_id the call will be traced with, linking the decision to the trace. */
   eventId?: string;
+  /**
+   * Sent as `Idempotency-Key` (1–255 visible ASCII characters, e.g. a UUID): asking again with the
+   * same key and the same input within 24 h returns the first decision (same `checkId`, same
+   * approval) instead of a new one. Use one per call you mean to make, and reuse it when you retry
+   * after a timeout or a network error. The same key with a different input is refused
+   * (`deny`, reason `idempotency_key_reused`).
+   */
+  idempotencyKey?: string;
 }
 
 export type Decision = 'allow' | 'deny' | 'require_approval';
@@ -56,7 +64,11 @@ export interface ApprovalRef {
 
 export interface GuardDecision {
   decision: Decision;
-  /** The server's reason; `unreachable` or an error code when the SDK decided (see `source`). */
+  /**
+   * The server's reason (`too_many_pending_approvals`: the app already has its cap of pending
+   * approvals and none was opened, see `retryAfterSeconds`); `unreachable` or an error code when
+   * the SDK decided (see `source`).
+   */
   reason: string;
   message: string;
   /** `server`: the guard answered. `fail_open` / `fail_closed`: it could not be asked, and the SDK applied the fail mode. */

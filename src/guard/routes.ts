@@ -29,6 +29,7 @@ import {
   type Effect, type PolicyDocument, type PolicyImport, type Rule, type RuleInput,
 } from './policy.js';
 import { changePolicy, currentPolicy, killSwitchOff, killSwitchOn, runCheck, simulate, traceSample, type PolicyChangeResult, type SimulationSample } from './service.js';
+import { IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN } from './idempotency.js';
 
 export const GUARD_LIMITS = {
   argumentsBytes: 16 * 1024,
@@ -51,10 +52,19 @@ const CheckBody = Type.Object({
   event_id: Type.Optional(Type.String({ format: 'uuid', description: 'The trace this call will be reported as (a UUID, as in traces).' })),
 }, { additionalProperties: false });
 
+const CheckHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: IDEMPOTENCY_KEY_MAX_LENGTH,
+    pattern: IDEMPOTENCY_KEY_PATTERN,
+    description: 'Makes a retry safe: a request with the same key and the same body within 24 h is answered the first answer and records nothing. 1-255 visible ASCII characters (a UUID is a good key).',
+  })),
+});
+
 const CheckResult = Type.Object({
   check_id: Type.String(),
   decision: EffectSchema,
-  reason: Type.String({ description: '`kill_switch`, `rate_limited`, `grant`, `default`, or the matching rule\'s reason (its name when it has none).' }),
+  reason: Type.String({ description: '`kill_switch`, `rate_limited`, `too_many_pending_approvals`, `grant`, `default`, or the matching rule\'s reason (its name when it has none).' }),
   message: Type.String(),
   rule_id: Type.Union([Type.String(), Type.Null()]),
   policy_version: Type.Integer(),
@@ -112,10 +122,11 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       tags: ['guard'],
       summary: 'Ask whether a tool call may run: allow, deny, or require_approval (with an approval request to poll)',
       security: [{ pak: [] }],
+      headers: CheckHeaders,
       body: CheckBody,
-      response: { 200: CheckResult, ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
+      response: { 200: CheckResult, ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503) },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const body = request.body as { client_id: string; tool: string; scope: string; user_sub?: string | null; session_id?: string | null; arguments?: Record<string, unknown> | null; event_id?: string };
     const key = request.pak!;
     if (body.client_id !== key.clientId) throw new ApiError('client_id_mismatch');
@@ -127,7 +138,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
         throw new ApiError('validation_failed', undefined, { fields: [{ field: 'arguments', message: `must not exceed ${GUARD_LIMITS.argumentsBytes} bytes as JSON` }] });
       }
     }
-    const outcome = await runCheck(services, {
+    const result = await runCheck(services, {
       clientId: key.clientId,
       keyId: key.keyId,
       tool: body.tool,
@@ -136,21 +147,12 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       sessionId: body.session_id ?? null,
       eventId: body.event_id?.toLowerCase() ?? null,
       arguments: body.arguments ?? null,
+      body,
+      idempotency: { idempotencyKey: (request.headers as { 'idempotency-key'?: string })['idempotency-key'] ?? null, signed: request.signed },
     });
-    const e = outcome.evaluation;
-    return {
-      check_id: outcome.checkId,
-      decision: e.decision,
-      reason: e.reason,
-      message: e.message,
-      rule_id: e.ruleId,
-      policy_version: outcome.policyVersion,
-      ...(outcome.grantId !== null ? { grant_id: outcome.grantId } : {}),
-      ...(e.retryAfterSeconds !== null ? { retry_after_seconds: e.retryAfterSeconds } : {}),
-      ...(outcome.approval !== null
-        ? { approval: { id: outcome.approval.id, poll_url: `/panopticon/approvals/${outcome.approval.id}`, expires_at: iso(outcome.approval.expiresAt)! } }
-        : {}),
-    };
+    if (!result.ok) throw new ApiError(result.code);
+    if (result.replayed) reply.header('idempotent-replayed', 'true');
+    return result.answer;
   });
 
   // --- policies ----------------------------------------------------------------------------------

@@ -5,12 +5,13 @@
  */
 import type { Services } from '../http/server.js';
 import { newId } from '../keys/tokens.js';
-import type { CheckRecord, Grant, KillSwitch, StoredPolicy } from '../store/guard-types.js';
+import { TOO_MANY_PENDING, type CheckRecord, type Grant, type KillSwitch, type RecordedCheck, type RecordOutcome, type StoredPolicy } from '../store/guard-types.js';
 import type { StoredTrace } from '../store/types.js';
 import type { GuardEvent } from './events.js';
 import { isFailure, type Edit, type EditFailure } from './edits.js';
 import { applyRateLimit, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
 import { webhookDeliveries } from '../webhooks/service.js';
+import { idempotencyKeys, requestHash, type IdempotencyInput } from './idempotency.js';
 import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
 
 export interface CheckRequest {
@@ -22,15 +23,29 @@ export interface CheckRequest {
   sessionId: string | null;
   eventId: string | null;
   arguments: Record<string, unknown> | null;
+  /** The request body as the client sent it: what "the same request" is compared on. */
+  body: unknown;
+  /** Idempotency-Key header and the matched signature (HMAC mode), if any. */
+  idempotency: IdempotencyInput;
 }
 
-export interface CheckOutcome {
-  checkId: string;
-  evaluation: Evaluation;
-  policyVersion: number;
-  grantId: string | null;
-  approval: { id: string; expiresAt: number } | null;
+/** The answer of `POST /panopticon/guard/check`, as sent (and as stored for a retry or replay). */
+export interface CheckAnswer {
+  check_id: string;
+  decision: Effect;
+  reason: string;
+  message: string;
+  rule_id: string | null;
+  policy_version: number;
+  grant_id?: string;
+  retry_after_seconds?: number;
+  approval?: { id: string; poll_url: string; expires_at: string };
 }
+
+export type CheckResult =
+  /** `replayed`: the stored answer of an earlier identical request (same Idempotency-Key or signature); nothing was recorded. */
+  | { ok: true; answer: CheckAnswer; replayed: boolean }
+  | { ok: false; code: 'idempotency_key_reused' };
 
 function findGrant(grants: readonly Grant[], input: CheckRequest, hash: string, now: number): Grant | null {
   return grants.find((g) =>
@@ -42,14 +57,59 @@ function findGrant(grants: readonly Grant[], input: CheckRequest, hash: string, 
   ) ?? null;
 }
 
+/** The answer for what was committed: the evaluation, unless the cap turned it into a deny; the approval it opened or was answered with. */
+export function checkAnswer(record: CheckRecord, evaluation: Evaluation, outcome: RecordedCheck): CheckAnswer {
+  const common = { check_id: record.id, rule_id: evaluation.ruleId, policy_version: record.policyVersion };
+  if (outcome.kind === 'refused') {
+    const retry = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
+    return {
+      ...common,
+      decision: 'deny',
+      reason: TOO_MANY_PENDING,
+      message: `this application already has ${record.approval?.maxPending ?? 0} approval requests waiting for a human; no new one was opened. Retry in ${retry} s, or ask an operator to decide the pending ones`,
+      retry_after_seconds: retry,
+    };
+  }
+  const approval = outcome.approval;
+  return {
+    ...common,
+    decision: evaluation.decision,
+    reason: evaluation.reason,
+    message: evaluation.message,
+    ...(record.grantId !== null ? { grant_id: record.grantId } : {}),
+    ...(evaluation.retryAfterSeconds !== null ? { retry_after_seconds: evaluation.retryAfterSeconds } : {}),
+    ...(approval !== null ? { approval: { id: approval.id, poll_url: `/panopticon/approvals/${approval.id}`, expires_at: new Date(approval.expiresAt).toISOString() } } : {}),
+  };
+}
+
 /**
  * Decides, records the decision durably (with the approval it opens and its usage counts), then
  * answers. Arguments are used for the decision and dropped: only their hash is kept unless the app
  * opted in to keeping them.
+ *
+ * Idempotency first: a request whose Idempotency-Key or signature already holds an answer is
+ * answered that answer before anything is evaluated (a replay must not count against a rule's
+ * rate limit either), except while a kill switch covers the call: then it is decided afresh, so
+ * no stored `allow` outlives the switch. Copies racing past this read are settled in the commit.
  */
-export async function runCheck(services: Services, input: CheckRequest): Promise<CheckOutcome> {
+export async function runCheck(services: Services, input: CheckRequest): Promise<CheckResult> {
   const now = services.now();
   const state = await services.guard.get(input.clientId);
+  const killed = (state.kills.app ?? state.kills.tools.get(input.tool) ?? null) !== null;
+  const keys = killed ? [] : idempotencyKeys(input.idempotency, now);
+  const hashOfRequest = keys.length > 0 ? requestHash(input.body) : '';
+  if (keys.length > 0) {
+    const found = await services.store.guard.findAnswers(input.clientId, keys.map((k) => k.key), now);
+    const first = keys.map((k) => found.find((f) => f.key === k.key)).find((f) => f !== undefined);
+    if (first !== undefined) {
+      if (first.requestHash !== hashOfRequest) return { ok: false, code: 'idempotency_key_reused' };
+      // The request's other keys answer the same from now on: a replay with a new Idempotency-Key, or a re-signed retry.
+      const unbound = keys.filter((k) => !found.some((f) => f.key === k.key));
+      await services.store.guard.bindAnswers(input.clientId, unbound, { requestHash: first.requestHash, checkId: first.checkId, answer: first.answer }, now);
+      return { ok: true, answer: JSON.parse(first.answer) as CheckAnswer, replayed: true };
+    }
+  }
+
   const call: CheckInput = { clientId: input.clientId, tool: input.tool, scope: input.scope, userSub: input.userSub, sessionId: input.sessionId, arguments: input.arguments ?? {} };
   let evaluation = evaluate(state.policy, state.kills, call, now);
   if (evaluation.rateLimit !== null) {
@@ -65,12 +125,12 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
       evaluation = { ...evaluation, decision: 'allow', reason: 'grant', message: `allowed by grant ${grant.id} (approval ${grant.approvalId})`, approvalTtlMs: null };
     }
   }
-  const checkId = newId('chk');
-  const approval = evaluation.decision === 'require_approval'
-    ? { id: newId('apr'), ruleId: evaluation.ruleId, reason: evaluation.message, expiresAt: now + (evaluation.approvalTtlMs ?? 600_000) }
+  const decided = evaluation;
+  const approval = decided.decision === 'require_approval'
+    ? { id: newId('apr'), ruleId: decided.ruleId, reason: decided.message, expiresAt: now + (decided.approvalTtlMs ?? 600_000), maxPending: services.config.maxPendingApprovals }
     : null;
   const record: CheckRecord = {
-    id: checkId,
+    id: newId('chk'),
     clientId: input.clientId,
     createdAt: now,
     tool: input.tool,
@@ -80,31 +140,36 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
     eventId: input.eventId,
     argumentsHash: hash,
     arguments: state.keepArguments && input.arguments !== null ? JSON.stringify(input.arguments) : null,
-    decision: evaluation.decision,
-    reason: evaluation.reason,
-    ruleId: evaluation.ruleId,
+    decision: decided.decision,
+    reason: decided.reason,
+    ruleId: decided.ruleId,
     policyVersion: state.policy.version,
     keyId: input.keyId,
     grantId,
     approval,
-    killed: evaluation.killed,
+    killed: decided.killed,
+    idempotency: keys.length === 0 ? null : { keys, requestHash: hashOfRequest, answer: (o) => JSON.stringify(checkAnswer(record, decided, o)) },
   };
-  await recordCheck(services, record);
-  return { checkId, evaluation, policyVersion: state.policy.version, grantId, approval: approval && { id: approval.id, expiresAt: approval.expiresAt } };
+  const outcome = await recordCheck(services, record);
+  if (outcome.kind === 'key_reused') return { ok: false, code: 'idempotency_key_reused' };
+  if (outcome.kind === 'replayed') return { ok: true, answer: JSON.parse(outcome.answer) as CheckAnswer, replayed: true };
+  return { ok: true, answer: checkAnswer(record, decided, outcome), replayed: false };
 }
 
 /**
  * Commits a decision (and the approval it opens) through the group commit, then tells the
  * approval's watchers. The approval's webhook deliveries commit with it, so no crash between the
- * two can lose them.
+ * two can lose them; a check answered with an identical pending approval, or refused by the cap,
+ * opens nothing and tells nobody.
  */
-export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'store' | 'now'>, record: CheckRecord): Promise<void> {
+export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'store' | 'now'>, record: CheckRecord): Promise<RecordOutcome> {
   const requested: GuardEvent | null = record.approval === null
     ? null
     : { type: 'approval.requested', clientId: record.clientId, approvalId: record.approval.id, tool: record.tool, userSub: record.userSub, reason: record.approval.reason, expiresAt: record.approval.expiresAt };
   if (requested !== null) record.deliveries = await webhookDeliveries(services.store, requested, services.now());
-  await services.checks.write(record);
-  if (requested !== null) services.events.publish(requested);
+  const outcome = await services.checks.write(record);
+  if (requested !== null && outcome.kind === 'recorded' && outcome.approval?.opened === true) services.events.publish(requested);
+  return outcome;
 }
 
 export type PolicyChangeResult =

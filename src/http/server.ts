@@ -37,7 +37,8 @@ import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
 import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
 import { GroupCommit } from '../store/group-commit.js';
-import type { CheckRecord } from '../store/guard-types.js';
+import type { CheckRecord, RecordOutcome } from '../store/guard-types.js';
+import { DEFAULT_IDEMPOTENCY_SWEEP, IdempotencySweeper } from '../guard/idempotency.js';
 import { ApprovalService, DEFAULT_HITL_SETTINGS, type HitlSettings } from '../approvals/service.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
 import { DEFAULT_WEBHOOK_SETTINGS, WebhookService, type WebhookSettings } from '../webhooks/service.js';
@@ -50,8 +51,10 @@ export interface Services {
   paks: PakAuthenticator;
   /** Per-node cache of compiled policies, kill switches and grants. */
   guard: GuardCache;
-  /** Group commit of guard decisions (and the approvals they open). */
-  checks: GroupCommit<CheckRecord>;
+  /** Group commit of guard decisions (and the approvals they open), each answered with what its commit did. */
+  checks: GroupCommit<CheckRecord, RecordOutcome>;
+  /** Deletes expired idempotency answers of guard checks. */
+  idempotency: IdempotencySweeper;
   /** Governance events after commit: webhooks and live views subscribe. */
   events: GuardEvents;
   /** Seals and opens secrets stored in the database. */
@@ -168,6 +171,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
+    idempotency: new IdempotencySweeper(store, now, DEFAULT_IDEMPOTENCY_SWEEP, (err) => logError(err, 'idempotency key sweep failed')),
     events,
     secrets,
     argumentHashes,
@@ -287,6 +291,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
 
   services.approvals.start();
   services.webhooks.start();
+  services.idempotency.start();
 
   // Long polls answer with the current state now, rather than holding the shutdown for up to 30 s.
   app.addHook('preClose', async () => {
@@ -298,6 +303,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     onCommitted.flush();
     await services.checks.drain();
     await services.webhooks.close();
+    await services.idempotency.close();
     await services.paks.close();
     services.guard.close();
   });

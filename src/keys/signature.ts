@@ -6,8 +6,10 @@
  * Several v1 values may be sent (one per secret during a rotation); one match is enough. Judged in
  * this order, each with its own 401 code: no header (signature_missing), not that shape
  * (signature_malformed), t more than 300 s away from the server clock (signature_expired), no v1
- * matching any active secret (signature_mismatch). Nothing is remembered of a request, so a
- * signature can be replayed within its tolerance; a trace replay is a duplicate event_id anyway.
+ * matching any active secret (signature_mismatch). A request whose signature matched carries
+ * `request.signed` (the digest of its signed text and its `t`): a signature can be replayed within
+ * its tolerance, so a route that creates state binds its answer to that digest (the guard check:
+ * docs/security.md, "Approval floods and replays"); a trace replay is a duplicate event_id anyway.
  *
  * A route opts in by listing `requireSignature(services)` after its PAK hook in `onRequest`. The
  * header is judged there, before the body is read; the HMAC needs the raw body, so it is checked by
@@ -31,11 +33,27 @@ interface PendingSignature {
   candidates: Buffer[];
   keys: readonly SigningKey[];
   at: number;
+  /** `t` of the header, unix seconds. */
+  timestamp: number;
+}
+
+/** A request whose signature matched: what identifies it as a replay. */
+export interface SignedRequest {
+  /**
+   * Hex SHA-256 of the signed text `<t>.<METHOD>.<path and query>.<raw body>`: the same for a
+   * replay, different for anything else. Computed when first asked for (only routes that bind
+   * answers to it pay for hashing the body twice).
+   */
+  digest(): string;
+  /** `t` of the header, unix seconds: a replay is accepted until `t` + 300 s (server clock). */
+  timestamp: number;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     pendingSignature: PendingSignature | null;
+    /** Set once the request's signature matched; null for an app without signing. */
+    signed: SignedRequest | null;
   }
 }
 
@@ -86,6 +104,18 @@ function matches(pending: PendingSignature, body: string | Buffer): boolean {
   return found;
 }
 
+/** Checks the pending signature against the body; on a match, records what identifies the request. */
+function settle(request: FastifyRequest, pending: PendingSignature, body: string | Buffer): boolean {
+  request.pendingSignature = null;
+  if (!matches(pending, body)) return false;
+  let digest: string | undefined;
+  request.signed = {
+    digest: () => (digest ??= crypto.createHash('sha256').update(pending.prefix).update(body).digest('hex')),
+    timestamp: pending.timestamp,
+  };
+  return true;
+}
+
 /**
  * For a body parser of another content type (OTLP protobuf): settles the request's pending
  * signature against the raw bytes. The error to fail the parse with, or null.
@@ -93,8 +123,7 @@ function matches(pending: PendingSignature, body: string | Buffer): boolean {
 export function verifyRawBody(request: FastifyRequest, body: string | Buffer): ApiError | null {
   const pending = request.pendingSignature;
   if (pending === null) return null;
-  request.pendingSignature = null;
-  return matches(pending, body) ? null : new ApiError('signature_mismatch');
+  return settle(request, pending, body) ? null : new ApiError('signature_mismatch');
 }
 
 const MARK = Symbol('panopticon.requireSignature');
@@ -122,6 +151,7 @@ export function requireSignature(services: { paks: PakAuthenticator; now: () => 
       candidates: parsed.signatures,
       keys: services.paks.signingKeys(pak),
       at,
+      timestamp: Number(parsed.timestamp),
     };
     done();
   };
@@ -132,8 +162,7 @@ export function requireSignature(services: { paks: PakAuthenticator; now: () => 
 function verifyBodylessSignature(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const pending = request.pendingSignature;
   if (pending === null) return done();
-  request.pendingSignature = null;
-  done(matches(pending, '') ? undefined : new ApiError('signature_mismatch'));
+  done(settle(request, pending, '') ? undefined : new ApiError('signature_mismatch'));
 }
 
 const hooksOf = (value: unknown): unknown[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
@@ -144,14 +173,12 @@ const hooksOf = (value: unknown): unknown[] => (value === undefined ? [] : Array
  */
 export function installSignatureVerification(app: FastifyInstance): void {
   app.decorateRequest('pendingSignature', null);
+  app.decorateRequest('signed', null);
   // Fastify's own JSON parser, with its defaults: __proto__ and constructor.prototype are refused.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const pending = request.pendingSignature;
-    if (pending !== null) {
-      request.pendingSignature = null;
-      if (!matches(pending, body as string)) return done(new ApiError('signature_mismatch'), undefined);
-    }
+    if (pending !== null && !settle(request, pending, body as string)) return done(new ApiError('signature_mismatch'), undefined);
     parseJson(request, body as string, done);
   });
   app.addHook('onRoute', (route: RouteOptions) => {

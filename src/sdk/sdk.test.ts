@@ -344,6 +344,31 @@ for (const engine of ENGINES) describe(`SDK guard, approvals, HMAC [${engine}]`,
     for (const p of [closed, opened, badKey]) await p.shutdown({ timeoutMs: 50 });
   });
 
+  it('over the cap of pending approvals the server denies, in both fail modes; idempotencyKey returns the first decision', async () => {
+    const capped = await startServer(engine, { maxPendingApprovals: 1 });
+    try {
+      const c = await createTenant(capped.url);
+      const rule = await http(capped.url, 'POST', `/api/apps/${c.clientId}/policies/rules`, { token: c.token, body: { name: 'ask', effect: 'require_approval', match: { tools: ['wire'] } } });
+      assert.equal(rule.status, 201, rule.text);
+      const closed = createPanopticon({ url: capped.url, pak: c.pak, clientId: c.clientId });
+      const open = createPanopticon({ url: capped.url, pak: c.pak, clientId: c.clientId, failMode: 'open' });
+      const first = await closed.check({ tool: 'wire', scope: 'pay', arguments: { n: 1 }, idempotencyKey: 'call-1' });
+      assert.equal(first.decision, 'require_approval');
+      for (const p of [closed, open]) {
+        const over = await p.check({ tool: 'wire', scope: 'pay', arguments: { n: 2 } });
+        assert.deepEqual([over.decision, over.reason, over.source, over.approval], ['deny', 'too_many_pending_approvals', 'server', null]);
+        assert.ok((over.retryAfterSeconds ?? 0) >= 1);
+      }
+      const retried = await open.check({ tool: 'wire', scope: 'pay', arguments: { n: 1 }, idempotencyKey: 'call-1' });
+      assert.deepEqual([retried.checkId, retried.approval?.id], [first.checkId, first.approval?.id], 'the retry is answered the first decision');
+      const reused = await open.check({ tool: 'wire', scope: 'pay', arguments: { n: 3 }, idempotencyKey: 'call-1' });
+      assert.deepEqual([reused.decision, reused.reason, reused.source], ['deny', 'idempotency_key_reused', 'fail_closed']);
+      for (const p of [closed, open]) await p.shutdown({ timeoutMs: 50 });
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('signs every request when given the pak_secret of an app that enforces HMAC', async () => {
     const h = await createTenant(server.url);
     const enabled = await http(server.url, 'POST', `/api/apps/${h.clientId}/hmac/enable`, { token: h.token });

@@ -1,19 +1,20 @@
 /**
  * Group commit for small durable writes that are not traces (guard decisions): items queued while
  * a commit is in flight ride the next one, so a burst of checks pays for one fsync, not one each.
- * `write` resolves only after the commit holding the item returned.
+ * `write` resolves only after the commit holding the item returned, with what the commit reported
+ * for that item (`commit` answers one result per item, in order).
  */
-export class GroupCommit<T> {
-  private queue: Array<{ item: T; resolve: () => void; reject: (err: unknown) => void }> = [];
+export class GroupCommit<T, R = void> {
+  private queue: Array<{ item: T; resolve: (result: R) => void; reject: (err: unknown) => void }> = [];
   private committing = false;
   private idle: Array<() => void> = [];
 
   constructor(
-    private readonly commit: (items: T[]) => Promise<void>,
+    private readonly commit: (items: T[]) => Promise<R[]>,
     private readonly maxBatch = 500,
   ) {}
 
-  write(item: T): Promise<void> {
+  write(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       if (!this.committing) {
@@ -27,8 +28,8 @@ export class GroupCommit<T> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        await this.commit(batch.map((b) => b.item));
-        for (const b of batch) b.resolve();
+        const results = await this.commit(batch.map((b) => b.item));
+        batch.forEach((b, i) => b.resolve(results[i] as R));
       } catch (err) {
         for (const b of batch) b.reject(err);
       }

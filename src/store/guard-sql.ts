@@ -1,6 +1,7 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
 import { entryHash, GENESIS_HASH, type AuditFields } from '../audit/chain.js';
-import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredCheck, StoredPolicy } from './guard-types.js';
+import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from './guard-types.js';
+import type { AnswerRow, CheckWrite, PendingApproval } from './check-plan.js';
 import type { Placeholder } from './queries.js';
 
 type Row = Record<string, unknown>;
@@ -12,12 +13,16 @@ export const CHECK_COLUMNS = [
   'decision', 'reason', 'rule_id', 'policy_version', 'approval_id', 'grant_id', 'key_id',
 ] as const;
 
-export function checkValues(c: CheckRecord): unknown[] {
+export function checkValues(w: CheckWrite): unknown[] {
+  const c = w.record;
   return [
     c.id, c.clientId, c.createdAt, c.tool, c.scope, c.userSub, c.sessionId, c.eventId, c.argumentsHash, c.arguments,
-    c.decision, c.reason, c.ruleId, c.policyVersion, c.approval?.id ?? null, c.grantId, c.keyId,
+    c.decision, c.reason, c.ruleId, c.policyVersion, w.approvalId, c.grantId, c.keyId,
   ];
 }
+
+/** A record written as it is: what it opens, it opens (no cap or coalescing applies). */
+export const asWritten = (r: CheckRecord): CheckWrite => ({ record: r, approvalId: r.approval?.id ?? null, opens: r.approval !== null });
 
 export const INSERT_APPROVAL_SQL = (ph: Placeholder): string =>
   `INSERT INTO approvals (id, client_id, check_id, rule_id, tool, scope, user_sub, session_id, arguments_hash, reason, status, created_at, expires_at)
@@ -33,15 +38,15 @@ export const GUARD_USAGE_SQL = (ph: Placeholder): string =>
    ON CONFLICT (client_id, day) DO UPDATE SET hitl_requests = usage_daily.hitl_requests + excluded.hitl_requests,
      kill_switch = usage_daily.kill_switch + excluded.kill_switch`;
 
-/** Per (app, UTC day) increments of the HITL and kill-switch counters, sorted for a stable lock order. */
-export function guardUsageIncrements(records: readonly CheckRecord[]): Array<[string, string, number, number]> {
+/** Per (app, UTC day) increments of the HITL (approvals opened) and kill-switch counters, sorted for a stable lock order. */
+export function guardUsageIncrements(writes: readonly CheckWrite[]): Array<[string, string, number, number]> {
   const byKey = new Map<string, [string, string, number, number]>();
-  for (const r of records) {
-    if (r.approval === null && !r.killed) continue;
+  for (const { record: r, opens } of writes) {
+    if (!opens && !r.killed) continue;
     const day = new Date(r.createdAt).toISOString().slice(0, 10);
     const key = `${r.clientId}\u0000${day}`;
     const inc = byKey.get(key) ?? [r.clientId, day, 0, 0];
-    if (r.approval !== null) inc[2]++;
+    if (opens) inc[2]++;
     if (r.killed) inc[3]++;
     byKey.set(key, inc);
   }
@@ -145,3 +150,43 @@ export const toGrant = (r: Row): Grant => ({
 
 export const ACTIVE_GRANTS_SQL = (ph: Placeholder): string =>
   `SELECT * FROM grants WHERE client_id = ${ph(1)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)}) ORDER BY created_at`;
+
+/** The app's pending approvals unexpired at `$2`: what a commit's cap and coalescing decide on. */
+export const PENDING_APPROVALS_SQL = (ph: Placeholder): string =>
+  `SELECT id, client_id, tool, scope, user_sub, session_id, arguments_hash, created_at, expires_at FROM approvals
+   WHERE client_id = ${ph(1)} AND status = 'pending' AND expires_at > ${ph(2)}`;
+
+export const toPendingApproval = (r: Row): PendingApproval => ({
+  id: String(r.id),
+  clientId: String(r.client_id),
+  tool: String(r.tool),
+  scope: String(r.scope),
+  userSub: strOrNull(r.user_sub),
+  sessionId: strOrNull(r.session_id),
+  argumentsHash: String(r.arguments_hash),
+  createdAt: num(r.created_at),
+  expiresAt: num(r.expires_at),
+});
+
+export const toStoredAnswer = (r: Row): StoredAnswer & { clientId: string } => ({
+  clientId: String(r.client_id),
+  key: String(r.key),
+  requestHash: String(r.request_hash),
+  checkId: String(r.check_id),
+  answer: String(r.answer),
+  expiresAt: num(r.expires_at),
+});
+
+/** Writes an answer under a key unless an unexpired one is there (an expired one is replaced). */
+export const UPSERT_ANSWER_SQL = (ph: Placeholder): string =>
+  `INSERT INTO idempotency_keys (client_id, key, request_hash, check_id, answer, created_at, expires_at)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7].map(ph).join(', ')})
+   ON CONFLICT (client_id, key) DO UPDATE SET request_hash = excluded.request_hash, check_id = excluded.check_id,
+     answer = excluded.answer, created_at = excluded.created_at, expires_at = excluded.expires_at
+   WHERE idempotency_keys.expires_at <= excluded.created_at`;
+
+export const answerValues = (a: AnswerRow): unknown[] => [a.clientId, a.key, a.requestHash, a.checkId, a.answer, a.createdAt, a.expiresAt];
+
+/** One lock order for key rows everywhere (commits and replays), so two writers never wait on each other in a cycle. */
+export const byAppThenKey = (a: { clientId: string; key: string }, b: { clientId: string; key: string }): number =>
+  a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;

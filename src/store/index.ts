@@ -11,14 +11,16 @@ export interface OpenStoreOptions {
   lockTimeoutMs?: number;
   /** PostgreSQL's cross-node listener: how it proves itself and backs off (tests stretch the backoff). */
   listener?: Partial<ListenerOptions>;
+  /** Most undelivered deliveries one webhook endpoint keeps (PANOPTICON_WEBHOOK_OUTBOX_LIMIT); default 1000. */
+  webhookOutboxLimit?: number;
 }
 
 export async function openStore(location: StoreLocation, options: OpenStoreOptions = {}): Promise<Store> {
   // pg and its driver code load only for PostgreSQL: an embedded (SQLite) install never pays their memory.
   const store =
     location.engine === 'sqlite'
-      ? new SqliteStore(location.file, options.lockTimeoutMs)
-      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs, options.listener);
+      ? new SqliteStore(location.file, options.lockTimeoutMs, options.webhookOutboxLimit)
+      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
   try {
     await store.migrate();
   } catch (err) {

@@ -3,13 +3,13 @@ import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult,
 import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
 import type { AuditInput } from './guard-types.js';
 import { toGrant } from './guard-sql.js';
-import { appendAuditTx, insertDeliveriesTx, type PgDb } from './postgres-guard.js';
+import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
 import { postgresPlaceholder as ph } from './queries.js';
 
 type Row = Record<string, unknown>;
 
 export class PostgresApprovalStore implements ApprovalStore {
-  constructor(private readonly db: PgDb) {}
+  constructor(private readonly db: PgDb, private readonly outboxLimit: number) {}
 
   async get(approvalId: string) {
     const [r] = await this.db.q('SELECT * FROM approvals WHERE id = $1', [approvalId]);
@@ -32,7 +32,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       const approval = toApproval(r);
       const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL(ph), grantValues(input, approval))).rows[0] as Row);
       for (const a of input.audit) await appendAuditTx(c, a);
-      await insertDeliveriesTx(c, input.deliveries);
+      await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     });
   }
@@ -50,7 +50,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       for (const a of expired) {
         const e = effects(a);
         await appendAuditTx(c, e.audit);
-        await insertDeliveriesTx(c, e.deliveries);
+        await insertDeliveriesTx(c, e.deliveries, this.outboxLimit);
       }
       return expired;
     });
@@ -66,6 +66,8 @@ export class PostgresApprovalStore implements ApprovalStore {
 
   async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {
     return this.db.tx(async (c) => {
+      // The app row first, as a check commit takes it before the grants it uses: no lock cycle.
+      await lockApps(c, [input.clientId]);
       const updated = (await c.query('UPDATE grants SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING *', [input.now, input.grantId, input.clientId])).rows[0] as Row | undefined;
       if (updated !== undefined) {
         await appendAuditTx(c, input.audit);

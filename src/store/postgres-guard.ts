@@ -1,12 +1,14 @@
 /** The guard and audit sub-stores on PostgreSQL. Audit appends lock the app row, so one app's chain grows one entry at a time across nodes. */
 import type pg from 'pg';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, KillSwitch } from './guard-types.js';
+import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
-  approvalValues, auditValues, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
-  INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
+  answerValues, approvalValues, asWritten, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
+  INSERT_AUDIT_SQL, nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy,
+  toStoredAnswer, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
+import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from './check-plan.js';
 import { postgresPlaceholder as ph } from './queries.js';
-import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
+import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, OUTBOX_SIZE_SQL } from './webhook-sql.js';
 import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
@@ -28,9 +30,34 @@ export async function appendAuditTx(client: pg.PoolClient, input: AuditInput): P
   return entry;
 }
 
-/** Webhook outbox rows written inside the caller's transaction, so the event and its notification commit together. */
-export async function insertDeliveriesTx(client: pg.PoolClient, deliveries: readonly NewDelivery[]): Promise<void> {
-  for (const d of deliveries) await client.query(INSERT_DELIVERY_SQL(ph), deliveryValues(d));
+/** The app rows, locked in one order everywhere: every change to an app's approvals, keys or outbox holds its row. */
+export async function lockApps(client: pg.PoolClient, clientIds: readonly string[]): Promise<void> {
+  if (clientIds.length === 0) return;
+  await client.query('SELECT 1 FROM apps WHERE client_id = ANY($1::text[]) ORDER BY client_id FOR NO KEY UPDATE', [[...new Set(clientIds)].sort()]);
+}
+
+const INSERT_DELIVERIES_SQL = `
+  INSERT INTO webhook_deliveries (id, webhook_id, client_id, event, payload, status, attempts, next_attempt_at, created_at)
+  SELECT id, webhook_id, client_id, event, payload, 'pending', 0, created_at, created_at
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS d(id, webhook_id, client_id, event, payload, created_at)`;
+
+/**
+ * Webhook outbox rows written inside the caller's transaction, so the event and its notification
+ * commit together; then each endpoint that got one keeps at most `outboxLimit` undelivered rows,
+ * its oldest dropped. Every writer of an app's outbox holds the app row (taken here, if the caller
+ * has not already), so two nodes cannot both count below the limit and both insert.
+ */
+export async function insertDeliveriesTx(client: pg.PoolClient, deliveries: readonly NewDelivery[], outboxLimit: number): Promise<void> {
+  if (deliveries.length === 0) return;
+  await lockApps(client, deliveries.map((d) => d.clientId));
+  const columns: unknown[][] = [[], [], [], [], [], []];
+  for (const d of deliveries) deliveryValues(d).forEach((v, i) => columns[i]!.push(v));
+  await client.query(INSERT_DELIVERIES_SQL, columns);
+  const at = Math.max(...deliveries.map((d) => d.createdAt));
+  for (const webhookId of endpointsOf(deliveries)) {
+    const size = Number((await client.query(OUTBOX_SIZE_SQL(ph), [webhookId])).rows[0]!.n);
+    if (size > outboxLimit) await client.query(DROP_OLDEST_SQL(ph), [webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]);
+  }
 }
 
 export class PostgresAuditStore implements AuditStore {
@@ -75,10 +102,41 @@ const RECORD_CHECKS_SQL = `
   )
   SELECT 1`;
 
+/** The column arrays of RECORD_CHECKS_SQL: checks, the approvals they open, grants used, usage counters. */
+function recordParams(writes: readonly CheckWrite[]): unknown[] {
+  const columns: unknown[][] = CHECK_COLUMNS.map(() => []);
+  for (const w of writes) checkValues(w).forEach((v, i) => columns[i]!.push(v));
+  const approvals: unknown[][] = Array.from({ length: APPROVAL_TYPES.length }, () => []);
+  for (const w of writes) if (w.opens) approvalValues(w.record).forEach((v, i) => approvals[i]!.push(v));
+  const grantIds = writes.flatMap((w) => (w.record.grantId === null ? [] : [w.record.grantId]));
+  const usage: unknown[][] = [[], [], [], []];
+  for (const inc of guardUsageIncrements(writes)) inc.forEach((v, i) => usage[i]!.push(v));
+  return [...columns, ...approvals, grantIds, ...usage];
+}
+
+const UPSERT_ANSWERS_SQL = `
+  INSERT INTO idempotency_keys (client_id, key, request_hash, check_id, answer, created_at, expires_at)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+  ON CONFLICT (client_id, key) DO UPDATE SET request_hash = excluded.request_hash, check_id = excluded.check_id,
+    answer = excluded.answer, created_at = excluded.created_at, expires_at = excluded.expires_at
+  WHERE idempotency_keys.expires_at <= excluded.created_at`;
+
+/** One row per key (the last planned wins), in lock order: one statement cannot touch a row twice. */
+async function upsertAnswers(client: pg.PoolClient, rows: readonly AnswerRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const unique = new Map<string, AnswerRow>();
+  for (const r of rows) unique.set(`${r.clientId}\u0000${r.key}`, r);
+  const columns: unknown[][] = [[], [], [], [], [], [], []];
+  for (const r of [...unique.values()].sort(byAppThenKey)) answerValues(r).forEach((v, i) => columns[i]!.push(v));
+  await client.query(UPSERT_ANSWERS_SQL, columns);
+}
+
+const ANSWERS_SQL = 'SELECT * FROM idempotency_keys WHERE client_id = $1 AND key = ANY($2::text[]) AND expires_at > $3';
+
 export class PostgresGuardStore implements GuardStore {
   private hits = 0;
 
-  constructor(private readonly db: PgDb) {}
+  constructor(private readonly db: PgDb, private readonly outboxLimit: number) {}
 
   async getPolicy(clientId: string) {
     const [r] = await this.db.q('SELECT * FROM policies WHERE client_id = $1', [clientId]);
@@ -116,7 +174,7 @@ export class PostgresGuardStore implements GuardStore {
         [input.clientId, input.tool, input.reason, input.createdBy, input.createdAt],
       );
       await appendAuditTx(c, input.audit);
-      await insertDeliveriesTx(c, input.deliveries);
+      await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return before ? toKillSwitch(before) : null;
     });
   }
@@ -126,35 +184,67 @@ export class PostgresGuardStore implements GuardStore {
       const before = (await c.query('DELETE FROM kill_switches WHERE client_id = $1 AND tool = $2 RETURNING *', [input.clientId, input.tool])).rows[0] as Row | undefined;
       if (before === undefined) return null;
       await appendAuditTx(c, input.audit);
-      await insertDeliveriesTx(c, input.deliveries);
+      await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return toKillSwitch(before);
     });
   }
 
   /**
-   * One statement, so one round trip and one implicit transaction whatever the group's size: the
-   * checks, the approvals they open, the grants they used and the usage counters, each from
-   * column arrays.
+   * Checks that open no approval and carry no key (nearly all): one statement, so one round trip
+   * and one implicit transaction whatever the group's size. Otherwise a transaction that first
+   * locks the apps concerned (so commits on other nodes deciding the same app's cap, coalescing or
+   * keys wait for this one and then see it), reads their pending approvals and stored answers,
+   * plans, and writes the plan with the same statement.
    */
-  async recordChecks(records: readonly CheckRecord[]) {
-    if (records.length === 0) return;
-    const columns: unknown[][] = CHECK_COLUMNS.map(() => []);
-    for (const r of records) checkValues(r).forEach((v, i) => columns[i]!.push(v));
-    const approvals: unknown[][] = Array.from({ length: 12 }, () => []);
-    for (const r of records) if (r.approval !== null) approvalValues(r).forEach((v, i) => approvals[i]!.push(v));
-    const grantIds = records.flatMap((r) => (r.grantId === null ? [] : [r.grantId]));
-    const usage: unknown[][] = [[], [], [], []];
-    for (const inc of guardUsageIncrements(records)) inc.forEach((v, i) => usage[i]!.push(v));
-    const params = [...columns, ...approvals, grantIds, ...usage];
-    const deliveries = records.flatMap((r) => r.deliveries ?? []);
-    if (deliveries.length === 0) {
-      await this.db.q(RECORD_CHECKS_SQL, params);
-      return;
+  async recordChecks(records: readonly CheckRecord[]): Promise<RecordOutcome[]> {
+    if (records.length === 0) return [];
+    const locked = appsToLock(records);
+    if (locked.length === 0) {
+      const params = recordParams(records.map(asWritten));
+      const deliveries = records.flatMap((r) => r.deliveries ?? []);
+      if (deliveries.length === 0) await this.db.q(RECORD_CHECKS_SQL, params);
+      else {
+        await this.db.tx(async (c) => {
+          await c.query(RECORD_CHECKS_SQL, params);
+          await insertDeliveriesTx(c, deliveries, this.outboxLimit);
+        });
+      }
+      return records.map(() => ({ kind: 'recorded', approval: null }));
     }
-    await this.db.tx(async (c) => {
-      await c.query(RECORD_CHECKS_SQL, params);
-      await insertDeliveriesTx(c, deliveries);
+    return this.db.tx(async (c) => {
+      await lockApps(c, locked);
+      const since = earliest(records);
+      const pending = [];
+      for (const clientId of appsOpening(records)) pending.push(...((await c.query(PENDING_APPROVALS_SQL(ph), [clientId, since])).rows as Row[]).map(toPendingApproval));
+      const stored = [];
+      for (const [clientId, keys] of keysByApp(records)) stored.push(...((await c.query(ANSWERS_SQL, [clientId, keys, since])).rows as Row[]).map(toStoredAnswer));
+      const plan = planChecks(records, pending, stored);
+      if (plan.writes.length > 0) await c.query(RECORD_CHECKS_SQL, recordParams(plan.writes));
+      await insertDeliveriesTx(c, plan.deliveries, this.outboxLimit);
+      await upsertAnswers(c, plan.answers);
+      return plan.outcomes;
     });
+  }
+
+  async findAnswers(clientId: string, keys: readonly string[], now: number): Promise<StoredAnswer[]> {
+    if (keys.length === 0) return [];
+    return (await this.db.q(ANSWERS_SQL, [clientId, [...keys], now])).map(toStoredAnswer);
+  }
+
+  async bindAnswers(clientId: string, keys: readonly IdempotencyKey[], answer: Omit<StoredAnswer, 'key' | 'expiresAt'>, now: number) {
+    if (keys.length === 0) return;
+    await this.db.tx(async (c) => {
+      await lockApps(c, [clientId]);
+      await upsertAnswers(c, keys.map((k) => ({ ...answer, clientId, key: k.key, expiresAt: k.expiresAt, createdAt: now })));
+    });
+  }
+
+  async deleteExpiredAnswers(now: number, limit: number) {
+    const rows = await this.db.q(
+      'DELETE FROM idempotency_keys WHERE (client_id, key) IN (SELECT client_id, key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2) RETURNING 1',
+      [now, limit],
+    );
+    return rows.length;
   }
 
   async getCheck(clientId: string, checkId: string) {

@@ -1,14 +1,14 @@
 /** The webhook sub-store on PostgreSQL: several nodes claim from one outbox without sending a delivery twice. */
 import type { AuditInput } from './guard-types.js';
-import { appendAuditTx, insertDeliveriesTx, type PgDb } from './postgres-guard.js';
+import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
 import { postgresPlaceholder as ph } from './queries.js';
-import { COMPLETE_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
 export class PostgresWebhookStore implements WebhookStore {
-  constructor(private readonly db: PgDb) {}
+  constructor(private readonly db: PgDb, private readonly outboxLimit: number) {}
 
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.tx(async (c) => {
@@ -29,6 +29,8 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async remove(input: { clientId: string; webhookId: string; audit: AuditInput }) {
     return this.db.tx(async (c) => {
+      // The app row before the endpoint's, the order of every outbox writer (which hold the app row and then reference the endpoint).
+      await lockApps(c, [input.clientId]);
       const locked = (await c.query('SELECT 1 FROM webhooks WHERE client_id = $1 AND id = $2 FOR UPDATE', [input.clientId, input.webhookId])).rows[0];
       if (locked === undefined) return null;
       await c.query('DELETE FROM webhook_deliveries WHERE webhook_id = $1', [input.webhookId]);
@@ -40,7 +42,7 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async enqueue(deliveries: readonly NewDelivery[]) {
     if (deliveries.length === 0) return;
-    await this.db.tx((c) => insertDeliveriesTx(c, deliveries));
+    await this.db.tx((c) => insertDeliveriesTx(c, deliveries, this.outboxLimit));
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
@@ -64,5 +66,9 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async listDeliveries(clientId: string, webhookId: string, limit: number) {
     return (await this.db.q('SELECT * FROM webhook_deliveries WHERE client_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3', [clientId, webhookId, limit])).map(toDelivery);
+  }
+
+  async deliveryCounts(clientId: string, webhookId: string) {
+    return toDeliveryCounts(await this.db.q(DELIVERY_COUNTS_SQL(ph), [clientId, webhookId]));
   }
 }

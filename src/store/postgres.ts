@@ -15,6 +15,7 @@ import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
 import { PostgresApprovalStore } from './postgres-approvals.js';
 import { PostgresWebhookStore } from './postgres-webhooks.js';
+import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
 import { PostgresSecretStore } from './postgres-secrets.js';
 import { storeError } from './errors.js';
 import { PROBE_SQL, WriteHealth } from './write-health.js';
@@ -90,6 +91,8 @@ export class PostgresStore implements Store {
     poolSize: number,
     lockTimeoutMs = 5000,
     listenerOptions: Partial<ListenerOptions> = {},
+    /** Most undelivered deliveries one webhook endpoint keeps. */
+    webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT,
   ) {
     this.listenerOptions = { ...DEFAULT_LISTENER_OPTIONS, ...listenerOptions };
     this.schema = schema ?? 'public';
@@ -106,9 +109,9 @@ export class PostgresStore implements Store {
     this.pool.on('error', () => {});
     const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn) };
     this.audit = new PostgresAuditStore(db);
-    this.guard = new PostgresGuardStore(db);
-    this.approvals = new PostgresApprovalStore(db);
-    this.webhooks = new PostgresWebhookStore(db);
+    this.guard = new PostgresGuardStore(db, webhookOutboxLimit);
+    this.approvals = new PostgresApprovalStore(db, webhookOutboxLimit);
+    this.webhooks = new PostgresWebhookStore(db, webhookOutboxLimit);
     this.secrets = new PostgresSecretStore(db);
   }
 

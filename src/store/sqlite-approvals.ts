@@ -10,7 +10,7 @@ import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 type Row = Record<string, unknown>;
 
 export class SqliteApprovalStore implements ApprovalStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
 
   async get(approvalId: string) {
     const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(approvalId) as Row | undefined;
@@ -32,7 +32,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       const approval = toApproval(r);
       const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL(ph)).get(numbered(grantValues(input, approval))) as Row);
       for (const a of input.audit) appendAuditSync(this.db, a);
-      insertDeliveriesSync(this.db, input.deliveries);
+      insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     }).immediate();
   }
@@ -47,7 +47,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       for (const a of expired) {
         const e = effects(a);
         appendAuditSync(this.db, e.audit);
-        insertDeliveriesSync(this.db, e.deliveries);
+        insertDeliveriesSync(this.db, e.deliveries, this.outboxLimit);
       }
       return expired;
     }).immediate();

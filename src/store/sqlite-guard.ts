@@ -1,12 +1,13 @@
 /** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
 import type Database from 'better-sqlite3';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, KillSwitch } from './guard-types.js';
+import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
-  approvalValues, auditValues, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
-  nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPolicy, ACTIVE_GRANTS_SQL,
+  answerValues, approvalValues, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
+  nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
+import { appsOpening, earliest, keysByApp, planChecks } from './check-plan.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
-import { deliveryValues, INSERT_DELIVERY_SQL } from './webhook-sql.js';
+import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from './webhook-sql.js';
 import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
@@ -21,11 +22,20 @@ export function appendAuditSync(db: Database.Database, input: AuditInput): Audit
   return entry;
 }
 
-/** Webhook outbox rows written inside the caller's transaction, so the event and its notification commit together. */
-export function insertDeliveriesSync(db: Database.Database, deliveries: readonly NewDelivery[]): void {
+/**
+ * Webhook outbox rows written inside the caller's transaction, so the event and its notification
+ * commit together; then each endpoint that got one keeps at most `outboxLimit` undelivered rows,
+ * its oldest dropped (the transaction is the only writer, so the count cannot race).
+ */
+export function insertDeliveriesSync(db: Database.Database, deliveries: readonly NewDelivery[], outboxLimit: number): void {
   if (deliveries.length === 0) return;
   const insert = db.prepare(INSERT_DELIVERY_SQL(ph));
   for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
+  const at = Math.max(...deliveries.map((d) => d.createdAt));
+  for (const webhookId of endpointsOf(deliveries)) {
+    const size = Number(db.prepare(OUTBOX_SIZE_SQL(ph)).pluck().get(numbered([webhookId])));
+    if (size > outboxLimit) db.prepare(DROP_OLDEST_SQL(ph)).run(numbered([webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]));
+  }
 }
 
 export class SqliteAuditStore implements AuditStore {
@@ -54,7 +64,7 @@ export class SqliteAuditStore implements AuditStore {
 export class SqliteGuardStore implements GuardStore {
   private hits = 0;
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
 
   async getPolicy(clientId: string) {
     const r = this.db.prepare('SELECT * FROM policies WHERE client_id = ?').get(clientId) as Row | undefined;
@@ -87,7 +97,7 @@ export class SqliteGuardStore implements GuardStore {
          ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
       ).run(input.clientId, input.tool, input.reason, input.createdBy, input.createdAt);
       appendAuditSync(this.db, input.audit);
-      insertDeliveriesSync(this.db, input.deliveries);
+      insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return before ? toKillSwitch(before) : null;
     }).immediate();
   }
@@ -97,26 +107,59 @@ export class SqliteGuardStore implements GuardStore {
       const before = this.db.prepare('DELETE FROM kill_switches WHERE client_id = ? AND tool = ? RETURNING *').get(input.clientId, input.tool) as Row | undefined;
       if (before === undefined) return null;
       appendAuditSync(this.db, input.audit);
-      insertDeliveriesSync(this.db, input.deliveries);
+      insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return toKillSwitch(before);
     }).immediate();
   }
 
-  async recordChecks(records: readonly CheckRecord[]) {
-    if (records.length === 0) return;
+  /** One immediate transaction: the plan's reads see every earlier commit, and no other write can interleave. */
+  async recordChecks(records: readonly CheckRecord[]): Promise<RecordOutcome[]> {
+    if (records.length === 0) return [];
     const insertCheck = this.db.prepare(`INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) VALUES (${CHECK_COLUMNS.map((_, i) => ph(i + 1)).join(', ')})`);
     const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL(ph));
     const usage = this.db.prepare(GUARD_USAGE_SQL(ph));
     const useGrant = this.db.prepare('UPDATE grants SET uses = uses + 1 WHERE id = ?');
-    this.db.transaction(() => {
-      for (const r of records) {
-        insertCheck.run(numbered(checkValues(r)));
-        if (r.approval !== null) insertApproval.run(numbered(approvalValues(r)));
-        if (r.grantId !== null) useGrant.run(r.grantId);
-        insertDeliveriesSync(this.db, r.deliveries ?? []);
+    const upsertAnswer = this.db.prepare(UPSERT_ANSWER_SQL(ph));
+    return this.db.transaction(() => {
+      const since = earliest(records);
+      const pending = appsOpening(records).flatMap((clientId) =>
+        (this.db.prepare(PENDING_APPROVALS_SQL(ph)).all(numbered([clientId, since])) as Row[]).map(toPendingApproval));
+      const stored = [...keysByApp(records)].flatMap(([clientId, keys]) => this.answersSync(clientId, keys, since));
+      const plan = planChecks(records, pending, stored);
+      for (const w of plan.writes) {
+        insertCheck.run(numbered(checkValues(w)));
+        if (w.opens) insertApproval.run(numbered(approvalValues(w.record)));
+        if (w.record.grantId !== null) useGrant.run(w.record.grantId);
       }
-      for (const inc of guardUsageIncrements(records)) usage.run(numbered(inc));
+      insertDeliveriesSync(this.db, plan.deliveries, this.outboxLimit);
+      for (const inc of guardUsageIncrements(plan.writes)) usage.run(numbered(inc));
+      for (const a of [...plan.answers].sort(byAppThenKey)) upsertAnswer.run(numbered(answerValues(a)));
+      return plan.outcomes;
     }).immediate();
+  }
+
+  private answersSync(clientId: string, keys: readonly string[], now: number) {
+    if (keys.length === 0) return [];
+    return (this.db.prepare(`SELECT * FROM idempotency_keys WHERE client_id = ? AND key IN (${keys.map(() => '?').join(', ')}) AND expires_at > ?`)
+      .all(clientId, ...keys, now) as Row[]).map(toStoredAnswer);
+  }
+
+  async findAnswers(clientId: string, keys: readonly string[], now: number): Promise<StoredAnswer[]> {
+    return this.answersSync(clientId, keys, now);
+  }
+
+  async bindAnswers(clientId: string, keys: readonly IdempotencyKey[], answer: Omit<StoredAnswer, 'key' | 'expiresAt'>, now: number) {
+    if (keys.length === 0) return;
+    const upsert = this.db.prepare(UPSERT_ANSWER_SQL(ph));
+    this.db.transaction(() => {
+      for (const k of [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+        upsert.run(numbered(answerValues({ ...answer, clientId, key: k.key, expiresAt: k.expiresAt, createdAt: now })));
+      }
+    }).immediate();
+  }
+
+  async deleteExpiredAnswers(now: number, limit: number) {
+    return this.db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)').run(now, limit).changes;
   }
 
   async getCheck(clientId: string, checkId: string) {

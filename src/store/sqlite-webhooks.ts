@@ -3,13 +3,13 @@ import type Database from 'better-sqlite3';
 import type { AuditInput } from './guard-types.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
-import { COMPLETE_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toEndpoint } from './webhook-sql.js';
+import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
 export class SqliteWebhookStore implements WebhookStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
 
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.transaction(() => {
@@ -41,7 +41,7 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async enqueue(deliveries: readonly NewDelivery[]) {
     if (deliveries.length === 0) return;
-    this.db.transaction(() => insertDeliveriesSync(this.db, deliveries)).immediate();
+    this.db.transaction(() => insertDeliveriesSync(this.db, deliveries, this.outboxLimit)).immediate();
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
@@ -62,5 +62,9 @@ export class SqliteWebhookStore implements WebhookStore {
   async listDeliveries(clientId: string, webhookId: string, limit: number) {
     return (this.db.prepare('SELECT * FROM webhook_deliveries WHERE client_id = ? AND webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?')
       .all(clientId, webhookId, limit) as Row[]).map(toDelivery);
+  }
+
+  async deliveryCounts(clientId: string, webhookId: string) {
+    return toDeliveryCounts(this.db.prepare(DELIVERY_COUNTS_SQL(ph)).all(numbered([clientId, webhookId])) as Row[]);
   }
 }

@@ -26,6 +26,7 @@ import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
 import { SqliteWebhookStore } from './sqlite-webhooks.js';
+import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
 import { SqliteSecretStore } from './sqlite-secrets.js';
 import { withoutLockWaits } from './sqlite-locks.js';
 import { storeError } from './errors.js';
@@ -67,16 +68,19 @@ export class SqliteStore implements Store {
   readonly webhooks: SqliteWebhookStore;
   readonly secrets: SqliteSecretStore;
 
-  /** `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after). */
-  constructor(private readonly file: string, private readonly lockTimeoutMs = 5000) {
+  /**
+   * `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after).
+   * `webhookOutboxLimit`: most undelivered deliveries one webhook endpoint keeps.
+   */
+  constructor(private readonly file: string, private readonly lockTimeoutMs = 5000, webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT) {
     if (file !== ':memory:') createPrivately(file);
     this.db = new Database(file);
     // This connection runs on the event loop: it never waits for a lock (see sqlite-locks.ts).
     configureSqlite(this.db, 0);
     this.audit = withoutLockWaits(new SqliteAuditStore(this.db), lockTimeoutMs, [], this.writeHealth);
-    this.guard = withoutLockWaits(new SqliteGuardStore(this.db), lockTimeoutMs, [], this.writeHealth);
-    this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db), lockTimeoutMs, [], this.writeHealth);
-    this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.guard = withoutLockWaits(new SqliteGuardStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
+    this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
+    this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
     this.secrets = withoutLockWaits(new SqliteSecretStore(this.db), lockTimeoutMs, [], this.writeHealth);
     // Trace commits run on the worker, whose connection may wait for locks; its failures reach the writer.
     withoutLockWaits(this, lockTimeoutMs, ['close', 'publish', 'insertTraces', 'writable'], this.writeHealth);

@@ -1,7 +1,7 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
 import type { GuardEventType } from '../guard/events.js';
 import type { Placeholder } from './queries.js';
-import type { DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
+import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -51,11 +51,38 @@ export const deliveryValues = (d: NewDelivery): unknown[] => [d.id, d.webhookId,
 export const DUE_WHERE = (ph: Placeholder): string =>
   `status = 'pending' AND next_attempt_at <= ${ph(1)} AND (lease_until IS NULL OR lease_until <= ${ph(1)})`;
 
-/** Only the current claim (same attempt number, still pending) records its outcome. */
+/**
+ * Only the current claim (same attempt number, still pending) records its outcome; a row dropped
+ * from a full outbox while this attempt was in flight records it only if it was delivered.
+ */
 export const COMPLETE_SQL = (ph: Placeholder): string =>
   `UPDATE webhook_deliveries SET status = ${ph(1)}, next_attempt_at = ${ph(2)}, last_status_code = ${ph(3)}, last_error = ${ph(4)},
      completed_at = ${ph(5)}, lease_until = NULL
-   WHERE id = ${ph(6)} AND attempts = ${ph(7)} AND status = 'pending'`;
+   WHERE id = ${ph(6)} AND attempts = ${ph(7)} AND (status = 'pending' OR (status = 'dropped' AND ${ph(1)} = 'delivered'))`;
+
+/** An endpoint's undelivered rows: its outbox. */
+export const OUTBOX_SIZE_SQL = (ph: Placeholder): string =>
+  `SELECT count(*) AS n FROM webhook_deliveries WHERE webhook_id = ${ph(1)} AND status = 'pending'`;
+
+/** Drops an endpoint's `${ph(2)}` oldest undelivered rows, to keep its outbox at the limit. */
+export const DROP_OLDEST_SQL = (ph: Placeholder): string =>
+  `UPDATE webhook_deliveries SET status = 'dropped', completed_at = ${ph(3)}, lease_until = NULL, last_error = ${ph(4)}
+   WHERE id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ${ph(1)} AND status = 'pending' ORDER BY created_at, id LIMIT ${ph(2)})`;
+
+export const droppedReason = (limit: number): string =>
+  `dropped: the endpoint had ${limit} undelivered deliveries (the outbox limit, PANOPTICON_WEBHOOK_OUTBOX_LIMIT); the oldest make way for newer events`;
+
+/** The endpoints that just got deliveries, once each, in a stable order. */
+export const endpointsOf = (deliveries: readonly NewDelivery[]): string[] => [...new Set(deliveries.map((d) => d.webhookId))].sort();
+
+export const DELIVERY_COUNTS_SQL = (ph: Placeholder): string =>
+  `SELECT status, count(*) AS n FROM webhook_deliveries WHERE client_id = ${ph(1)} AND webhook_id = ${ph(2)} GROUP BY status`;
+
+export function toDeliveryCounts(rows: readonly Row[]): DeliveryCounts {
+  const counts: DeliveryCounts = { pending: 0, delivered: 0, failed: 0, dropped: 0 };
+  for (const r of rows) if (String(r.status) in counts) counts[String(r.status) as keyof DeliveryCounts] = num(r.n);
+  return counts;
+}
 
 export const outcomeValues = (o: DeliveryOutcome): unknown[] =>
   [o.status, o.nextAttemptAt, o.statusCode, o.error, o.completedAt, o.id, o.attempts];

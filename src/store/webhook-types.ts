@@ -22,7 +22,21 @@ export interface WebhookEndpoint {
   createdAt: number;
 }
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+/**
+ * `dropped`: never sent, or given up while in flight, because its endpoint's outbox was full (see
+ * `DEFAULT_WEBHOOK_OUTBOX_LIMIT`); a `dropped` row whose attempt in flight then succeeds becomes
+ * `delivered`.
+ */
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'dropped';
+
+/**
+ * Most undelivered (`pending`) deliveries one endpoint keeps (PANOPTICON_WEBHOOK_OUTBOX_LIMIT).
+ * Writing a delivery past it marks that endpoint's oldest pending ones `dropped`, in the same
+ * transaction, so the outbox never grows past it however long a receiver stays down.
+ */
+export const DEFAULT_WEBHOOK_OUTBOX_LIMIT = 1000;
+
+export type DeliveryCounts = Record<DeliveryStatus, number>;
 
 export interface WebhookDelivery {
   id: string;
@@ -74,10 +88,13 @@ export interface WebhookStore {
   /** Removes the endpoint and its deliveries (pending ones are not sent); null when absent. */
   remove(input: { clientId: string; webhookId: string; audit: AuditInput }): Promise<WebhookEndpoint | null>;
 
+  /** Writes deliveries (each endpoint's outbox bounded, as everywhere deliveries are written). */
   enqueue(deliveries: readonly NewDelivery[]): Promise<void>;
   /** Pending deliveries due at `now` whose lease (if any) has ended: leased until `leaseUntil`, attempts + 1. */
   claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]>;
   /** False when the claim was no longer current (the row was re-claimed or removed). */
   complete(outcome: DeliveryOutcome): Promise<boolean>;
   listDeliveries(clientId: string, webhookId: string, limit: number): Promise<WebhookDelivery[]>;
+  /** How many of the endpoint's deliveries are in each status. */
+  deliveryCounts(clientId: string, webhookId: string): Promise<DeliveryCounts>;
 }

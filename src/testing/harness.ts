@@ -102,7 +102,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
   const config = testConfig(fresh.location, overrides);
-  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, ...storeOptions });
+  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, ...storeOptions });
   const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {

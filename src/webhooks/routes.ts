@@ -32,7 +32,9 @@ const DeliveryJson = Type.Object({
   id: Type.String(),
   webhook_id: Type.String(),
   event: EventType,
-  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed'), Type.Literal('dropped')], {
+    description: '`dropped`: never sent (or given up while in flight) because the endpoint already had PANOPTICON_WEBHOOK_OUTBOX_LIMIT undelivered deliveries; the oldest make way',
+  }),
   attempts: Type.Integer(),
   last_status_code: Type.Union([Type.Integer(), Type.Null()]),
   last_error: Type.Union([Type.String(), Type.Null()]),
@@ -112,13 +114,20 @@ export function registerWebhookRoutes(app: FastifyInstance, services: Services, 
       summary: 'Recent deliveries to an endpoint, newest first, with their outcome',
       params: WebhookParams,
       querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ deliveries: Type.Array(DeliveryJson) }), ...errorResponses(400, 401, 404) },
+      response: {
+        200: Type.Object({
+          deliveries: Type.Array(DeliveryJson),
+          counts: Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), failed: Type.Integer(), dropped: Type.Integer() }, { description: "All of the endpoint's deliveries by status, not only this page; `pending` is its outbox" }),
+        }),
+        ...errorResponses(400, 401, 404),
+      },
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
     const { webhook_id } = request.params as { webhook_id: string };
     const { limit } = request.query as { limit: number };
     if ((await store.webhooks.get(target.clientId, webhook_id)) === null) throw new ApiError('webhook_not_found');
-    return { deliveries: (await store.webhooks.listDeliveries(target.clientId, webhook_id, limit)).map(deliveryJson) };
+    const [deliveries, counts] = await Promise.all([store.webhooks.listDeliveries(target.clientId, webhook_id, limit), store.webhooks.deliveryCounts(target.clientId, webhook_id)]);
+    return { deliveries: deliveries.map(deliveryJson), counts };
   });
 }

@@ -223,14 +223,14 @@ for (const engine of ENGINES) {
       const silent = newId('apr');
       const deliveries = await webhookDeliveries(server.store, request(silent), Date.now());
       assert.equal(deliveries.length, 1);
-      await server.services.checks.write({ ...record, id: newId('chk'), approval: { ...record.approval!, id: silent }, deliveries });
+      await server.services.checks.write({ ...record, id: newId('chk'), argumentsHash: 'silent', approval: { ...record.approval!, id: silent }, deliveries });
       const sent = await eventually('the unpublished delivery', () => rx.received.find((x) => x.path === '/hooks/outbox' && JSON.parse(x.body).data.approval_id === silent));
       assert.equal(sent.headers['x-panopticon-event'], 'approval.requested');
 
       // A commit that fails (the check id already exists) leaves neither the approval nor its delivery.
       const doomed = newId('apr');
       const before = (await deliveries_(owner, hook.body.id)).length;
-      await assert.rejects(server.services.checks.write({ ...record, approval: { ...record.approval!, id: doomed }, deliveries: await webhookDeliveries(server.store, request(doomed), Date.now()) }));
+      await assert.rejects(server.services.checks.write({ ...record, argumentsHash: 'doomed', approval: { ...record.approval!, id: doomed }, deliveries: await webhookDeliveries(server.store, request(doomed), Date.now()) }));
       assert.equal(await server.store.approvals.get(doomed), null);
       assert.equal((await deliveries_(owner, hook.body.id)).length, before);
       await remove(owner, hook.body.id);
