@@ -35,6 +35,7 @@ import { openApiInfo } from './openapi.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
 import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
+import { AuditKey } from '../audit/key.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { CheckRecord } from '../store/guard-types.js';
 import { ApprovalService, DEFAULT_HITL_SETTINGS, type HitlSettings } from '../approvals/service.js';
@@ -55,6 +56,8 @@ export interface Services {
   events: GuardEvents;
   /** Seals and opens secrets stored in the database. */
   secrets: SecretBox;
+  /** Keys the audit chain and signs its heads (derived from the server key; never stored or logged). */
+  auditKey: AuditKey;
   /** Approval long polls, decisions, grants and the expiry sweeper. */
   approvals: ApprovalService;
   /** Webhook endpoints and the delivery worker of this node. */
@@ -145,7 +148,8 @@ export function coalesceSignals(send: (clientIds: ReadonlySet<string>) => void, 
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
   const now = options.now ?? Date.now;
   const events = new GuardEvents();
-  const secrets = new SecretBox(loadServerKey(config.secretKey, config.dataDir));
+  const serverKey = loadServerKey(config.secretKey, config.dataDir);
+  const secrets = new SecretBox(serverKey);
   // Background work has no request to report to; the server log is assigned once Fastify exists.
   let logError: (err: unknown, what: string) => void = () => {};
   const publishCommitted = (clientIds: ReadonlySet<string>) => {
@@ -167,6 +171,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     checks: new GroupCommit((records) => store.guard.recordChecks(records)),
     events,
     secrets,
+    auditKey: AuditKey.fromServerKey(serverKey),
     approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
     webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, allowPrivateAddresses: config.webhookAllowPrivate, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
     // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take
