@@ -195,6 +195,23 @@ for (const engine of ENGINES) {
       assert.deepEqual([intruder.status, intruder.body.error.code], [404, 'app_not_found']);
     });
 
+    it('changes landing while verify reads the log are not mistaken for tampering', async () => {
+      const { t, api } = await tenantWithLog();
+      let changing = true;
+      const changes = (async () => {
+        for (let i = 0; changing; i++) await http(server.url, 'PATCH', `/api/apps/${t.clientId}`, { token: t.token, body: { name: `name ${i}` } });
+      })();
+      try {
+        for (let i = 0; i < 60; i++) {
+          const v = (await api(i % 2 === 0 ? '/verify' : '/head')).body;
+          assert.ok(v.ok !== false && v.error === undefined, JSON.stringify(v));
+        }
+      } finally {
+        changing = false;
+        await changes;
+      }
+    });
+
     it('an empty log (an app from before app.create was audited) is anchored as seq 0', async () => {
       const t = await createTenant(server.url, { enable: false, issuePak: false });
       await db.query('DELETE FROM audit_log WHERE client_id = ?', [t.clientId]);

@@ -21,6 +21,21 @@ export async function readWholeChain(store: Store, clientId: string): Promise<Au
   }
 }
 
+/**
+ * The chain and its pin as of one moment: an append commits its entry and the pin together, so a
+ * pin that is the same before and after reading the entries means none was appended in between
+ * (otherwise a change landing mid-read would look like a truncated log). Retried a few times
+ * under a steady stream of changes; the last read is returned regardless.
+ */
+async function readChainAndPin(store: Store, clientId: string) {
+  for (let attempt = 1; ; attempt++) {
+    const pinned = await store.audit.pinned(clientId);
+    const entries = await readWholeChain(store, clientId);
+    const after = await store.audit.pinned(clientId);
+    if ((after.count === pinned.count && after.head === pinned.head) || attempt === 5) return { entries, pinned: after };
+  }
+}
+
 export type AuditVerification =
   | { ok: true; result: VerifyResult; anchor: AuditHead | null }
   | { ok: false; reason: 'head_invalid'; detail: string };
@@ -38,7 +53,7 @@ export async function verifyAuditLog(store: Store, key: AuditKey, clientId: stri
     if (opened.head.clientId !== clientId) return { ok: false, reason: 'head_invalid', detail: `it is the head of ${opened.head.clientId}, not of ${clientId}` };
     anchor = opened.head;
   }
-  const [entries, pinned] = await Promise.all([readWholeChain(store, clientId), store.audit.pinned(clientId)]);
+  const { entries, pinned } = await readChainAndPin(store, clientId);
   const verified = verifyChain(key, entries, pinned);
   return { ok: true, result: anchor === null ? verified : checkAnchor(verified, entries, anchor), anchor };
 }
@@ -50,7 +65,7 @@ export type SignedHead = { ok: true; head: AuditHead; text: string } | { ok: fal
  * verify would anchor the tampering itself, so that is refused (`ok: false` with the problem).
  */
 export async function signCurrentHead(store: Store, key: AuditKey, clientId: string, now: number): Promise<SignedHead> {
-  const [entries, pinned] = await Promise.all([readWholeChain(store, clientId), store.audit.pinned(clientId)]);
+  const { entries, pinned } = await readChainAndPin(store, clientId);
   const result = verifyChain(key, entries, pinned);
   if (!result.ok) return { ok: false, result };
   const head: AuditHead = { clientId, seq: result.entries, headHash: result.head ?? GENESIS_HASH, signedAt: now };
