@@ -54,9 +54,10 @@ export interface ChainEntry extends AuditFields {
   hash: string;
 }
 
-export type ChainProblem =
-  | 'hash_mismatch' | 'broken_link' | 'missing_entry' | 'tail_mismatch' | 'unkeyed_entry'
-  | 'anchor_truncated' | 'anchor_mismatch';
+export const CHAIN_PROBLEMS = [
+  'hash_mismatch', 'broken_link', 'missing_entry', 'tail_mismatch', 'unkeyed_entry', 'anchor_truncated', 'anchor_mismatch',
+] as const;
+export type ChainProblem = (typeof CHAIN_PROBLEMS)[number];
 
 interface Verified {
   entries: number;

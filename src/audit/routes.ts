@@ -12,7 +12,7 @@ import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import type { AuditEntry } from '../store/guard-types.js';
 import type { Store } from '../store/types.js';
-import { KEYED_CHAIN, type VerifyResult } from './chain.js';
+import { CHAIN_PROBLEMS, KEYED_CHAIN, type VerifyResult } from './chain.js';
 import { SIGNED_HEAD_PATTERN, type AuditHead } from './head.js';
 import { signCurrentHead, verifyAuditLog } from './service.js';
 
@@ -45,7 +45,7 @@ const VerificationJson = Type.Object({
   unkeyed_entries: Type.Integer({ description: 'Entries written before the chain was keyed (seq 1..n): not tamper-evident against a database writer before unkeyed_sealed_at.' }),
   unkeyed_sealed_at: Type.Union([Type.String(), Type.Null()], { description: 'When the keyed entry closing the unkeyed entries was written; null when there are none.' }),
   anchor: Type.Optional(Type.Object({ seq: Type.Integer(), head_hash: Type.String(), signed_at: Type.String() }, { description: 'The signed head given as `against`.' })),
-  problem: Type.Optional(Type.String()),
+  problem: Type.Optional(Type.Union(CHAIN_PROBLEMS.map((p) => Type.Literal(p)))),
   seq: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
   detail: Type.Optional(Type.String()),
 });
