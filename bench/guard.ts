@@ -21,7 +21,7 @@ import { checkDocument, type PolicyDocument, type Rule } from '../src/guard/poli
 import { changePolicy } from '../src/guard/service.js';
 import { runCheck } from '../src/guard/service.js';
 import { importPolicy } from '../src/guard/edits.js';
-import { createTenant, freshLocation, testConfig, type Engine } from '../src/testing/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../src/testing/harness.js';
 
 const smoke = process.argv.includes('--smoke');
 const outIndex = process.argv.indexOf('--out');
@@ -100,7 +100,7 @@ function decisionBench(iterations: number) {
 async function checkBench(engine: Engine, concurrency: number, durationMs: number) {
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { logLevel: 'silent' });
-  const store = await openStore(location, { pgPoolSize: config.pgPoolSize });
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize });
   const { app, services } = await buildServer(config, store);
   try {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -27,7 +27,7 @@ import { readProfile, summariseProfile, type ProfileSummary } from './profile.js
 import { renderReport } from './report.js';
 import { openStore } from '../src/store/index.js';
 import type { TraceRow } from '../src/store/types.js';
-import { freshLocation } from '../src/testing/harness.js';
+import { freshLocation, TEST_AUDIT_KEY } from '../src/testing/harness.js';
 import { uuidv7 } from '@panopticon/sdk';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -513,7 +513,7 @@ function timeOrderedId(startMs: number, i: number): string {
  */
 async function storeProbe(ids: StoreProbe['ids'], rows: number, perCommit: number): Promise<StoreProbe> {
   const { location, cleanup } = freshLocation('sqlite');
-  const store = await openStore(location);
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
   try {
     const startMs = Date.now();
     const all: TraceRow[] = [];

@@ -16,7 +16,7 @@
  */
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
-import { createTenant, freshLocation, testConfig, type Engine } from '../src/testing/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../src/testing/harness.js';
 
 type Mode = 'group-commit' | 'per-request';
 
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const { engine, mode } = parseArgs();
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { pakRateLimitPerSecond: 1_000_000_000, logLevel: 'silent' });
-  const store = await openStore(location, { pgPoolSize: config.pgPoolSize });
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize });
   const { app, services } = await buildServer(config, store, { ingestMode: mode });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);

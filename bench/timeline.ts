@@ -23,7 +23,7 @@ import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
 import { traceListQuery } from '../src/store/queries.js';
 import type { TraceQuery, TraceRow, TraceStatus } from '../src/store/types.js';
-import { rawSql, REPO_ROOT, tempDir, testConfig } from '../src/testing/harness.js';
+import { rawSql, REPO_ROOT, tempDir, TEST_AUDIT_KEY, testConfig } from '../src/testing/harness.js';
 
 const CLIENT = 'logi_0000000be7c4';
 const OTHER = 'logi_0000000be7c5';
@@ -66,7 +66,7 @@ function makeRow(i: number, total: number): TraceRow {
 async function serve(file: string): Promise<void> {
   const location = { engine: 'sqlite' as const, file };
   const config = testConfig(location, { logLevel: 'silent' });
-  const store = await openStore(location);
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
   const { app } = await buildServer(config, store);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   process.stdout.write(`${JSON.stringify({ url })}\n`);
@@ -89,12 +89,14 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'panopticon.db');
   const location = { engine: 'sqlite' as const, file };
   try {
-    const store = await openStore(location);
+    const store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
     const created = await store.createAccount({ id: 'acct_bench', email: 'bench@example.com', passwordHash: 'x', now: Date.now() });
     if (!created.ok) throw new Error(`bench account: ${created.reason}`);
     const { account } = created;
-    await store.createApp({ clientId: CLIENT, accountId: account.id, name: 'bench', now: Date.now() });
-    await store.createApp({ clientId: OTHER, accountId: account.id, name: 'other', now: Date.now() });
+    for (const [clientId, name] of [[CLIENT, 'bench'], [OTHER, 'other']] as const) {
+      const now = Date.now();
+      await store.createApp({ clientId, accountId: account.id, name, now }, { clientId, at: now, actor: 'system', action: 'app.create', target: clientId, before: null, after: { name } });
+    }
     const { token } = await issueOperatorToken(store, account.id, 'bench', Date.now());
     const t0 = Date.now();
     const BATCH = 2000;

@@ -50,8 +50,9 @@ const ServerEnv = Type.Object({
   PANOPTICON_WEBHOOK_OUTBOX_LIMIT: Type.Integer({ default: 1000, minimum: 1, maximum: 1_000_000 }),
   /**
    * 32-byte key (64 hex characters or base64) that encrypts stored secrets (HMAC signing secrets,
-   * webhook secrets). Unset: a key file is generated (0600) in the data directory on first start.
-   * Every node sharing one PostgreSQL database needs the same key.
+   * webhook secrets) and from which the audit chain's keys are derived (src/audit/key.ts). Unset: a
+   * key file is generated (0600) in the data directory on first start. Every node sharing one
+   * PostgreSQL database needs the same key.
    */
   PANOPTICON_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** Where the generated key file lives. Default: the SQLite file's directory, or ./data. */

@@ -57,6 +57,10 @@ export const ERRORS = {
   hmac_not_enabled: { status: 409, message: 'HMAC signing is not enabled for this application' },
   hmac_already_enabled: { status: 409, message: 'HMAC signing is already enabled for this application; rotate the secret instead' },
   idempotency_key_reused: { status: 422, message: 'This Idempotency-Key was already used with a different request; use a new key for a new request' },
+
+  // Audit log
+  audit_head_invalid: { status: 400, message: 'The signed audit head was not issued by this server for this application' },
+  audit_chain_broken: { status: 409, message: 'The audit log does not verify; its head cannot be signed' },
   route_not_found: { status: 404, message: 'No such route' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -6,9 +6,12 @@
 import { loadServerConfig, ConfigError, type ServerConfig } from './config.js';
 import { buildServer } from './http/server.js';
 import { openStore } from './store/index.js';
+import { AuditKey } from './audit/key.js';
+import { loadServerKey } from './crypto/secret-box.js';
 
 export async function serve(config: ServerConfig = loadServerConfig()): Promise<void> {
-  const store = await openStore(config.database, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit });
+  const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
+  const store = await openStore(config.database, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit });
   const { app } = await buildServer(config, store);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -49,11 +49,12 @@ export interface Simulation {
 }
 export interface AuditEntry {
   seq: number; at: string; actor: string; actor_email: string | null; action: string; target: string | null;
-  before: unknown; after: unknown; prev_hash: string; hash: string;
+  before: unknown; after: unknown; keyed: boolean; prev_hash: string; hash: string;
 }
-export type AuditVerification =
-  | { ok: true; entries: number; head: string }
-  | { ok: false; entries: number; problem: string; seq: number; detail: string };
+/** unkeyed_entries: written before the chain was keyed (not tamper-evident before unkeyed_sealed_at). */
+export type AuditVerification = { entries: number; unkeyed_entries: number; unkeyed_sealed_at: string | null } & (
+  | { ok: true; head: string | null }
+  | { ok: false; problem: string; seq: number; detail: string });
 
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
 export interface Approval {

@@ -1,7 +1,7 @@
 /** /api/apps: create, list, read and update the caller's applications. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { operatorOf, requireOperator } from '../accounts/auth.js';
+import { actorOf, operatorOf, requireOperator } from '../accounts/auth.js';
 import { ApiError } from '../errors.js';
 import { appJson } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
@@ -38,13 +38,13 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
     onRequest: authenticated,
     schema: {
       tags: ['apps'],
-      summary: 'Create an application; its client_id is generated',
+      summary: 'Create an application; its client_id is generated (audited: app.create)',
       body: Type.Object({ name: AppName }, { additionalProperties: false }),
       response: { 201: AppJson, ...errorResponses(400, 401, 403) },
     },
   }, async (request, reply) => {
     const { name } = request.body as { name: string };
-    const created = await createApp(store, operatorOf(request).accountId, name, now());
+    const created = await createApp(store, operatorOf(request).accountId, name, now(), actorOf(request));
     return reply.code(201).send(appJson(created));
   });
 
@@ -62,7 +62,7 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
     onRequest: authenticated,
     schema: {
       tags: ['apps'],
-      summary: 'Rename an application or turn Panopticon on or off for it',
+      summary: 'Rename an application or turn Panopticon on or off for it (audited: app.rename, app.enable, app.disable)',
       params: ClientIdParams,
       body: Type.Object({ name: Type.Optional(AppName), panopticon_enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false, minProperties: 1 }),
       response: { 200: AppJson, ...errorResponses(400, 401, 403, 404) },
@@ -70,7 +70,7 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
   }, async (request) => {
     const { client_id } = request.params as { client_id: string };
     const body = request.body as { name?: string; panopticon_enabled?: boolean };
-    const updated = await updateApp(store, operatorOf(request).accountId, client_id, { name: body.name, panopticonEnabled: body.panopticon_enabled });
+    const updated = await updateApp(store, operatorOf(request).accountId, client_id, { name: body.name, panopticonEnabled: body.panopticon_enabled }, actorOf(request), now());
     if (updated === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
     return appJson(updated);
   });

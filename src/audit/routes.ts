@@ -1,14 +1,20 @@
-/** /api/apps/:client_id/audit: the app's audit log, newest first, and a verification of its hash chain. */
+/**
+ * /api/apps/:client_id/audit: the app's audit log, newest first; a verification of its keyed hash
+ * chain (optionally against a signed head kept outside the database); the signed current head.
+ */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { requireOperator } from '../accounts/auth.js';
 import { ClientIdParams, ownedApp } from '../apps/routes.js';
 import { iso } from '../http/format.js';
+import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/server.js';
 import type { AuditEntry } from '../store/guard-types.js';
 import type { Store } from '../store/types.js';
-import { verifyChain } from './chain.js';
+import { CHAIN_PROBLEMS, KEYED_CHAIN, type VerifyResult } from './chain.js';
+import { SIGNED_HEAD_PATTERN, type AuditHead } from './head.js';
+import { signCurrentHead, verifyAuditLog } from './service.js';
 
 const AuditEntryJson = Type.Object({
   seq: Type.Integer(),
@@ -19,12 +25,30 @@ const AuditEntryJson = Type.Object({
   target: Type.Union([Type.String(), Type.Null()]),
   before: Type.Unknown(),
   after: Type.Unknown(),
+  keyed: Type.Boolean({ description: 'true: `hash` is HMAC-SHA256 under the server\'s audit key; false: plain SHA-256, written before the chain was keyed.' }),
   prev_hash: Type.String(),
   hash: Type.String(),
 });
 
-/** Reading the whole chain to verify it is bounded per page; the store streams it page by page. */
-const VERIFY_PAGE = 1000;
+const SignedHeadJson = Type.Object({
+  head: Type.String({ description: 'The signed head as one line: keep it outside this database, pass it to verify as `against`.' }),
+  client_id: Type.String(),
+  seq: Type.Integer({ description: 'Entries the log held (0: empty).' }),
+  head_hash: Type.String({ description: 'Hash of entry `seq` (64 zeros for an empty log).' }),
+  signed_at: Type.String(),
+});
+
+const VerificationJson = Type.Object({
+  ok: Type.Boolean(),
+  entries: Type.Integer(),
+  head: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  unkeyed_entries: Type.Integer({ description: 'Entries written before the chain was keyed (seq 1..n): not tamper-evident against a database writer before unkeyed_sealed_at.' }),
+  unkeyed_sealed_at: Type.Union([Type.String(), Type.Null()], { description: 'When the keyed entry closing the unkeyed entries was written; null when there are none.' }),
+  anchor: Type.Optional(Type.Object({ seq: Type.Integer(), head_hash: Type.String(), signed_at: Type.String() }, { description: 'The signed head given as `against`.' })),
+  problem: Type.Optional(Type.Union(CHAIN_PROBLEMS.map((p) => Type.Literal(p)))),
+  seq: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  detail: Type.Optional(Type.String()),
+});
 
 async function withEmails(store: Store, entries: AuditEntry[]) {
   const ids = [...new Set(entries.map((e) => e.actor).filter((a) => a.startsWith('account:')).map((a) => a.slice('account:'.length)))];
@@ -42,22 +66,28 @@ async function withEmails(store: Store, entries: AuditEntry[]) {
     target: e.target,
     before: e.before === null ? null : (JSON.parse(e.before) as unknown),
     after: e.after === null ? null : (JSON.parse(e.after) as unknown),
+    keyed: e.chain === KEYED_CHAIN,
     prev_hash: e.prevHash,
     hash: e.hash,
   }));
 }
 
-export async function readWholeChain(store: Store, clientId: string): Promise<AuditEntry[]> {
-  const all: AuditEntry[] = [];
-  for (;;) {
-    const page = await store.audit.list(clientId, { afterSeq: all.length === 0 ? 0 : all[all.length - 1]!.seq, limit: VERIFY_PAGE });
-    all.push(...page);
-    if (page.length < VERIFY_PAGE) return all;
-  }
+function verificationJson(r: VerifyResult, anchor: AuditHead | null) {
+  const common = {
+    entries: r.entries,
+    unkeyed_entries: r.unkeyedEntries,
+    unkeyed_sealed_at: iso(r.unkeyedSealedAt),
+    ...(anchor === null ? {} : { anchor: { seq: anchor.seq, head_hash: anchor.headHash, signed_at: iso(anchor.signedAt)! } }),
+  };
+  return r.ok ? { ok: true, ...common, head: r.head } : { ok: false, ...common, problem: r.problem, seq: r.seq, detail: r.detail };
+}
+
+function headJson(head: AuditHead, text: string) {
+  return { head: text, client_id: head.clientId, seq: head.seq, head_hash: head.headHash, signed_at: iso(head.signedAt)! };
 }
 
 export function registerAuditRoutes(app: FastifyInstance, services: Services): void {
-  const { store } = services;
+  const { store, auditKey, now } = services;
   const authenticated = requireOperator(services);
 
   app.get('/api/apps/:client_id/audit', {
@@ -84,23 +114,39 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: {
       tags: ['audit'],
-      summary: 'Recompute the hash chain: detects a changed, deleted or truncated entry',
+      summary: 'Recompute the keyed hash chain, optionally against a signed head kept elsewhere: detects changed, deleted, truncated and rewritten entries',
       params: ClientIdParams,
-      response: {
-        200: Type.Object({
-          ok: Type.Boolean(),
-          entries: Type.Integer(),
-          head: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-          problem: Type.Optional(Type.String()),
-          seq: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-          detail: Type.Optional(Type.String()),
-        }),
-        ...errorResponses(400, 401, 404),
-      },
+      querystring: Type.Object({
+        against: Type.Optional(Type.String({
+          pattern: SIGNED_HEAD_PATTERN,
+          description: 'A signed head of this app (`head` of GET …/audit/head): the log must still hold its entries, unchanged.',
+        })),
+      }),
+      response: { 200: VerificationJson, ...errorResponses(400, 401, 404) },
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const [entries, pinned] = await Promise.all([readWholeChain(store, owned.clientId), store.audit.pinned(owned.clientId)]);
-    return verifyChain(entries, pinned);
+    const { against } = request.query as { against?: string };
+    const verified = await verifyAuditLog(store, auditKey, owned.clientId, against);
+    if (!verified.ok) throw new ApiError('audit_head_invalid', `against: ${verified.detail}`);
+    return verificationJson(verified.result, verified.anchor);
+  });
+
+  app.get('/api/apps/:client_id/audit/head', {
+    onRequest: authenticated,
+    schema: {
+      tags: ['audit'],
+      summary: "The log's current head, signed by this server: keep it outside the database to detect later truncation or rewrites",
+      params: ClientIdParams,
+      response: { 200: SignedHeadJson, ...errorResponses(400, 401, 404, 409) },
+    },
+  }, async (request) => {
+    const owned = await ownedApp(services, request);
+    const signed = await signCurrentHead(store, auditKey, owned.clientId, now());
+    if (!signed.ok) {
+      const { problem, seq, detail } = signed.result;
+      throw new ApiError('audit_chain_broken', `The audit log does not verify (${problem}: ${detail}); its head cannot be signed`, { problem, seq });
+    }
+    return headJson(signed.head, signed.text);
   });
 }

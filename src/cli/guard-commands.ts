@@ -1,5 +1,5 @@
 /**
- * `logi panopticon policies|kill|revive|audit|checks`: the AI Guard from the command line. The
+ * `logi panopticon policies|kill|revive|checks`: the AI Guard from the command line (`audit`: audit-commands.ts). The
  * command names and flags are a contract (scripts call them); every command takes --json.
  */
 import fs from 'node:fs';
@@ -233,23 +233,6 @@ export function registerGuardCommands(pano: Command): void {
     .action(run(async (cmd, clientId) => {
       const res = await authedClient(cmd).request<{ checks: Json[] }>('GET', `/api/apps/${enc(clientId!)}/checks?limit=${cmd.opts<{ limit: number }>().limit}`);
       return { json: res.checks, human: table(res.checks, [['created_at', 'at'], ['tool', 'tool'], ['user_sub', 'user'], ['decision', 'decision'], ['reason', 'reason'], ['rule_id', 'rule'], ['approval_id', 'approval'], ['check_id', 'check_id']]) };
-    }));
-
-  withJson(pano.command('audit <client_id_or_verify> [client_id]'))
-    .description('the audit log, newest first (`audit <client_id>`), or check its hash chain (`audit verify <client_id>`: exit 1 when broken)')
-    .option('--limit <n>', 'how many entries (1-500)', positiveInt, 50)
-    .action(run(async (cmd, first, second) => {
-      const api = authedClient(cmd);
-      if (first === 'verify') {
-        if (second === undefined) throw new UsageError('usage: logi panopticon audit verify <client_id>');
-        const v = await api.request<Json>('GET', `/api/apps/${enc(second)}/audit/verify`);
-        if (!v.ok) process.exitCode = 1;
-        return { json: v, human: v.ok ? `OK: ${String(v.entries)} entries, chain intact (head ${String(v.head ?? '-').slice(0, 16)}…)\n` : `BROKEN: ${String(v.problem)} at entry ${String(v.seq)}: ${String(v.detail)}\n` };
-      }
-      if (second !== undefined) throw new UsageError(`unexpected argument "${second}"`);
-      const res = await api.request<{ entries: Json[] }>('GET', `/api/apps/${enc(first!)}/audit?limit=${cmd.opts<{ limit: number }>().limit}`);
-      const rows = res.entries.map((e) => ({ ...e, who: e.actor_email ?? e.actor, change: `${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}` }));
-      return { json: res.entries, human: table(rows, [['seq', '#'], ['at', 'at'], ['who', 'who'], ['action', 'action'], ['target', 'target'], ['change', 'before → after']]) };
     }));
 
 }

@@ -12,6 +12,7 @@ import { registerGuardCommands } from './guard-commands.js';
 import { registerApprovalCommands } from './approval-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
 import { registerHmacCommands } from './hmac-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -205,6 +206,7 @@ export function buildCli(argv: readonly string[] = process.argv): Command {
     }));
 
   registerGuardCommands(pano);
+  registerAuditCommands(pano);
   registerApprovalCommands(pano);
   registerWebhookCommands(pano);
 

@@ -29,7 +29,7 @@ import { ERRORS } from '../errors.js';
 import { buildServer } from '../http/server.js';
 import { openStore } from '../store/index.js';
 import { LIMITS } from '../traces/schema.js';
-import { createTenant, ENGINES, freshLocation, http, REPO_ROOT, startServer, tempDir, testConfig, type RunningServer, type Tenant } from '../testing/harness.js';
+import { createTenant, ENGINES, freshLocation, http, REPO_ROOT, startServer, tempDir, TEST_AUDIT_KEY, testConfig, type RunningServer, type Tenant } from '../testing/harness.js';
 import { extractExamples, foreignVariables, parseCurlOutput, responseMismatches, routesFromTree, type DocExample } from './examples.js';
 
 const DOC_PATH = path.join(REPO_ROOT, 'docs', 'api.md');
@@ -55,7 +55,7 @@ function documentedRoutes(): string[] {
 
 async function registeredRoutes(): Promise<string[]> {
   const { location, cleanup } = freshLocation('sqlite');
-  const store = await openStore(location);
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
   try {
     const { app } = await buildServer(testConfig(location), store);
     await app.ready();

@@ -155,13 +155,13 @@ for (const engine of ENGINES) {
 
       const audit = await g.api('GET', '/audit?limit=100');
       const actions = audit.body.entries.map((e: { action: string }) => e.action).reverse();
-      assert.deepEqual(actions, ['pak.issue', 'policy.rule_add', 'policy.rule_add', 'policy.rule_move', 'policy.rule_disable', 'policy.rule_enable', 'policy.rule_edit', 'policy.default', 'policy.rule_remove']);
+      assert.deepEqual(actions, ['app.create', 'app.enable', 'pak.issue', 'policy.rule_add', 'policy.rule_add', 'policy.rule_move', 'policy.rule_disable', 'policy.rule_enable', 'policy.rule_edit', 'policy.default', 'policy.rule_remove']);
       const edit = audit.body.entries.find((e: { action: string }) => e.action === 'policy.rule_edit');
       assert.equal(edit.before.rule.name, 'a');
       assert.equal(edit.after.rule.name, 'a2');
       assert.equal(edit.actor_email, t.email);
       const verify = await g.api('GET', '/audit/verify');
-      assert.deepEqual([verify.body.ok, verify.body.entries], [true, 9]);
+      assert.deepEqual([verify.body.ok, verify.body.entries], [true, 11]);
     });
 
     it('rejects bad rules, unknown rule ids and stale versions, changing nothing', async () => {
@@ -287,19 +287,19 @@ for (const engine of ENGINES) {
       assert.equal((await g.api('GET', '/audit/verify')).body.ok, true);
       const db = await rawSql(server.location);
       try {
-        const [row] = await db.query('SELECT after FROM audit_log WHERE client_id = ? AND seq = 2', [t.clientId]);
-        await db.query('UPDATE audit_log SET after = ? WHERE client_id = ? AND seq = 2', [String(row!.after).replace('"a"', '"evil"'), t.clientId]);
+        const [row] = await db.query('SELECT after FROM audit_log WHERE client_id = ? AND seq = 4', [t.clientId]);
+        await db.query('UPDATE audit_log SET after = ? WHERE client_id = ? AND seq = 4', [String(row!.after).replace('"a"', '"evil"'), t.clientId]);
         let v = (await g.api('GET', '/audit/verify')).body;
-        assert.deepEqual([v.ok, v.problem, v.seq], [false, 'hash_mismatch', 2]);
-        await db.query('UPDATE audit_log SET after = ? WHERE client_id = ? AND seq = 2', [row!.after, t.clientId]);
+        assert.deepEqual([v.ok, v.problem, v.seq], [false, 'hash_mismatch', 4]);
+        await db.query('UPDATE audit_log SET after = ? WHERE client_id = ? AND seq = 4', [row!.after, t.clientId]);
         assert.equal((await g.api('GET', '/audit/verify')).body.ok, true);
 
-        await db.query('DELETE FROM audit_log WHERE client_id = ? AND seq = 4', [t.clientId]);
+        await db.query('DELETE FROM audit_log WHERE client_id = ? AND seq = 6', [t.clientId]);
         v = (await g.api('GET', '/audit/verify')).body;
         assert.deepEqual([v.ok, v.problem], [false, 'tail_mismatch']);
-        await db.query('DELETE FROM audit_log WHERE client_id = ? AND seq = 2', [t.clientId]);
+        await db.query('DELETE FROM audit_log WHERE client_id = ? AND seq = 4', [t.clientId]);
         v = (await g.api('GET', '/audit/verify')).body;
-        assert.deepEqual([v.ok, v.problem, v.seq], [false, 'missing_entry', 2]);
+        assert.deepEqual([v.ok, v.problem, v.seq], [false, 'missing_entry', 4]);
       } finally {
         await db.close();
       }

@@ -36,6 +36,7 @@ import { openApiInfo } from './openapi.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
 import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
+import { AuditKey } from '../audit/key.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { CheckRecord, RecordOutcome } from '../store/guard-types.js';
 import { DEFAULT_IDEMPOTENCY_SWEEP, IdempotencySweeper } from '../guard/idempotency.js';
@@ -61,6 +62,8 @@ export interface Services {
   secrets: SecretBox;
   /** Keyed hashes of guard check arguments (one key per app, from the server key). */
   argumentHashes: ArgumentHasher;
+  /** Keys the audit chain and signs its heads (derived from the server key; never stored or logged). */
+  auditKey: AuditKey;
   /** Approval long polls, decisions, grants and the expiry sweeper. */
   approvals: ApprovalService;
   /** Webhook endpoints and the delivery worker of this node. */
@@ -175,6 +178,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     events,
     secrets,
     argumentHashes,
+    auditKey: AuditKey.fromServerKey(serverKey),
     approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
     webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, allowPrivateAddresses: config.webhookAllowPrivate, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
     // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take

@@ -1,5 +1,6 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
-import { entryHash, GENESIS_HASH, type AuditFields } from '../audit/chain.js';
+import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../audit/chain.js';
+import type { AuditKey } from '../audit/key.js';
 import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from './guard-types.js';
 import type { AnswerRow, CheckWrite, PendingApproval } from './check-plan.js';
 import type { Placeholder } from './queries.js';
@@ -102,14 +103,15 @@ export const toAuditEntry = (r: Row): AuditEntry => ({
   target: strOrNull(r.target),
   before: strOrNull(r.before),
   after: strOrNull(r.after),
+  chain: num(r.chain) as ChainVersion,
   prevHash: String(r.prev_hash),
   hash: String(r.hash),
 });
 
 const jsonOrNull = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
 
-/** The next entry after the pinned head: its fields, link and hash. */
-export function nextAuditEntry(input: AuditInput, pinned: { head: string | null; count: number }): AuditEntry {
+/** The next entry after the pinned head: its fields, link and keyed hash. */
+export function nextAuditEntry(key: AuditKey, input: AuditInput, pinned: { head: string | null; count: number }): AuditEntry {
   const fields: AuditFields = {
     clientId: input.clientId,
     seq: pinned.count + 1,
@@ -121,14 +123,30 @@ export function nextAuditEntry(input: AuditInput, pinned: { head: string | null;
     after: jsonOrNull(input.after),
   };
   const prevHash = pinned.head ?? GENESIS_HASH;
-  return { ...fields, prevHash, hash: entryHash(prevHash, fields) };
+  return { ...fields, chain: KEYED_CHAIN, prevHash, hash: keyedHash(key, prevHash, fields) };
 }
 
 export const INSERT_AUDIT_SQL = (ph: Placeholder): string =>
-  `INSERT INTO audit_log (client_id, seq, at, actor, action, target, before, after, prev_hash, hash)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(ph).join(', ')})`;
+  `INSERT INTO audit_log (client_id, seq, at, actor, action, target, before, after, prev_hash, hash, chain)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(ph).join(', ')})`;
 
-export const auditValues = (e: AuditEntry): unknown[] => [e.clientId, e.seq, e.at, e.actor, e.action, e.target, e.before, e.after, e.prevHash, e.hash];
+export const auditValues = (e: AuditEntry): unknown[] => [e.clientId, e.seq, e.at, e.actor, e.action, e.target, e.before, e.after, e.prevHash, e.hash, e.chain];
+
+/** Apps whose newest audit entry is unkeyed (chain 1), with their pin: the prefixes migration 7 seals. */
+export const UNKEYED_TAILS_SQL = `SELECT a.client_id, a.audit_head, a.audit_count FROM apps a
+  JOIN audit_log l ON l.client_id = a.client_id AND l.seq = a.audit_count WHERE l.chain = 1 ORDER BY a.client_id`;
+
+/** The action of the keyed entry that closes an unkeyed prefix. */
+export const SEAL_ACTION = 'audit.keyed';
+
+/** The entry migration 7 appends to an app whose log ends unkeyed; its keyed hash covers the whole prefix. */
+export function sealUnkeyedInput(r: Row, now: number): AuditInput {
+  return {
+    clientId: String(r.client_id), at: now, actor: 'system', action: SEAL_ACTION, target: null,
+    before: { chain: 'sha256', entries: num(r.audit_count), head: strOrNull(r.audit_head) },
+    after: { chain: 'hmac-sha256' },
+  };
+}
 
 export const PIN_AUDIT_SQL = (ph: Placeholder): string => `UPDATE apps SET audit_head = ${ph(1)}, audit_count = ${ph(2)} WHERE client_id = ${ph(3)}`;
 

@@ -1,4 +1,5 @@
 import type { StoreLocation } from '../config.js';
+import type { AuditKey } from '../audit/key.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 import type { ListenerOptions } from './pg-listener.js';
@@ -7,6 +8,8 @@ export type { Store } from './types.js';
 
 /** Opens the engine the location names and brings its schema up to date. */
 export interface OpenStoreOptions {
+  /** What audit entries are chained with: AuditKey.fromServerKey of the server key. */
+  auditKey: AuditKey;
   pgPoolSize?: number;
   lockTimeoutMs?: number;
   /** PostgreSQL's cross-node listener: how it proves itself and backs off (tests stretch the backoff). */
@@ -15,12 +18,12 @@ export interface OpenStoreOptions {
   webhookOutboxLimit?: number;
 }
 
-export async function openStore(location: StoreLocation, options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(location: StoreLocation, options: OpenStoreOptions): Promise<Store> {
   // pg and its driver code load only for PostgreSQL: an embedded (SQLite) install never pays their memory.
   const store =
     location.engine === 'sqlite'
-      ? new SqliteStore(location.file, options.lockTimeoutMs, options.webhookOutboxLimit)
-      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
+      ? new SqliteStore(location.file, options.auditKey, options.lockTimeoutMs, options.webhookOutboxLimit)
+      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.auditKey, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
   try {
     await store.migrate();
   } catch (err) {

@@ -31,7 +31,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       }
       const approval = toApproval(r);
       const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL(ph), grantValues(input, approval))).rows[0] as Row);
-      for (const a of input.audit) await appendAuditTx(c, a);
+      for (const a of input.audit) await appendAuditTx(c, this.db.auditKey, a);
       await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     });
@@ -49,7 +49,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       const expired = (rows as Row[]).map(toApproval).sort(byClientThenId);
       for (const a of expired) {
         const e = effects(a);
-        await appendAuditTx(c, e.audit);
+        await appendAuditTx(c, this.db.auditKey, e.audit);
         await insertDeliveriesTx(c, e.deliveries, this.outboxLimit);
       }
       return expired;
@@ -70,7 +70,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       await lockApps(c, [input.clientId]);
       const updated = (await c.query('UPDATE grants SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING *', [input.now, input.grantId, input.clientId])).rows[0] as Row | undefined;
       if (updated !== undefined) {
-        await appendAuditTx(c, input.audit);
+        await appendAuditTx(c, this.db.auditKey, input.audit);
         return { grant: toGrant(updated), changed: true };
       }
       const existing = (await c.query('SELECT * FROM grants WHERE id = $1 AND client_id = $2', [input.grantId, input.clientId])).rows[0] as Row | undefined;

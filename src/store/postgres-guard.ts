@@ -1,5 +1,6 @@
 /** The guard and audit sub-stores on PostgreSQL. Audit appends lock the app row, so one app's chain grows one entry at a time across nodes. */
 import type pg from 'pg';
+import type { AuditKey } from '../audit/key.js';
 import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
   answerValues, approvalValues, asWritten, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
@@ -13,18 +14,22 @@ import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
-/** What the sub-stores need of the engine: plain queries and transactions on one pooled client. */
+/**
+ * What the sub-stores need of the engine: plain queries and transactions on one pooled client, and
+ * the key audit entries are chained with.
+ */
 export interface PgDb {
   q(sql: string, params?: unknown[]): Promise<Row[]>;
   tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  readonly auditKey: AuditKey;
 }
 
-/** Appends to the app's chain inside the caller's transaction. */
-export async function appendAuditTx(client: pg.PoolClient, input: AuditInput): Promise<AuditEntry> {
+/** Appends a keyed entry to the app's chain inside the caller's transaction. */
+export async function appendAuditTx(client: pg.PoolClient, key: AuditKey, input: AuditInput): Promise<AuditEntry> {
   const { rows } = await client.query('SELECT audit_head, audit_count FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
   const app = rows[0] as Row | undefined;
   if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
-  const entry = nextAuditEntry(input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
+  const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
   await client.query(INSERT_AUDIT_SQL(ph), auditValues(entry));
   await client.query(PIN_AUDIT_SQL(ph), [entry.hash, entry.seq, entry.clientId]);
   return entry;
@@ -64,7 +69,7 @@ export class PostgresAuditStore implements AuditStore {
   constructor(private readonly db: PgDb) {}
 
   async append(input: AuditInput): Promise<AuditEntry> {
-    return this.db.tx((c) => appendAuditTx(c, input));
+    return this.db.tx((c) => appendAuditTx(c, this.db.auditKey, input));
   }
 
   async list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]> {
@@ -155,7 +160,7 @@ export class PostgresGuardStore implements GuardStore {
            updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`,
         [input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor],
       );
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       return toPolicy(rows[0] as Row);
     });
   }
@@ -173,7 +178,7 @@ export class PostgresGuardStore implements GuardStore {
          ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
         [input.clientId, input.tool, input.reason, input.createdBy, input.createdAt],
       );
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return before ? toKillSwitch(before) : null;
     });
@@ -183,7 +188,7 @@ export class PostgresGuardStore implements GuardStore {
     return this.db.tx(async (c) => {
       const before = (await c.query('DELETE FROM kill_switches WHERE client_id = $1 AND tool = $2 RETURNING *', [input.clientId, input.tool])).rows[0] as Row | undefined;
       if (before === undefined) return null;
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return toKillSwitch(before);
     });
@@ -270,7 +275,7 @@ export class PostgresGuardStore implements GuardStore {
   async setKeepArguments(clientId: string, keep: boolean, audit: AuditInput) {
     await this.db.tx(async (c) => {
       await c.query('UPDATE apps SET keep_arguments = $1 WHERE client_id = $2', [keep ? 1 : 0, clientId]);
-      await appendAuditTx(c, audit);
+      await appendAuditTx(c, this.db.auditKey, audit);
     });
   }
 

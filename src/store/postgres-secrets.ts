@@ -29,7 +29,7 @@ export class PostgresSecretStore implements SecretStore {
       // The column is INTEGER on both engines: 1/0, never a boolean.
       await c.query('UPDATE apps SET hmac_enabled = 1 WHERE client_id = $1', [input.clientId]);
       const secret = await insert(c, input.clientId, input.secret, input.now);
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       return secret;
     });
   }
@@ -39,7 +39,7 @@ export class PostgresSecretStore implements SecretStore {
       if (!(await lockedHmacEnabled(c, input.clientId))) return null;
       await c.query('UPDATE apps SET hmac_enabled = 0 WHERE client_id = $1', [input.clientId]);
       const revoked = (await c.query(REVOKE_SECRETS_SQL(ph), [input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
-      await appendAuditTx(c, input.audit(revoked));
+      await appendAuditTx(c, this.db.auditKey, input.audit(revoked));
       return revoked;
     });
   }
@@ -49,7 +49,7 @@ export class PostgresSecretStore implements SecretStore {
       if (!(await lockedHmacEnabled(c, input.clientId))) return null;
       const previous = (await c.query(EXPIRE_SECRETS_SQL(ph), [input.expiresAt, input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
       const secret = await insert(c, input.clientId, input.secret, input.now);
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       return { secret, previous };
     });
   }

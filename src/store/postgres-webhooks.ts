@@ -13,7 +13,7 @@ export class PostgresWebhookStore implements WebhookStore {
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.tx(async (c) => {
       const r = (await c.query(INSERT_ENDPOINT_SQL(ph), endpointValues(endpoint))).rows[0] as Row;
-      await appendAuditTx(c, audit);
+      await appendAuditTx(c, this.db.auditKey, audit);
       return toEndpoint(r);
     });
   }
@@ -35,7 +35,7 @@ export class PostgresWebhookStore implements WebhookStore {
       if (locked === undefined) return null;
       await c.query('DELETE FROM webhook_deliveries WHERE webhook_id = $1', [input.webhookId]);
       const r = (await c.query('DELETE FROM webhooks WHERE id = $1 RETURNING *', [input.webhookId])).rows[0] as Row;
-      await appendAuditTx(c, input.audit);
+      await appendAuditTx(c, this.db.auditKey, input.audit);
       return toEndpoint(r);
     });
   }

@@ -9,10 +9,12 @@ import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import type { NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
+import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
+import type { AuditKey } from '../audit/key.js';
 import { DEFAULT_LISTENER_OPTIONS, PgListener, type ListenerOptions } from './pg-listener.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
+import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from './guard-sql.js';
 import { PostgresApprovalStore } from './postgres-approvals.js';
 import { PostgresWebhookStore } from './postgres-webhooks.js';
 import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
@@ -89,6 +91,8 @@ export class PostgresStore implements Store {
     private readonly url: string,
     schema: string | undefined,
     poolSize: number,
+    /** What audit entries are chained with (derived from the server key, never stored). */
+    private readonly auditKey: AuditKey,
     lockTimeoutMs = 5000,
     listenerOptions: Partial<ListenerOptions> = {},
     /** Most undelivered deliveries one webhook endpoint keeps. */
@@ -107,7 +111,7 @@ export class PostgresStore implements Store {
     });
     // An idle client that loses its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});
-    const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn) };
+    const db: PgDb = { q: (sql, params) => this.q(sql, params), tx: (fn) => this.tx(fn), auditKey };
     this.audit = new PostgresAuditStore(db);
     this.guard = new PostgresGuardStore(db, webhookOutboxLimit);
     this.approvals = new PostgresApprovalStore(db, webhookOutboxLimit);
@@ -165,6 +169,10 @@ export class PostgresStore implements Store {
       for (const m of postgresMigrations) {
         if (applied.has(m.version)) continue;
         await c.query(m.sql);
+        if (m.sealUnkeyedAudit) {
+          const now = Date.now();
+          for (const r of (await c.query(UNKEYED_TAILS_SQL)).rows as Row[]) await appendAuditTx(c, this.auditKey, sealUnkeyedInput(r, now));
+        }
         await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
       }
     });
@@ -300,12 +308,15 @@ export class PostgresStore implements Store {
     return rows.length > 0;
   }
 
-  async createApp(input: { clientId: string; accountId: string; name: string; now: number }) {
-    const [r] = await this.q(
-      'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES ($1, $2, $3, FALSE, $4) RETURNING *',
-      [input.clientId, input.accountId, input.name, input.now],
-    );
-    return toApp(r!);
+  async createApp(input: { clientId: string; accountId: string; name: string; now: number }, audit: AuditInput) {
+    return this.tx(async (c) => {
+      const { rows } = await c.query(
+        'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES ($1, $2, $3, FALSE, $4) RETURNING *',
+        [input.clientId, input.accountId, input.name, input.now],
+      );
+      await appendAuditTx(c, this.auditKey, audit);
+      return toApp(rows[0] as Row);
+    });
   }
 
   async listApps(accountId: string) {
@@ -317,19 +328,26 @@ export class PostgresStore implements Store {
     return r ? toApp(r) : null;
   }
 
-  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }) {
-    const [r] = await this.q(
-      `UPDATE apps SET name = COALESCE($1, name), panopticon_enabled = COALESCE($2, panopticon_enabled)
-       WHERE account_id = $3 AND client_id = $4 RETURNING *`,
-      [patch.name ?? null, patch.panopticonEnabled ?? null, accountId, clientId],
-    );
-    return r ? toApp(r) : null;
+  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }, audit: (before: App, after: App) => AuditInput[]) {
+    return this.tx(async (c) => {
+      // The row lock orders this change with the app's other governance changes (and its audit appends).
+      const before = (await c.query('SELECT * FROM apps WHERE account_id = $1 AND client_id = $2 FOR NO KEY UPDATE', [accountId, clientId])).rows[0] as Row | undefined;
+      if (before === undefined) return null;
+      const { rows } = await c.query(
+        `UPDATE apps SET name = COALESCE($1, name), panopticon_enabled = COALESCE($2, panopticon_enabled)
+         WHERE account_id = $3 AND client_id = $4 RETURNING *`,
+        [patch.name ?? null, patch.panopticonEnabled ?? null, accountId, clientId],
+      );
+      const after = toApp(rows[0] as Row);
+      for (const entry of audit(toApp(before), after)) await appendAuditTx(c, this.auditKey, entry);
+      return after;
+    });
   }
 
   async insertPak(input: NewPak, audit?: AuditInput) {
     return this.tx(async (c) => {
       const [r] = (await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now])).rows as Row[];
-      if (r && audit) await appendAuditTx(c, audit);
+      if (r && audit) await appendAuditTx(c, this.auditKey, audit);
       return r ? toPak(r) : null;
     });
   }
@@ -340,7 +358,7 @@ export class PostgresStore implements Store {
       await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
       const previous = (await c.query(EXPIRE_PAKS_SQL(postgresPlaceholder), [input.expiresAt, input.now, input.clientId])).rows.map(toPak);
       const { rows } = await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
-      if (audit) await appendAuditTx(c, audit);
+      if (audit) await appendAuditTx(c, this.auditKey, audit);
       return { pak: toPak(rows[0] as Row), previous };
     });
   }
@@ -366,7 +384,7 @@ export class PostgresStore implements Store {
           [now, clientId, keyId ?? null],
         )
       ).rows.map((r) => toPak(r as Row));
-      if (revoked.length > 0 && audit) await appendAuditTx(c, audit(revoked));
+      if (revoked.length > 0 && audit) await appendAuditTx(c, this.auditKey, audit(revoked));
       return revoked;
     });
   }

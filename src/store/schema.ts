@@ -6,6 +6,12 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /**
+   * After `sql`, in the same transaction: close every unkeyed audit chain with a keyed
+   * `audit.keyed` entry (guard-sql.ts, sealUnkeyedInput). Needs the audit key, so it is code the
+   * engines run, not SQL.
+   */
+  sealUnkeyedAudit?: boolean;
 }
 
 export const TRACE_COLUMNS = [
@@ -375,3 +381,16 @@ const FLOODS_SQL = `
 `;
 sqliteMigrations.push({ version: 6, name: 'approval floods: idempotency keys, outbox index', sql: FLOODS_SQL });
 postgresMigrations.push({ version: 6, name: 'approval floods: idempotency keys, outbox index', sql: FLOODS_SQL });
+
+/**
+ * Version 7: the audit chain is keyed (src/audit/chain.ts). Entries already written keep their
+ * unkeyed SHA-256 hashes and are marked chain 1; every entry from now on is chain 2 (HMAC under a
+ * key derived from the server key). In the same transaction each app whose log ends unkeyed gets a
+ * keyed `audit.keyed` entry closing that prefix, so an unkeyed entry after it, or a log that ends
+ * unkeyed, can only be tampering.
+ */
+const KEYED_AUDIT_SQL = `
+      ALTER TABLE audit_log ADD COLUMN chain INTEGER NOT NULL DEFAULT 1;
+`;
+sqliteMigrations.push({ version: 7, name: 'keyed audit chain', sql: KEYED_AUDIT_SQL, sealUnkeyedAudit: true });
+postgresMigrations.push({ version: 7, name: 'keyed audit chain', sql: KEYED_AUDIT_SQL, sealUnkeyedAudit: true });

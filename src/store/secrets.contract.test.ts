@@ -1,10 +1,15 @@
 /** The secret sub-store behaves the same on SQLite and PostgreSQL: the switch, rotation, revocation, audit. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, freshLocation } from '../testing/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../testing/harness.js';
 import type { AuditInput } from './guard-types.js';
 import { openStore } from './index.js';
 import type { Store } from './types.js';
+
+/** A store-level app creation with the audit entry it must carry (the apps service writes the real one). */
+function appCreated<T extends { clientId: string; now: number }>(input: T): [T, AuditInput] {
+  return [input, { clientId: input.clientId, at: input.now, actor: 'system', action: 'app.create', target: input.clientId, before: null, after: null }];
+}
 
 for (const engine of ENGINES) {
   describe(`secret store contract [${engine}]`, () => {
@@ -17,9 +22,9 @@ for (const engine of ENGINES) {
     before(async () => {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
-      store = await openStore(fresh.location);
+      store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
       await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      await store.createApp({ clientId, accountId: 'acct_1', name: 'signed', now });
+      await store.createApp(...appCreated({ clientId, accountId: 'acct_1', name: 'signed', now }));
       await store.insertPak({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
     });
     after(async () => {
@@ -35,7 +40,7 @@ for (const engine of ENGINES) {
       assert.equal(await store.secrets.enableHmac({ clientId, secret: { id: 'sec_y', sealed: 'y' }, now, audit: audit('hmac.enable') }), null);
       assert.equal((await store.findPakForAuth('h1'))?.hmacEnabled, true);
       assert.equal((await store.findApp('acct_1', clientId))?.hmacEnabled, true);
-      assert.deepEqual((await store.audit.list(clientId, { limit: 10 })).map((e) => e.action), ['hmac.enable']);
+      assert.deepEqual((await store.audit.list(clientId, { limit: 10 })).map((e) => e.action), ['app.create', 'hmac.enable']);
       assert.deepEqual((await store.secrets.listSecrets(clientId)).map((s) => s.id), ['sec_1']);
     });
 
@@ -59,9 +64,9 @@ for (const engine of ENGINES) {
       assert.equal((await store.findPakForAuth('h1'))?.hmacEnabled, false);
       assert.deepEqual(await store.secrets.activeSecrets(clientId, now + 41), []);
       const entries = await store.audit.list(clientId, { limit: 10 });
-      assert.deepEqual(entries.map((e) => e.action), ['hmac.enable', 'hmac.rotate', 'hmac.rotate', 'hmac.rotate', 'hmac.disable']);
-      assert.equal(entries[4]!.after, JSON.stringify(['sec_4']));
-      assert.equal((await store.audit.pinned(clientId)).count, 5);
+      assert.deepEqual(entries.map((e) => e.action), ['app.create', 'hmac.enable', 'hmac.rotate', 'hmac.rotate', 'hmac.rotate', 'hmac.disable']);
+      assert.equal(entries[5]!.after, JSON.stringify(['sec_4']));
+      assert.equal((await store.audit.pinned(clientId)).count, 6);
     });
 
     it('a change whose audit entry fails is rolled back', async () => {

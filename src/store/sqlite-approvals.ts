@@ -1,5 +1,6 @@
 /** The approval sub-store on SQLite: one immediate transaction per change, so a decision cannot interleave with another. */
 import type Database from 'better-sqlite3';
+import type { AuditKey } from '../audit/key.js';
 import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from './approval-types.js';
 import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
 import type { AuditInput } from './guard-types.js';
@@ -10,7 +11,7 @@ import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 type Row = Record<string, unknown>;
 
 export class SqliteApprovalStore implements ApprovalStore {
-  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
 
   async get(approvalId: string) {
     const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(approvalId) as Row | undefined;
@@ -31,7 +32,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       }
       const approval = toApproval(r);
       const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL(ph)).get(numbered(grantValues(input, approval))) as Row);
-      for (const a of input.audit) appendAuditSync(this.db, a);
+      for (const a of input.audit) appendAuditSync(this.db, this.key, a);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
     }).immediate();
@@ -46,7 +47,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       const expired = rows.map(toApproval).sort(byClientThenId);
       for (const a of expired) {
         const e = effects(a);
-        appendAuditSync(this.db, e.audit);
+        appendAuditSync(this.db, this.key, e.audit);
         insertDeliveriesSync(this.db, e.deliveries, this.outboxLimit);
       }
       return expired;
@@ -66,7 +67,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       const updated = this.db.prepare('UPDATE grants SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL RETURNING *')
         .get(input.now, input.grantId, input.clientId) as Row | undefined;
       if (updated !== undefined) {
-        appendAuditSync(this.db, input.audit);
+        appendAuditSync(this.db, this.key, input.audit);
         return { grant: toGrant(updated), changed: true };
       }
       const existing = this.db.prepare('SELECT * FROM grants WHERE id = ? AND client_id = ?').get(input.grantId, input.clientId) as Row | undefined;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { tempDir } from '../testing/harness.js';
+import { tempDir, TEST_AUDIT_KEY } from '../testing/harness.js';
 import { SqliteStore } from './sqlite.js';
 
 test('sqlite: a created data directory is 0700 and the database, WAL and shared-memory files 0600', async () => {
@@ -11,7 +11,7 @@ test('sqlite: a created data directory is 0700 and the database, WAL and shared-
   const file = path.join(parent, 'data', 'panopticon.db');
   const previous = process.umask(0o022);
   try {
-    const store = new SqliteStore(file);
+    const store = new SqliteStore(file, TEST_AUDIT_KEY);
     await store.migrate();
     await store.createAccount({ id: 'acc_1', email: 'a@example.com', passwordHash: 'x', now: Date.now() });
     const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);

@@ -1,5 +1,6 @@
 /** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
 import type Database from 'better-sqlite3';
+import type { AuditKey } from '../audit/key.js';
 import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
   answerValues, approvalValues, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
@@ -12,11 +13,11 @@ import type { NewDelivery } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
 
-/** Appends to the app's chain; the caller holds the (immediate) transaction. */
-export function appendAuditSync(db: Database.Database, input: AuditInput): AuditEntry {
+/** Appends a keyed entry to the app's chain; the caller holds the (immediate) transaction. */
+export function appendAuditSync(db: Database.Database, key: AuditKey, input: AuditInput): AuditEntry {
   const app = db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
   if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
-  const entry = nextAuditEntry(input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
+  const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
   db.prepare(INSERT_AUDIT_SQL(ph)).run(numbered(auditValues(entry)));
   db.prepare(PIN_AUDIT_SQL(ph)).run(numbered([entry.hash, entry.seq, entry.clientId]));
   return entry;
@@ -39,10 +40,10 @@ export function insertDeliveriesSync(db: Database.Database, deliveries: readonly
 }
 
 export class SqliteAuditStore implements AuditStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey) {}
 
   async append(input: AuditInput): Promise<AuditEntry> {
-    return this.db.transaction(() => appendAuditSync(this.db, input)).immediate();
+    return this.db.transaction(() => appendAuditSync(this.db, this.key, input)).immediate();
   }
 
   async list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]> {
@@ -64,7 +65,7 @@ export class SqliteAuditStore implements AuditStore {
 export class SqliteGuardStore implements GuardStore {
   private hits = 0;
 
-  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
 
   async getPolicy(clientId: string) {
     const r = this.db.prepare('SELECT * FROM policies WHERE client_id = ?').get(clientId) as Row | undefined;
@@ -80,7 +81,7 @@ export class SqliteGuardStore implements GuardStore {
          ON CONFLICT (client_id) DO UPDATE SET version = excluded.version, document = excluded.document,
            updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`,
       ).get(input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor) as Row;
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       return toPolicy(r);
     }).immediate();
   }
@@ -96,7 +97,7 @@ export class SqliteGuardStore implements GuardStore {
         `INSERT INTO kill_switches (client_id, tool, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
       ).run(input.clientId, input.tool, input.reason, input.createdBy, input.createdAt);
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return before ? toKillSwitch(before) : null;
     }).immediate();
@@ -106,7 +107,7 @@ export class SqliteGuardStore implements GuardStore {
     return this.db.transaction(() => {
       const before = this.db.prepare('DELETE FROM kill_switches WHERE client_id = ? AND tool = ? RETURNING *').get(input.clientId, input.tool) as Row | undefined;
       if (before === undefined) return null;
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return toKillSwitch(before);
     }).immediate();
@@ -187,7 +188,7 @@ export class SqliteGuardStore implements GuardStore {
   async setKeepArguments(clientId: string, keep: boolean, audit: AuditInput) {
     this.db.transaction(() => {
       this.db.prepare('UPDATE apps SET keep_arguments = ? WHERE client_id = ?').run(keep ? 1 : 0, clientId);
-      appendAuditSync(this.db, audit);
+      appendAuditSync(this.db, this.key, audit);
     }).immediate();
   }
 

@@ -1,5 +1,6 @@
 /** HMAC signing secrets on SQLite; each change is one immediate transaction with its audit entry. */
 import type Database from 'better-sqlite3';
+import type { AuditKey } from '../audit/key.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from './secret-sql.js';
 import type { SecretStore } from './secret-types.js';
@@ -8,7 +9,7 @@ import { appendAuditSync } from './sqlite-guard.js';
 type Row = Record<string, unknown>;
 
 export class SqliteSecretStore implements SecretStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey) {}
 
   private hmacEnabled(clientId: string): boolean {
     const r = this.db.prepare('SELECT hmac_enabled FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
@@ -25,7 +26,7 @@ export class SqliteSecretStore implements SecretStore {
       if (this.hmacEnabled(input.clientId)) return null;
       this.db.prepare('UPDATE apps SET hmac_enabled = 1 WHERE client_id = ?').run(input.clientId);
       const secret = this.insert(input.clientId, input.secret, input.now);
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       return secret;
     }).immediate();
   }
@@ -35,7 +36,7 @@ export class SqliteSecretStore implements SecretStore {
       if (!this.hmacEnabled(input.clientId)) return null;
       this.db.prepare('UPDATE apps SET hmac_enabled = 0 WHERE client_id = ?').run(input.clientId);
       const revoked = (this.db.prepare(REVOKE_SECRETS_SQL(ph)).all(numbered([input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
-      appendAuditSync(this.db, input.audit(revoked));
+      appendAuditSync(this.db, this.key, input.audit(revoked));
       return revoked;
     }).immediate();
   }
@@ -45,7 +46,7 @@ export class SqliteSecretStore implements SecretStore {
       if (!this.hmacEnabled(input.clientId)) return null;
       const previous = (this.db.prepare(EXPIRE_SECRETS_SQL(ph)).all(numbered([input.expiresAt, input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
       const secret = this.insert(input.clientId, input.secret, input.now);
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       return { secret, previous };
     }).immediate();
   }

@@ -1,5 +1,6 @@
 /** The webhook sub-store on SQLite. One process owns the file, so claiming needs no SKIP LOCKED. */
 import type Database from 'better-sqlite3';
+import type { AuditKey } from '../audit/key.js';
 import type { AuditInput } from './guard-types.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
@@ -9,12 +10,12 @@ import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, We
 type Row = Record<string, unknown>;
 
 export class SqliteWebhookStore implements WebhookStore {
-  constructor(private readonly db: Database.Database, private readonly outboxLimit: number) {}
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
 
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.transaction(() => {
       const r = this.db.prepare(INSERT_ENDPOINT_SQL(ph)).get(numbered(endpointValues(endpoint))) as Row;
-      appendAuditSync(this.db, audit);
+      appendAuditSync(this.db, this.key, audit);
       return toEndpoint(r);
     }).immediate();
   }
@@ -34,7 +35,7 @@ export class SqliteWebhookStore implements WebhookStore {
       if (exists === undefined) return null;
       this.db.prepare('DELETE FROM webhook_deliveries WHERE webhook_id = ?').run(input.webhookId);
       const r = this.db.prepare('DELETE FROM webhooks WHERE id = ? RETURNING *').get(input.webhookId) as Row;
-      appendAuditSync(this.db, input.audit);
+      appendAuditSync(this.db, this.key, input.audit);
       return toEndpoint(r);
     }).immediate();
   }

@@ -21,9 +21,11 @@ import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceList
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
 import type { CommitReply, CommitRequest } from './sqlite-worker.js';
-import type { NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
+import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
+import type { AuditKey } from '../audit/key.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
+import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from './guard-sql.js';
 import { SqliteApprovalStore } from './sqlite-approvals.js';
 import { SqliteWebhookStore } from './sqlite-webhooks.js';
 import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
@@ -69,19 +71,20 @@ export class SqliteStore implements Store {
   readonly secrets: SqliteSecretStore;
 
   /**
+   * `auditKey`: what audit entries are chained with (derived from the server key, never stored).
    * `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after).
    * `webhookOutboxLimit`: most undelivered deliveries one webhook endpoint keeps.
    */
-  constructor(private readonly file: string, private readonly lockTimeoutMs = 5000, webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT) {
+  constructor(private readonly file: string, private readonly auditKey: AuditKey, private readonly lockTimeoutMs = 5000, webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT) {
     if (file !== ':memory:') createPrivately(file);
     this.db = new Database(file);
     // This connection runs on the event loop: it never waits for a lock (see sqlite-locks.ts).
     configureSqlite(this.db, 0);
-    this.audit = withoutLockWaits(new SqliteAuditStore(this.db), lockTimeoutMs, [], this.writeHealth);
-    this.guard = withoutLockWaits(new SqliteGuardStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
-    this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
-    this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
-    this.secrets = withoutLockWaits(new SqliteSecretStore(this.db), lockTimeoutMs, [], this.writeHealth);
+    this.audit = withoutLockWaits(new SqliteAuditStore(this.db, auditKey), lockTimeoutMs, [], this.writeHealth);
+    this.guard = withoutLockWaits(new SqliteGuardStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
+    this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
+    this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
+    this.secrets = withoutLockWaits(new SqliteSecretStore(this.db, auditKey), lockTimeoutMs, [], this.writeHealth);
     // Trace commits run on the worker, whose connection may wait for locks; its failures reach the writer.
     withoutLockWaits(this, lockTimeoutMs, ['close', 'publish', 'insertTraces', 'writable'], this.writeHealth);
   }
@@ -93,6 +96,10 @@ export class SqliteStore implements Store {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
+        if (m.sealUnkeyedAudit) {
+          const now = Date.now();
+          for (const r of this.all(UNKEYED_TAILS_SQL)) appendAuditSync(this.db, this.auditKey, sealUnkeyedInput(r, now));
+        }
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       }).immediate();
     }
@@ -192,12 +199,15 @@ export class SqliteStore implements Store {
     return this.db.prepare('UPDATE operator_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL').run(now, tokenHash).changes > 0;
   }
 
-  async createApp(input: { clientId: string; accountId: string; name: string; now: number }) {
-    const r = this.one(
-      'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES (?, ?, ?, 0, ?) RETURNING *',
-      input.clientId, input.accountId, input.name, input.now,
-    );
-    return toApp(r!);
+  async createApp(input: { clientId: string; accountId: string; name: string; now: number }, audit: AuditInput) {
+    return this.db.transaction(() => {
+      const r = this.one(
+        'INSERT INTO apps (client_id, account_id, name, panopticon_enabled, created_at) VALUES (?, ?, ?, 0, ?) RETURNING *',
+        input.clientId, input.accountId, input.name, input.now,
+      );
+      appendAuditSync(this.db, this.auditKey, audit);
+      return toApp(r!);
+    }).immediate();
   }
 
   async listApps(accountId: string) {
@@ -209,19 +219,25 @@ export class SqliteStore implements Store {
     return r ? toApp(r) : null;
   }
 
-  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }) {
-    const r = this.one(
-      `UPDATE apps SET name = COALESCE(?, name), panopticon_enabled = COALESCE(?, panopticon_enabled)
-       WHERE account_id = ? AND client_id = ? RETURNING *`,
-      patch.name ?? null, patch.panopticonEnabled === undefined ? null : patch.panopticonEnabled ? 1 : 0, accountId, clientId,
-    );
-    return r ? toApp(r) : null;
+  async updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }, audit: (before: App, after: App) => AuditInput[]) {
+    return this.db.transaction(() => {
+      const before = this.one('SELECT * FROM apps WHERE account_id = ? AND client_id = ?', accountId, clientId);
+      if (before === undefined) return null;
+      const r = this.one(
+        `UPDATE apps SET name = COALESCE(?, name), panopticon_enabled = COALESCE(?, panopticon_enabled)
+         WHERE account_id = ? AND client_id = ? RETURNING *`,
+        patch.name ?? null, patch.panopticonEnabled === undefined ? null : patch.panopticonEnabled ? 1 : 0, accountId, clientId,
+      );
+      const after = toApp(r!);
+      for (const entry of audit(toApp(before), after)) appendAuditSync(this.db, this.auditKey, entry);
+      return after;
+    }).immediate();
   }
 
   async insertPak(input: NewPak, audit?: AuditInput) {
     return this.db.transaction(() => {
       const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
-      if (r && audit) appendAuditSync(this.db, audit);
+      if (r && audit) appendAuditSync(this.db, this.auditKey, audit);
       return r ? toPak(r) : null;
     }).immediate();
   }
@@ -230,7 +246,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const previous = this.all(EXPIRE_PAKS_SQL(sqlitePlaceholder), numbered([input.expiresAt, input.now, input.clientId])).map(toPak);
       const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
-      if (audit) appendAuditSync(this.db, audit);
+      if (audit) appendAuditSync(this.db, this.auditKey, audit);
       return { pak: toPak(r!), previous };
     }).immediate();
   }
@@ -252,7 +268,7 @@ export class SqliteStore implements Store {
         `UPDATE paks SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND (? IS NULL OR id = ?) RETURNING *`,
         now, clientId, keyId ?? null, keyId ?? null,
       ).map(toPak);
-      if (revoked.length > 0 && audit) appendAuditSync(this.db, audit(revoked));
+      if (revoked.length > 0 && audit) appendAuditSync(this.db, this.auditKey, audit(revoked));
       return revoked;
     }).immediate();
   }

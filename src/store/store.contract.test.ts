@@ -2,9 +2,15 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, freshLocation } from '../testing/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../testing/harness.js';
 import { openStore } from './index.js';
+import type { AuditInput } from './guard-types.js';
 import type { Store, TraceRow } from './types.js';
+
+/** A store-level app creation with the audit entry it must carry (the apps service writes the real one). */
+function appCreated<T extends { clientId: string; now: number }>(input: T): [T, AuditInput] {
+  return [input, { clientId: input.clientId, at: input.now, actor: 'system', action: 'app.create', target: input.clientId, before: null, after: null }];
+}
 
 function row(clientId: string, overrides: Partial<TraceRow> = {}): TraceRow {
   return {
@@ -42,7 +48,7 @@ for (const engine of ENGINES) {
     before(async () => {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
-      store = await openStore(fresh.location);
+      store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
       const { account } = ok(await store.createAccount({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now }));
       accountId = account!.id;
     });
@@ -81,19 +87,27 @@ for (const engine of ENGINES) {
     });
 
     it('apps are scoped to their account', async () => {
-      await store.createApp({ clientId: 'logi_000000000001', accountId, name: 'one', now });
+      await store.createApp(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
       assert.equal((await store.findApp(accountId, 'logi_000000000001'))?.name, 'one');
       assert.equal(await store.findApp('acct_2', 'logi_000000000001'), null);
-      assert.equal(await store.updateApp('acct_2', 'logi_000000000001', { name: 'stolen' }), null);
-      const updated = await store.updateApp(accountId, 'logi_000000000001', { panopticonEnabled: true });
+      const entry = (action: string): AuditInput => ({ clientId: 'logi_000000000001', at: now, actor: 'system', action, target: null, before: null, after: null });
+      assert.equal(await store.updateApp('acct_2', 'logi_000000000001', { name: 'stolen' }, () => [entry('app.rename')]), null);
+      let seen: [boolean, boolean] | undefined;
+      const updated = await store.updateApp(accountId, 'logi_000000000001', { panopticonEnabled: true }, (b, a) => {
+        seen = [b.panopticonEnabled, a.panopticonEnabled];
+        return [entry('app.enable')];
+      });
       assert.equal(updated?.panopticonEnabled, true);
       assert.equal(updated?.name, 'one');
+      assert.deepEqual(seen, [false, true], 'the audit builder sees the row before and after the change');
+      const log = await store.audit.list('logi_000000000001', { limit: 10 });
+      assert.deepEqual(log.map((e) => [e.action, e.chain]), [['app.create', 2], ['app.enable', 2]], 'written with the change, keyed; nothing for the refused one');
       assert.deepEqual((await store.listApps('acct_2')).map((a) => a.clientId), []);
     });
 
     it('keys: one primary per app, rotation with grace, revocation', async () => {
       const clientId = 'logi_000000000002';
-      await store.createApp({ clientId, accountId, name: 'keys', now });
+      await store.createApp(...appCreated({ clientId, accountId, name: 'keys', now }));
       const first = await store.insertPak({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
       assert.equal(first?.id, 'pak_1');
       assert.equal(await store.insertPak({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
@@ -125,7 +139,7 @@ for (const engine of ENGINES) {
 
     it('insertTraces reports which rows were new, first occurrence wins, and counts usage once', async () => {
       const clientId = 'logi_000000000003';
-      await store.createApp({ clientId, accountId, name: 'traces', now });
+      await store.createApp(...appCreated({ clientId, accountId, name: 'traces', now }));
       const a = row(clientId);
       const b = row(clientId, { status: 'error', day: '2026-05-10', startedAtUs: Date.parse('2026-05-10T00:00:00Z') * 1000 });
       assert.deepEqual(await store.insertTraces([a, b, { ...a }]), [true, true, false]);
@@ -141,8 +155,8 @@ for (const engine of ENGINES) {
     });
 
     it('the same event_id in two apps is two traces', async () => {
-      await store.createApp({ clientId: 'logi_000000000004', accountId, name: 'x', now });
-      await store.createApp({ clientId: 'logi_000000000005', accountId, name: 'y', now });
+      await store.createApp(...appCreated({ clientId: 'logi_000000000004', accountId, name: 'x', now }));
+      await store.createApp(...appCreated({ clientId: 'logi_000000000005', accountId, name: 'y', now }));
       const eventId = crypto.randomUUID();
       assert.deepEqual(
         await store.insertTraces([row('logi_000000000004', { eventId }), row('logi_000000000005', { eventId })]),
@@ -152,7 +166,7 @@ for (const engine of ENGINES) {
 
     it('lists traces newest first with filters and a keyset cursor', async () => {
       const clientId = 'logi_000000000006';
-      await store.createApp({ clientId, accountId, name: 'list', now });
+      await store.createApp(...appCreated({ clientId, accountId, name: 'list', now }));
       const base = Date.parse('2026-06-01T00:00:00Z') * 1000;
       const rows = Array.from({ length: 7 }, (_, i) => row(clientId, { startedAtUs: base + (i % 3) * 1000, tool: i % 2 ? 'odd' : 'even', userSub: `u${i % 2}` }));
       await store.insertTraces(rows);
@@ -181,8 +195,8 @@ for (const engine of ENGINES) {
     it('tracesAfter reads one app after a seq, ascending and bounded; maxTraceSeq is its latest', async () => {
       const clientId = 'logi_000000000007';
       const other = 'logi_000000000008';
-      await store.createApp({ clientId, accountId, name: 'live', now });
-      await store.createApp({ clientId: other, accountId, name: 'other', now });
+      await store.createApp(...appCreated({ clientId, accountId, name: 'live', now }));
+      await store.createApp(...appCreated({ clientId: other, accountId, name: 'other', now }));
       assert.equal(await store.maxTraceSeq(clientId), 0);
       assert.deepEqual(await store.tracesAfter(clientId, 0, 10), []);
       // Interleaved with another app, and started_at going backwards: order is by seq, not time.
@@ -240,9 +254,9 @@ describe('SQLite trace commits run on a worker thread', () => {
   before(async () => {
     const fresh = freshLocation('sqlite');
     cleanup = fresh.cleanup;
-    store = await openStore(fresh.location);
+    store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
     const { account } = ok(await store.createAccount({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
-    await store.createApp({ clientId, accountId: account!.id, name: 'w', now: 1 });
+    await store.createApp(...appCreated({ clientId, accountId: account!.id, name: 'w', now: 1 }));
   });
   after(async () => {
     await store.close();

@@ -198,11 +198,21 @@ export interface Store {
   revokeOperatorToken(tokenHash: string, now: number): Promise<boolean>;
 
   // Apps
-  createApp(input: { clientId: string; accountId: string; name: string; now: number }): Promise<App>;
+  /** Creates the app with its first audit entry (`audit`), in one transaction. */
+  createApp(input: { clientId: string; accountId: string; name: string; now: number }, audit: AuditInput): Promise<App>;
   listApps(accountId: string): Promise<App[]>;
   /** Scoped to the account: another account's app is reported as absent. */
   findApp(accountId: string, clientId: string): Promise<App | null>;
-  updateApp(accountId: string, clientId: string, patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined }): Promise<App | null>;
+  /**
+   * Applies the patch and appends `audit(before, after)`'s entries in the same transaction; null
+   * (nothing written) when the account has no such app.
+   */
+  updateApp(
+    accountId: string,
+    clientId: string,
+    patch: { name?: string | undefined; panopticonEnabled?: boolean | undefined },
+    audit: (before: App, after: App) => AuditInput[],
+  ): Promise<App | null>;
 
   // PAKs
   /** Null when the app already has a primary (non-expiring, unrevoked) key. */

@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AuditKey } from '../audit/key.js';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
+import { loadServerKey } from '../crypto/secret-box.js';
 import { buildServer, type BuildOptions, type Services } from '../http/server.js';
 import { openStore, type OpenStoreOptions } from '../store/index.js';
 import type { Store } from '../store/types.js';
@@ -59,7 +61,7 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
     dbValue: `${PG_URL}?schema=${schema}`,
     cleanup: async () => {
       const { PostgresStore } = await import('../store/postgres.js');
-      const admin = new PostgresStore(PG_URL, schema, 2);
+      const admin = new PostgresStore(PG_URL, schema, 2, TEST_AUDIT_KEY);
       await admin.dropSchema().finally(() => admin.close());
     },
   };
@@ -67,6 +69,8 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
 
 /** One server key for every test server, so nodes sharing a database can read each other's secrets. */
 export const TEST_SECRET_KEY = Buffer.alloc(32, 7);
+/** The audit key test servers derive from TEST_SECRET_KEY: for stores opened without a server. */
+export const TEST_AUDIT_KEY = AuditKey.fromServerKey(TEST_SECRET_KEY);
 
 export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
   // Test receivers (webhooks) listen on loopback, which a default install refuses to deliver to.
@@ -102,7 +106,9 @@ export async function startServer(
 ): Promise<RunningServer> {
   const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
   const config = testConfig(fresh.location, overrides);
-  const store = await openStore(fresh.location, { pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, ...storeOptions });
+  // As `logi serve` does: the store chains audit entries under the key derived from the server key.
+  const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
+  const store = await openStore(fresh.location, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, ...storeOptions });
   const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { openStore } from '../store/index.js';
 import type { StoreLocation } from '../config.js';
 import type { Tenant } from './harness.js';
-import { traceBody } from './harness.js';
+import { TEST_AUDIT_KEY, traceBody } from './harness.js';
 
 export interface SendOutcome {
   eventId: string;
@@ -98,7 +98,7 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
 
 /** The event_ids stored for an app, read straight from the database (the server may be gone). */
 export async function storedIds(location: StoreLocation, clientId: string): Promise<Set<string>> {
-  const store = await openStore(location, { pgPoolSize: 2 });
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: 2 });
   try {
     const rows = await store.listTraces({ clientId, limit: 1_000_000 });
     return new Set(rows.map((r) => r.eventId));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
-import { ENGINES, freshLocation } from '../testing/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../testing/harness.js';
 
 for (const engine of ENGINES) {
   describe(`webhook outbox [${engine}]`, () => {
@@ -14,9 +14,9 @@ for (const engine of ENGINES) {
     before(async () => {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
-      store = await openStore(fresh.location);
+      store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
       await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      await store.createApp({ clientId: 'logi_000000000001', accountId: 'acct_1', name: 'a', now });
+      await store.createApp({ clientId: 'logi_000000000001', accountId: 'acct_1', name: 'a', now }, { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'app.create', target: 'logi_000000000001', before: null, after: null });
       await store.webhooks.create(
         { id: 'whk_1', clientId: 'logi_000000000001', url: 'http://127.0.0.1:9/x', format: 'json', events: ['kill_switch.on'], secretEnc: 'sealed', enabled: true, createdAt: now },
         { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'webhook.create', target: 'whk_1', before: null, after: null },

@@ -20,12 +20,15 @@ export function AuditTab() {
       <div className="actions">
         <button type="button" onClick={() => verify.mutate()} disabled={verify.isPending}>Verify the hash chain</button>
         <span role="status" aria-live="polite">
-          {v && (v.ok ? <span className="ok">✓ Intact: {v.entries} entries, head {v.head.slice(0, 12)}…</span> : <span className="error">✗ {v.problem} at entry {v.seq}: {v.detail}</span>)}
+          {v && (v.ok ? <span className="ok">✓ Intact: {v.entries} entries{v.head !== null && <>, head {v.head.slice(0, 12)}…</>}</span> : <span className="error">✗ {v.problem} at entry {v.seq}: {v.detail}</span>)}
+          {v && v.unkeyed_entries > 0 && (
+            <span> Entries 1–{v.unkeyed_entries} were written before the chain was keyed: changes made to them before {fmtTime(v.unkeyed_sealed_at)} cannot be detected.</span>
+          )}
         </span>
       </div>
       <ErrorBox error={pages.error ?? verify.error} />
       {pages.data && entries.length === 0 && (
-        <Empty title="Nothing audited yet"><p>Key issues, rotations and revocations, policy changes and kill switches are recorded here.</p></Empty>
+        <Empty title="Nothing audited yet"><p>Key issues, rotations and revocations, policy changes, kill switches and changes to the application are recorded here.</p></Empty>
       )}
       {entries.length > 0 && (
         <div className="scroll">
