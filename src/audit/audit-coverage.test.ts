@@ -1,5 +1,6 @@
 /**
- * Every state-changing operator route writes an audit entry. The routes come from /openapi.json
+ * Every state-changing operator route writes an audit entry, and refuses another account (404,
+ * nothing written); every read that names an app or an approval refuses another account too. The routes come from /openapi.json
  * (every POST, PUT, PATCH and DELETE under /api/), so a route added later is in this list whether
  * or not its author thought of the audit log: the test fails until it is in the table below, either
  * with a valid request and the action its entry must name, or exempted with a reason. The table
@@ -41,6 +42,7 @@ async function openApproval(ctx: Ctx, amount: number): Promise<string> {
     token: ctx.pak, body: { client_id: ctx.t.clientId, tool: 'refund', scope: 'payments:write', arguments: { amount } },
   });
   assert.equal(res.body.decision, 'require_approval', JSON.stringify(res.body));
+  ctx.ids.approval = res.body.approval.id as string;
   return res.body.approval.id as string;
 }
 
@@ -135,6 +137,8 @@ for (const engine of ENGINES) {
 
     it('each one, called with a valid request, appends an entry naming its action to the log of the app it changed; the log verifies', async () => {
       const t = await createTenant(server.url);
+      const mallory = await createTenant(server.url);
+      const crossAccount: string[] = [];
       const ctx: Ctx = { server, t, pak: t.pak, ids: {} };
       const logSize = async (clientId: string) => (await http(server.url, 'GET', `/api/apps/${clientId}/audit/verify`, { token: t.token })).body.entries as number;
       const audited: string[] = [];
@@ -144,6 +148,15 @@ for (const engine of ENGINES) {
         for (const call of await c.calls(ctx)) {
           const clientId = call.clientId ?? t.clientId;
           const sizeBefore = method === 'POST' && call.path === '/api/apps' ? 0 : await logSize(clientId);
+          if (call.path !== '/api/apps') {
+            // The same request from another account: not found (which says nothing of whether it
+            // exists), and nothing written.
+            const foreign = await http(server.url, method, call.path, { token: mallory.token, body: call.body });
+            assert.equal(foreign.status, 404, `${route} by another account: ${foreign.status} ${foreign.text}`);
+            assert.match(foreign.body.error.code, /_not_found$/, route);
+            assert.equal(await logSize(clientId), sizeBefore, `${route} by another account wrote to the log`);
+            crossAccount.push(route);
+          }
           const res = await http(server.url, method, call.path, { token: t.token, body: call.body });
           assert.ok(res.status >= 200 && res.status < 300, `${route}: ${res.status} ${res.text}`);
           call.keep?.(res.body, ctx);
@@ -160,6 +173,28 @@ for (const engine of ENGINES) {
         const v = (await http(server.url, 'GET', `/api/apps/${clientId}/audit/verify`, { token: t.token })).body;
         assert.equal(v.ok, true, JSON.stringify(v));
       }
+
+      // Every read of /openapi.json that names an app or an approval, by another account: 404 too.
+      const doc = (await http(server.url, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+      const hook = await http(server.url, 'POST', `/api/apps/${t.clientId}/webhooks`, { token: t.token, body: { url: 'http://127.0.0.1:9/hook' } });
+      assert.equal(hook.status, 201, hook.text);
+      const params: Record<string, string> = { client_id: t.clientId, approval_id: ctx.ids.approval!, webhook_id: hook.body.id };
+      const reads = Object.entries(doc.paths)
+        .filter(([path, ops]) => 'get' in ops && /^\/api\/(apps|approvals)\/\{/.test(path))
+        .map(([path]) => path.replace(/\{(\w+)\}/g, (_, name: string) => {
+          assert.ok(params[name] !== undefined, `no value for {${name}} of GET ${path}: add one here`);
+          return params[name]!;
+        }));
+      for (const path of reads) {
+        const foreign = await http(server.url, 'GET', path, { token: mallory.token });
+        assert.equal(foreign.status, 404, `GET ${path} by another account: ${foreign.status} ${foreign.text.slice(0, 200)}`);
+        assert.match(foreign.body.error.code, /_not_found$/, path);
+        crossAccount.push(`GET ${path}`);
+        // The same read by its owner works (event streams, which never end, aside).
+        if (!path.endsWith('/live')) assert.ok((await http(server.url, 'GET', path, { token: t.token })).status < 300, `GET ${path} works for its owner`);
+      }
+      assert.ok(reads.length >= 15, `only ${reads.length} reads found`);
+      console.log(`cross-account: ${crossAccount.length} requests (${new Set(crossAccount).size} routes), each 404 *_not_found, nothing written`);
     });
 
     it('a change that changes nothing writes nothing: a rename to the same name', async () => {
