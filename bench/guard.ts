@@ -18,8 +18,7 @@ import { openStore } from '../src/store/index.js';
 import { compilePolicy, evaluate, NO_KILLS, type CheckInput } from '../src/guard/evaluate.js';
 import { ArgumentHasher } from '../src/guard/arguments-hash.js';
 import { checkDocument, type PolicyDocument, type Rule } from '../src/guard/policy.js';
-import { changePolicy } from '../src/guard/service.js';
-import { runCheck } from '../src/guard/service.js';
+import { changePolicy, runCheck } from '../src/guard/service.js';
 import { importPolicy } from '../src/guard/edits.js';
 import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../src/testing/harness.js';
 

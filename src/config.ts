@@ -50,7 +50,7 @@ const ServerEnv = Type.Object({
   PANOPTICON_WEBHOOK_OUTBOX_LIMIT: Type.Integer({ default: 1000, minimum: 1, maximum: 1_000_000 }),
   /**
    * 32-byte key (64 hex characters or base64) that encrypts stored secrets (HMAC signing secrets,
-   * webhook secrets) and from which the audit chain's keys are derived (src/audit/key.ts). Unset: a
+   * webhook secrets) and from which the audit chain's keys are derived (src/crypto/audit-key.ts). Unset: a
    * key file is generated (0600) in the data directory on first start. Every node sharing one
    * PostgreSQL database needs the same key.
    */

@@ -6,7 +6,7 @@
 import { loadServerConfig, ConfigError, type ServerConfig } from './config.js';
 import { buildServer } from './http/server.js';
 import { openStore } from './store/index.js';
-import { AuditKey } from './audit/key.js';
+import { AuditKey } from './crypto/audit-key.js';
 import { loadServerKey } from './crypto/secret-box.js';
 
 export async function serve(config: ServerConfig = loadServerConfig()): Promise<void> {

@@ -8,15 +8,14 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { actorOf, operatorOf, requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
-import { pakRouteOptions } from '../keys/pak-route.js';
+import { actorOf, ClientIdParams, operatorOf, ownedApp, requireOperator } from '../http/auth.js';
+import { pakRouteOptions } from '../http/pak-auth.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import { effectiveStatus, type Approval, type ApprovalStatus, type Remember } from '../store/approval-types.js';
 import type { Grant } from '../store/guard-types.js';
 import { ApprovalFeed, type InboxEvent } from './live.js';

@@ -1,13 +1,11 @@
 /** /api/apps: create, list, read and update the caller's applications. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { actorOf, operatorOf, requireOperator } from '../accounts/auth.js';
+import type { FastifyInstance } from 'fastify';
+import { actorOf, ClientIdParams, operatorOf, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { appJson } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
-import { CLIENT_ID_PATTERN } from '../traces/schema.js';
-import type { App } from '../store/types.js';
+import type { Services } from '../http/services.js';
 import { createApp, updateApp } from './service.js';
 
 export const AppJson = Type.Object({
@@ -18,17 +16,7 @@ export const AppJson = Type.Object({
   created_at: Type.String(),
 });
 
-export const ClientIdParams = Type.Object({ client_id: Type.String({ pattern: CLIENT_ID_PATTERN }) });
-
 const AppName = Type.String({ minLength: 1, maxLength: 100 });
-
-/** Loads the app named in the path, as seen by the calling operator; another account's app is a 404. */
-export async function ownedApp(services: Services, request: FastifyRequest): Promise<App> {
-  const { client_id } = request.params as { client_id: string };
-  const app = await services.store.findApp(operatorOf(request).accountId, client_id);
-  if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
-  return app;
-}
 
 export function registerAppRoutes(app: FastifyInstance, services: Services): void {
   const { store, now } = services;

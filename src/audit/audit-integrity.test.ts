@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import util from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { keyedHash, unkeyedHash, KEYED_CHAIN, UNKEYED_CHAIN, type AuditFields } from './chain.js';
-import { AuditKey } from './key.js';
+import { keyedHash, unkeyedHash, KEYED_CHAIN, UNKEYED_CHAIN, type AuditFields } from '../crypto/audit-chain.js';
+import { AuditKey } from '../crypto/audit-key.js';
 import { signHead } from './head.js';
 import { createTenant, ENGINES, http, rawSql, startServer, TEST_AUDIT_KEY, type RawSql, type RunningServer, type Tenant } from '../testing/harness.js';
 

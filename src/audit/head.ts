@@ -14,7 +14,7 @@
  * An empty log's head is seq 0 with 64 zeros as its hash.
  */
 import crypto from 'node:crypto';
-import type { AuditKey } from './key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 
 export interface AuditHead {
   clientId: string;

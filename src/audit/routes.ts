@@ -4,15 +4,14 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { iso } from '../http/format.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import type { AuditEntry } from '../store/guard-types.js';
 import type { Store } from '../store/types.js';
-import { CHAIN_PROBLEMS, KEYED_CHAIN, type VerifyResult } from './chain.js';
+import { CHAIN_PROBLEMS, KEYED_CHAIN, type VerifyResult } from '../crypto/audit-chain.js';
 import { SIGNED_HEAD_PATTERN, type AuditHead } from './head.js';
 import { signCurrentHead, verifyAuditLog } from './service.js';
 

@@ -5,9 +5,9 @@
  */
 import type { AuditEntry } from '../store/guard-types.js';
 import type { Store } from '../store/types.js';
-import { checkAnchor, GENESIS_HASH, verifyChain, type VerifyResult } from './chain.js';
+import { checkAnchor, GENESIS_HASH, verifyChain, type VerifyResult } from '../crypto/audit-chain.js';
 import { openHead, signHead, type AuditHead } from './head.js';
-import type { AuditKey } from './key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 
 /** Reading the whole chain to verify it is bounded per page; the store streams it page by page. */
 const VERIFY_PAGE = 1000;

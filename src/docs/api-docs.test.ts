@@ -14,7 +14,7 @@
  *     would copy it; the HMAC signing example runs with it verbatim.
  *   - They call curl with -i, so each response prints its status line and headers; the ```http
  *     block lists the expected status line(s), optionally headers and body, with `…` for text that
- *     varies. The last responses printed are compared with the expected ones.
+ *     varies (a bare `…` where a JSON value goes, as in `"server_time":…`, for any number). The last responses printed are compared with the expected ones.
  *   - The server runs with PANOPTICON_PAK_RATE_LIMIT=50 (instead of 1000) so the rate-limit
  *     example reaches the limit quickly on any machine.
  *

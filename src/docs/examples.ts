@@ -164,9 +164,18 @@ export function matchesPattern(pattern: string, value: string): boolean {
   return re.test(value);
 }
 
+/** What a bare `…` in an expected body (a value that is not a string, e.g. `"server_time":…`) stands for. */
+const ANY_NUMBER = '\u0000any number';
+
+/** A bare `…` where a JSON value goes (after `:`, `[` or `,`) becomes a placeholder for any number. */
+function withNumberPlaceholders(body: string): string {
+  return body.replace(/([:[,]\s*)…(?=\s*[,}\]])/g, `$1${JSON.stringify(ANY_NUMBER)}`);
+}
+
 /** Where `actual` departs from `expected` (see the convention above), or null when it matches. */
 export function jsonMismatch(expected: unknown, actual: unknown, path = '$'): string | null {
   if (expected === '…') return null;
+  if (expected === ANY_NUMBER) return typeof actual === 'number' ? null : `${path}: expected a number, got ${JSON.stringify(actual)}`;
   if (typeof expected === 'string') {
     if (typeof actual !== 'string') return `${path}: expected a string like ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
     return matchesPattern(expected, actual) ? null : `${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
@@ -212,7 +221,7 @@ export function responseMismatches(expected: ExpectedResponse, actual: ActualRes
     let expectedJson: unknown;
     let isJson = true;
     try {
-      expectedJson = JSON.parse(expected.body);
+      expectedJson = JSON.parse(withNumberPlaceholders(expected.body));
     } catch {
       isJson = false;
     }

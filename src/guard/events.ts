@@ -3,6 +3,8 @@
  * delivery (an outbox with retries) and the console's live views subscribe here; a subscriber must
  * not throw or block, since publishers sit on request paths.
  */
+import type { GuardEventType } from '../store/webhook-types.js';
+
 export type GuardEvent =
   | { type: 'approval.requested'; clientId: string; approvalId: string; tool: string; userSub: string | null; reason: string; expiresAt: number }
   | { type: 'approval.decided'; clientId: string; approvalId: string; status: 'approved' | 'denied'; decidedBy: string; comment: string | null }
@@ -10,7 +12,11 @@ export type GuardEvent =
   | { type: 'kill_switch.on'; clientId: string; tool: string; reason: string; actor: string }
   | { type: 'kill_switch.off'; clientId: string; tool: string; actor: string };
 
-export type GuardEventType = GuardEvent['type'];
+export type { GuardEventType };
+// Every stored event type is an event this module publishes, and the other way round.
+type SameTypes<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const eventTypesAgree: SameTypes<GuardEvent['type'], GuardEventType> = true;
+void eventTypesAgree;
 export const GUARD_EVENT_TYPES: readonly GuardEventType[] = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'];
 
 export class GuardEvents {

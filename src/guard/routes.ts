@@ -11,15 +11,14 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { actorOf, requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import { newId } from '../keys/tokens.js';
-import { pakRouteOptions } from '../keys/pak-route.js';
+import { pakRouteOptions } from '../http/pak-auth.js';
 import type { KillSwitch, StoredCheck } from '../store/guard-types.js';
 import { depthOf } from '../traces/ingest.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';

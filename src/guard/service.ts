@@ -3,16 +3,33 @@
  * the whole document, audited before → after, then signalled to every node), kill switches, and
  * simulation of a proposed policy. Routes stay thin and call these with the store.
  */
-import type { Services } from '../http/server.js';
+import type { GroupCommit } from '../store/group-commit.js';
+import type { GuardCache } from './cache.js';
+import type { ArgumentHasher } from './arguments-hash.js';
 import { newId } from '../keys/tokens.js';
 import { TOO_MANY_PENDING, type CheckRecord, type Grant, type KillSwitch, type RecordedCheck, type RecordOutcome, type StoredPolicy } from '../store/guard-types.js';
-import type { StoredTrace } from '../store/types.js';
-import type { GuardEvent } from './events.js';
+import type { Store, StoredTrace } from '../store/types.js';
+import type { GuardEvent, GuardEvents } from './events.js';
 import { isFailure, type Edit, type EditFailure } from './edits.js';
 import { applyRateLimit, compilePolicy, evaluate, NO_KILLS, type CheckInput, type Evaluation, type KillState } from './evaluate.js';
 import { webhookDeliveries } from '../webhooks/service.js';
 import { idempotencyKeys, requestHash, type IdempotencyInput } from './idempotency.js';
 import { checkDocument, EMPTY_POLICY, parseStoredDocument, type Effect, type PolicyDocument } from './policy.js';
+
+/**
+ * What the guard's operations use: the store, this node's guard cache and check commit queue, the
+ * events it publishes, the argument hasher, the approval cap and the clock. A server passes its
+ * services; a test or a benchmark can pass just these.
+ */
+export interface GuardContext {
+  store: Store;
+  guard: GuardCache;
+  checks: GroupCommit<CheckRecord, RecordOutcome>;
+  events: GuardEvents;
+  argumentHashes: ArgumentHasher;
+  config: { maxPendingApprovals: number };
+  now: () => number;
+}
 
 export interface CheckRequest {
   clientId: string;
@@ -92,7 +109,7 @@ export function checkAnswer(record: CheckRecord, evaluation: Evaluation, outcome
  * rate limit either), except while a kill switch covers the call: then it is decided afresh, so
  * no stored `allow` outlives the switch. Copies racing past this read are settled in the commit.
  */
-export async function runCheck(services: Services, input: CheckRequest): Promise<CheckResult> {
+export async function runCheck(services: GuardContext, input: CheckRequest): Promise<CheckResult> {
   const now = services.now();
   const state = await services.guard.get(input.clientId);
   const killed = (state.kills.app ?? state.kills.tools.get(input.tool) ?? null) !== null;
@@ -162,7 +179,7 @@ export async function runCheck(services: Services, input: CheckRequest): Promise
  * two can lose them; a check answered with an identical pending approval, or refused by the cap,
  * opens nothing and tells nobody.
  */
-export async function recordCheck(services: Pick<Services, 'checks' | 'events' | 'store' | 'now'>, record: CheckRecord): Promise<RecordOutcome> {
+export async function recordCheck(services: Pick<GuardContext, 'checks' | 'events' | 'store' | 'now'>, record: CheckRecord): Promise<RecordOutcome> {
   const requested: GuardEvent | null = record.approval === null
     ? null
     : { type: 'approval.requested', clientId: record.clientId, approvalId: record.approval.id, tool: record.tool, userSub: record.userSub, reason: record.approval.reason, expiresAt: record.approval.expiresAt };
@@ -188,14 +205,14 @@ export interface PolicyChange {
   ifVersion?: number | undefined;
 }
 
-export async function currentPolicy(services: Services, clientId: string): Promise<{ version: number; document: PolicyDocument; updatedAt: number | null }> {
+export async function currentPolicy(services: GuardContext, clientId: string): Promise<{ version: number; document: PolicyDocument; updatedAt: number | null }> {
   const stored = await services.store.guard.getPolicy(clientId);
   return stored === null
     ? { version: 0, document: EMPTY_POLICY, updatedAt: null }
     : { version: stored.version, document: parseStoredDocument(stored.document), updatedAt: stored.updatedAt };
 }
 
-export async function changePolicy(services: Services, change: PolicyChange): Promise<PolicyChangeResult> {
+export async function changePolicy(services: GuardContext, change: PolicyChange): Promise<PolicyChangeResult> {
   const view = change.view ?? ((d: PolicyDocument) => d);
   for (let attempt = 0; attempt < 5; attempt++) {
     const now = services.now();
@@ -231,7 +248,7 @@ function asObject(v: unknown): Record<string, unknown> {
 
 export const APP_WIDE = '*';
 
-export async function killSwitchOn(services: Services, clientId: string, tool: string | undefined, reason: string, actor: string): Promise<{ killSwitch: KillSwitch; previous: KillSwitch | null }> {
+export async function killSwitchOn(services: GuardContext, clientId: string, tool: string | undefined, reason: string, actor: string): Promise<{ killSwitch: KillSwitch; previous: KillSwitch | null }> {
   const now = services.now();
   const target = tool ?? APP_WIDE;
   const killSwitch: KillSwitch = { clientId, tool: target, reason, createdBy: actor, createdAt: now };
@@ -246,7 +263,7 @@ export async function killSwitchOn(services: Services, clientId: string, tool: s
   return { killSwitch, previous };
 }
 
-export async function killSwitchOff(services: Services, clientId: string, tool: string | undefined, actor: string): Promise<KillSwitch | null> {
+export async function killSwitchOff(services: GuardContext, clientId: string, tool: string | undefined, actor: string): Promise<KillSwitch | null> {
   const now = services.now();
   const target = tool ?? APP_WIDE;
   const event: GuardEvent = { type: 'kill_switch.off', clientId, tool: target, actor };

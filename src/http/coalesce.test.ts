@@ -1,7 +1,7 @@
 /** coalesceSignals: the traces_committed signal under load — first at once, then one per window. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { coalesceSignals } from './server.js';
+import { coalesceSignals } from './services.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

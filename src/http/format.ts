@@ -1,5 +1,6 @@
 /** JSON shapes of domain records as the API returns them (snake_case, RFC 3339 times). */
-import type { Account, App, Pak } from '../store/types.js';
+import type { Account, App, Pak, StoredTrace } from '../store/types.js';
+import { formatMicros } from '../traces/ingest.js';
 
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -29,3 +30,27 @@ export const pakJson = (p: Pak, now: number) => ({
   expires_at: iso(p.expiresAt),
   revoked_at: iso(p.revokedAt),
 });
+
+/** The guard decision a trace's check_id names, as the timeline shows it. */
+export type GuardView = { decision: string; reason: string; rule_id: string | null; policy_version: number; approval_id: string | null; grant_id: string | null };
+
+/** A stored trace as the API answers it (timeline, live stream). */
+export function traceJson(t: StoredTrace, guard?: ReadonlyMap<string, GuardView>) {
+  return {
+    event_id: t.eventId,
+    client_id: t.clientId,
+    tool: t.tool,
+    scope_used: t.scopeUsed,
+    status: t.status,
+    started_at: formatMicros(t.startedAtUs),
+    duration_ms: t.durationMs,
+    user_sub: t.userSub,
+    error_message: t.errorMessage,
+    session_id: t.sessionId,
+    attributes: t.attributes === null ? null : (JSON.parse(t.attributes) as Record<string, unknown>),
+    received_at: new Date(t.receivedAt).toISOString(),
+    key_id: t.keyId,
+    check_id: t.checkId,
+    ...(guard === undefined ? {} : { guard: (t.checkId === null ? undefined : guard.get(t.checkId)) ?? null }),
+  };
+}

@@ -4,7 +4,7 @@
  * through `renderError`, so each one carries a catalogue code and the request id.
  */
 import crypto from 'node:crypto';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -12,13 +12,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ServerConfig } from '../config.js';
 import { ApiError, ERRORS, errorBody, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/types.js';
-import { PakAuthenticator } from '../keys/authenticator.js';
-import { TraceWriter } from '../traces/writer.js';
 import { isStoreUnavailable } from '../store/errors.js';
 import { continueOnlyWhenWanted } from './expect-continue.js';
-import { ArgumentHasher } from '../guard/arguments-hash.js';
+import { createServices, type BuildOptions } from './services.js';
+
+export type { BuildOptions, Services } from './services.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
-import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
 import { registerAppRoutes } from '../apps/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
@@ -29,51 +28,11 @@ import { registerOtlpRoutes } from '../otlp/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerGuardRoutes } from '../guard/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
-import { LiveHub } from '../live/hub.js';
 import { registerLiveRoutes } from '../live/routes.js';
 import { registerConsole, type ConsoleFallback } from './console.js';
 import { openApiInfo } from './openapi.js';
-import { GuardCache } from '../guard/cache.js';
-import { GuardEvents } from '../guard/events.js';
-import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
-import { AuditKey } from '../audit/key.js';
-import { GroupCommit } from '../store/group-commit.js';
-import type { CheckRecord, RecordOutcome } from '../store/guard-types.js';
-import { DEFAULT_IDEMPOTENCY_SWEEP, IdempotencySweeper } from '../guard/idempotency.js';
-import { ApprovalService, DEFAULT_HITL_SETTINGS, type HitlSettings } from '../approvals/service.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
-import { DEFAULT_WEBHOOK_SETTINGS, WebhookService, type WebhookSettings } from '../webhooks/service.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
-
-export interface Services {
-  config: ServerConfig;
-  store: Store;
-  writer: TraceWriter;
-  paks: PakAuthenticator;
-  /** Per-node cache of compiled policies, kill switches and grants. */
-  guard: GuardCache;
-  /** Group commit of guard decisions (and the approvals they open), each answered with what its commit did. */
-  checks: GroupCommit<CheckRecord, RecordOutcome>;
-  /** Deletes expired idempotency answers of guard checks. */
-  idempotency: IdempotencySweeper;
-  /** Governance events after commit: webhooks and live views subscribe. */
-  events: GuardEvents;
-  /** Seals and opens secrets stored in the database. */
-  secrets: SecretBox;
-  /** Keyed hashes of guard check arguments (one key per app, from the server key). */
-  argumentHashes: ArgumentHasher;
-  /** Keys the audit chain and signs its heads (derived from the server key; never stored or logged). */
-  auditKey: AuditKey;
-  /** Approval long polls, decisions, grants and the expiry sweeper. */
-  approvals: ApprovalService;
-  /** Webhook endpoints and the delivery worker of this node. */
-  webhooks: WebhookService;
-  /** Live Trace streams of this node, fed by every node's commits. */
-  live: LiveHub;
-  /** scrypt's cost for new password hashes (OWASP's unless a test lowers it). */
-  passwordScryptN: number;
-  now: () => number;
-}
 
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
@@ -85,108 +44,11 @@ export const REDACTED_LOG_PATHS = [
   'pak',
 ];
 
-export interface BuildOptions {
-  now?: () => number;
-  /** The benchmark's naive baseline; never used in production. */
-  ingestMode?: 'group-commit' | 'per-request';
-  /** Tests shorten the expiry sweep. */
-  hitl?: Partial<HitlSettings>;
-  /** Tests shorten retries and backoff. */
-  webhooks?: Partial<WebhookSettings>;
-  /** The built console (index.html and assets); default console/dist of this checkout. */
-  consoleDir?: string;
-  /**
-   * Tests only: a cheaper scrypt for sign-ups (OWASP's costs about half a second per hash on the CI
-   * machine, twice per test tenant). Each hash records its cost, so verification is unaffected.
-   */
-  passwordScryptN?: number;
-}
-
-/** NOTIFY payloads are capped at 8000 bytes: a commit touching many apps is split into several signals. */
-const APPS_PER_SIGNAL = 100;
-/**
- * Under load the writer commits hundreds of times a second; one NOTIFY per commit cost PostgreSQL
- * a statement per commit for a signal live views only need a few dozen times a second.
- */
-const COMMIT_SIGNAL_INTERVAL_MS = 25;
-
-/**
- * Passes the first signal on at once (an idle system stays instant), then merges the apps of
- * every signal that follows within `intervalMs` into one, sent when the interval ends.
- */
-export function coalesceSignals(send: (clientIds: ReadonlySet<string>) => void, intervalMs: number) {
-  let held: Set<string> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  const openWindow = () => {
-    timer = setTimeout(() => {
-      timer = null;
-      if (held === null) return;
-      const ids = held;
-      held = null;
-      send(ids);
-      openWindow();
-    }, intervalMs);
-    timer.unref();
-  };
-  const signal = (clientIds: ReadonlySet<string>) => {
-    if (timer === null) {
-      send(clientIds);
-      openWindow();
-      return;
-    }
-    held ??= new Set();
-    for (const id of clientIds) held.add(id);
-  };
-  /** Sends what is held now (shutdown). */
-  signal.flush = () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    if (held === null) return;
-    const ids = held;
-    held = null;
-    send(ids);
-  };
-  return signal;
-}
-
 export async function buildServer(config: ServerConfig, store: Store, options: BuildOptions = {}) {
-  const now = options.now ?? Date.now;
-  const events = new GuardEvents();
-  const serverKey = loadServerKey(config.secretKey, config.dataDir);
-  const secrets = new SecretBox(serverKey);
-  const argumentHashes = new ArgumentHasher(serverKey);
   // Background work has no request to report to; the server log is assigned once Fastify exists.
   let logError: (err: unknown, what: string) => void = () => {};
-  const publishCommitted = (clientIds: ReadonlySet<string>) => {
-    const ids = [...clientIds];
-    for (let i = 0; i < ids.length; i += APPS_PER_SIGNAL) {
-      store.publish({ kind: 'traces_committed', clientIds: ids.slice(i, i + APPS_PER_SIGNAL) }).catch((err: unknown) => {
-        // Live views miss this commit until the next one; ingestion itself already succeeded.
-        logError(err, 'could not publish traces_committed');
-      });
-    }
-  };
-  const onCommitted = coalesceSignals(publishCommitted, COMMIT_SIGNAL_INTERVAL_MS);
-  const services: Services = {
-    config,
-    store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 8, 100_000, options.ingestMode, onCommitted),
-    paks: new PakAuthenticator(store, now, secrets),
-    guard: new GuardCache(store, now),
-    checks: new GroupCommit((records) => store.guard.recordChecks(records)),
-    idempotency: new IdempotencySweeper(store, now, DEFAULT_IDEMPOTENCY_SWEEP, (err) => logError(err, 'idempotency key sweep failed')),
-    events,
-    secrets,
-    argumentHashes,
-    auditKey: AuditKey.fromServerKey(serverKey),
-    approvals: new ApprovalService(store, events, now, { ...DEFAULT_HITL_SETTINGS, ...options.hitl }, (err) => logError(err, 'approval expiry sweep failed')),
-    webhooks: new WebhookService(store, events, secrets, now, { ...DEFAULT_WEBHOOK_SETTINGS, allowPrivateAddresses: config.webhookAllowPrivate, ...options.webhooks }, (err) => logError(err, 'webhook delivery failed')),
-    // PostgreSQL commits overlap, so a lower seq can become visible late; a commit cannot take
-    // longer than the lock timeout without failing, so re-reading that far back catches it.
-    live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),
-    passwordScryptN: options.passwordScryptN ?? OWASP_SCRYPT_N,
-    now,
-  };
+  const services = createServices(config, store, options, (err, what) => logError(err, what));
+  const { events } = services;
 
   const app = Fastify({
     logger: {
@@ -304,7 +166,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   app.addHook('onClose', async () => {
     services.live.close();
     await services.writer.close();
-    onCommitted.flush();
+    services.commitSignals.flush();
     await services.checks.drain();
     await services.webhooks.close();
     await services.idempotency.close();

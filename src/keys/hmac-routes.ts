@@ -1,13 +1,12 @@
 /** /api/apps/:client_id/hmac: turn HMAC request signing on or off for an application, rotate its secret. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { actorOf, requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import type { AppSecret } from '../store/secret-types.js';
 import { DEFAULT_SECRET_GRACE_MS, disableHmac, enableHmac, rotateSecret } from './hmac-service.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';

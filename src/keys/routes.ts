@@ -1,13 +1,12 @@
 /** /api/apps/:client_id/paks: issue, rotate, revoke and list an application's PAKs. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { actorOf, requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import type { FastifyInstance } from 'fastify';
+import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { pakJson } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import { DEFAULT_ROTATION_GRACE_MS, issuePak, revokePaks, rotatePak } from './service.js';
 
 const PakJson = Type.Object({

@@ -8,14 +8,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import type { StoredTrace, TraceStatus } from '../store/types.js';
-import { traceJson } from '../traces/routes.js';
+import { traceJson } from '../http/format.js';
 import { LIMITS, TraceStatusSchema } from '../traces/schema.js';
 
 export const HEARTBEAT_MS = 15_000;

@@ -1,6 +1,6 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
-import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../audit/chain.js';
-import type { AuditKey } from '../audit/key.js';
+import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../crypto/audit-chain.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from './guard-types.js';
 import type { AnswerRow, CheckWrite, PendingApproval } from './check-plan.js';
 import type { Placeholder } from './queries.js';

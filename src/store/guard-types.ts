@@ -7,21 +7,9 @@
  * log cannot miss a change that happened.
  */
 import type { NewDelivery } from './webhook-types.js';
-import type { ChainEntry } from '../audit/chain.js';
+import type { AuditEntry, AuditInput } from './audit-types.js';
 
-export interface AuditInput {
-  clientId: string;
-  at: number;
-  /** Who: `account:<id>`, `system`, ... */
-  actor: string;
-  /** What, dotted: `pak.issue`, `policy.rule_add`, `kill.on`, `approval.approve`, ... */
-  action: string;
-  target: string | null;
-  before: unknown;
-  after: unknown;
-}
-
-export type AuditEntry = ChainEntry;
+export type { AuditEntry, AuditInput } from './audit-types.js';
 
 export interface AuditStore {
   /** Appends a keyed entry (the store holds the chain key it was opened with). */

@@ -1,5 +1,5 @@
 import type { StoreLocation } from '../config.js';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 import type { ListenerOptions } from './pg-listener.js';

@@ -1,6 +1,6 @@
 /** The guard and audit sub-stores on PostgreSQL. Audit appends lock the app row, so one app's chain grows one entry at a time across nodes. */
 import type pg from 'pg';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
   answerValues, approvalValues, asWritten, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,

@@ -10,7 +10,7 @@ import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
 import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import { DEFAULT_LISTENER_OPTIONS, PgListener, type ListenerOptions } from './pg-listener.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';

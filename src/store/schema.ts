@@ -383,7 +383,7 @@ sqliteMigrations.push({ version: 6, name: 'approval floods: idempotency keys, ou
 postgresMigrations.push({ version: 6, name: 'approval floods: idempotency keys, outbox index', sql: FLOODS_SQL });
 
 /**
- * Version 7: the audit chain is keyed (src/audit/chain.ts). Entries already written keep their
+ * Version 7: the audit chain is keyed (src/crypto/audit-chain.ts). Entries already written keep their
  * unkeyed SHA-256 hashes and are marked chain 1; every entry from now on is chain 2 (HMAC under a
  * key derived from the server key). In the same transaction each app whose log ends unkeyed gets a
  * keyed `audit.keyed` entry closing that prefix, so an unkeyed entry after it, or a log that ends

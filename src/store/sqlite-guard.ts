@@ -1,6 +1,6 @@
 /** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
 import {
   answerValues, approvalValues, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,

@@ -1,6 +1,6 @@
 /** The webhook sub-store on SQLite. One process owns the file, so claiming needs no SKIP LOCKED. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditInput } from './guard-types.js';
 import { numbered, sqlitePlaceholder as ph } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';

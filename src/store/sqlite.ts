@@ -22,7 +22,7 @@ import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage }
 import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
 import type { CommitReply, CommitRequest } from './sqlite-worker.js';
 import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
-import type { AuditKey } from '../audit/key.js';
+import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditInput } from './guard-types.js';
 import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
 import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from './guard-sql.js';

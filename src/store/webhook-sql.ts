@@ -1,5 +1,5 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
-import type { GuardEventType } from '../guard/events.js';
+import type { GuardEventType } from './webhook-types.js';
 import type { Placeholder } from './queries.js';
 import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
 

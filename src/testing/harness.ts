@@ -9,10 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AuditKey } from '../audit/key.js';
+import { AuditKey } from '../crypto/audit-key.js';
 import { loadServerConfig, type ServerConfig, type StoreLocation } from '../config.js';
 import { loadServerKey } from '../crypto/secret-box.js';
-import { buildServer, type BuildOptions, type Services } from '../http/server.js';
+import { buildServer } from '../http/server.js';
+import { type BuildOptions, type Services } from '../http/services.js';
 import { openStore, type OpenStoreOptions } from '../store/index.js';
 import type { Store } from '../store/types.js';
 

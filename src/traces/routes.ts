@@ -19,16 +19,16 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { ValidateFunction } from 'ajv';
-import { requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
+import { traceJson } from '../http/format.js';
 import { ApiError, ERRORS, type ErrorCode } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import { bodyAjv, fieldErrors } from '../http/validation.js';
 import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
-import { formatMicros, parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
+import { parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
-import { pakRouteOptions } from '../keys/pak-route.js';
+import { pakRouteOptions } from '../http/pak-auth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -168,28 +168,6 @@ const TraceJson = Type.Object({
     Type.Null(),
   ], { description: 'The guard decision named by check_id (null when there is none or it is not this app\'s).' })),
 });
-
-type GuardView = { decision: string; reason: string; rule_id: string | null; policy_version: number; approval_id: string | null; grant_id: string | null };
-
-export function traceJson(t: StoredTrace, guard?: ReadonlyMap<string, GuardView>) {
-  return {
-    event_id: t.eventId,
-    client_id: t.clientId,
-    tool: t.tool,
-    scope_used: t.scopeUsed,
-    status: t.status,
-    started_at: formatMicros(t.startedAtUs),
-    duration_ms: t.durationMs,
-    user_sub: t.userSub,
-    error_message: t.errorMessage,
-    session_id: t.sessionId,
-    attributes: t.attributes === null ? null : (JSON.parse(t.attributes) as Record<string, unknown>),
-    received_at: new Date(t.receivedAt).toISOString(),
-    key_id: t.keyId,
-    check_id: t.checkId,
-    ...(guard === undefined ? {} : { guard: (t.checkId === null ? undefined : guard.get(t.checkId)) ?? null }),
-  };
-}
 
 function encodeCursor(t: StoredTrace): string {
   return Buffer.from(`${t.startedAtUs}.${t.seq}`).toString('base64url');

@@ -1,11 +1,10 @@
 /** GET /api/apps/:client_id/usage: the product page's step 5. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import { addDays, todayUtc, usageReport } from './service.js';
 
 const Counters = {

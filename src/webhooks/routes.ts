@@ -1,13 +1,12 @@
 /** /api/apps/:client_id/webhooks: notification endpoints and what was delivered to them. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { actorOf, requireOperator } from '../accounts/auth.js';
-import { ClientIdParams, ownedApp } from '../apps/routes.js';
+import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { GUARD_EVENT_TYPES, type GuardEventType } from '../guard/events.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
-import type { Services } from '../http/server.js';
+import type { Services } from '../http/services.js';
 import type { WebhookDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
 import type { WebhookService } from './service.js';
 

@@ -3,7 +3,7 @@
  * HKDF-SHA256 under labels of their own, so they are independent of the key that seals stored
  * secrets and of each other:
  *
- * - the chain key: every entry's hash is HMAC-SHA256 under it (src/audit/chain.ts), so someone who
+ * - the chain key: every entry's hash is HMAC-SHA256 under it (src/crypto/audit-chain.ts), so someone who
  *   can write the database but does not hold the server key cannot recompute a valid chain;
  * - the head key: tags the signed heads operators keep outside the database (src/audit/head.ts).
  *

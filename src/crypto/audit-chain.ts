@@ -7,7 +7,7 @@
  * Two chain versions, recorded per entry (`chain`):
  * - 1, unkeyed: SHA-256. Written before the chain was keyed; anyone who can write the database
  *   can recompute it, so it proves nothing against a database writer.
- * - 2, keyed: HMAC-SHA256 under the audit chain key (src/audit/key.ts), which is derived from the
+ * - 2, keyed: HMAC-SHA256 under the audit chain key (src/crypto/audit-key.ts), which is derived from the
  *   server key and never stored. Every entry written now is keyed.
  * Unkeyed entries may only form a prefix that a keyed entry closes (the migration that keyed the
  * chain sealed every such log with an `audit.keyed` entry, src/store/schema.ts version 7): an
@@ -17,7 +17,7 @@
  * Canonical form: JSON of a fixed-order array, so the hash does not depend on key order or engine.
  */
 import crypto from 'node:crypto';
-import type { AuditKey } from './key.js';
+import type { AuditKey } from './audit-key.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 

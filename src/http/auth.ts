@@ -5,9 +5,12 @@
  * we also refuse any that a browser labels cross-site (Sec-Fetch-Site) or whose Origin is foreign.
  */
 import crypto from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../store/types.js';
+import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { ApiError } from '../errors.js';
-import type { Services } from '../http/server.js';
+import type { Services } from './services.js';
 import { hashSecret, isWellFormedToken, OPERATOR_TOKEN_PREFIX } from '../keys/tokens.js';
 
 export const SESSION_COOKIE = 'pano_session';
@@ -86,4 +89,15 @@ export function actorOf(request: FastifyRequest): string {
 export function operatorOf(request: FastifyRequest): Operator {
   if (request.operator === null) throw new ApiError('unauthenticated');
   return request.operator;
+}
+
+/** The `:client_id` path parameter of every per-application operator route. */
+export const ClientIdParams = Type.Object({ client_id: Type.String({ pattern: CLIENT_ID_PATTERN }) });
+
+/** Loads the app named in the path, as seen by the calling operator; another account's app is a 404. */
+export async function ownedApp(services: Services, request: FastifyRequest): Promise<App> {
+  const { client_id } = request.params as { client_id: string };
+  const app = await services.store.findApp(operatorOf(request).accountId, client_id);
+  if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
+  return app;
 }

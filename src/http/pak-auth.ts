@@ -5,9 +5,9 @@
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ApiError } from '../errors.js';
-import type { Services } from '../http/server.js';
-import type { PakAuthResult } from './authenticator.js';
-import { requireSignature } from './signature.js';
+import type { Services } from './services.js';
+import type { PakAuthResult } from '../keys/authenticator.js';
+import { requireSignature } from '../keys/signature.js';
 
 export function pakRouteOptions(services: Pick<Services, 'paks' | 'config' | 'now'>) {
   // A callback hook, not an async one: a cached key is decided synchronously and costs no promise.
