@@ -20,7 +20,7 @@ import { ArgumentHasher } from '../src/guard/arguments-hash.js';
 import { checkDocument, type PolicyDocument, type Rule } from '../src/guard/policy.js';
 import { changePolicy, runCheck } from '../src/guard/service.js';
 import { importPolicy } from '../src/guard/edits.js';
-import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../src/testing/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../test/support/harness.js';
 
 const smoke = process.argv.includes('--smoke');
 const outIndex = process.argv.indexOf('--out');

@@ -27,7 +27,7 @@ import { readProfile, summariseProfile, type ProfileSummary } from './profile.js
 import { renderReport } from './report.js';
 import { openStore } from '../src/store/index.js';
 import type { TraceRow } from '../src/store/types.js';
-import { freshLocation, TEST_AUDIT_KEY } from '../src/testing/harness.js';
+import { freshLocation, TEST_AUDIT_KEY } from '../test/support/harness.js';
 import { uuidv7 } from '@panopticon/sdk';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -16,7 +16,7 @@
  */
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
-import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../src/testing/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../test/support/harness.js';
 
 type Mode = 'group-commit' | 'per-request';
 

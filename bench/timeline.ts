@@ -23,7 +23,7 @@ import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
 import { traceListQuery } from '../src/store/queries.js';
 import type { TraceQuery, TraceRow, TraceStatus } from '../src/store/types.js';
-import { rawSql, REPO_ROOT, tempDir, TEST_AUDIT_KEY, testConfig } from '../src/testing/harness.js';
+import { rawSql, REPO_ROOT, tempDir, TEST_AUDIT_KEY, testConfig } from '../test/support/harness.js';
 
 const CLIENT = 'logi_0000000be7c4';
 const OTHER = 'logi_0000000be7c5';

@@ -1,7 +1,7 @@
 """Test support: real Panopticon servers (``node dist/src/cli/main.js serve``) on real databases.
 
 Every server gets a store of its own, a fresh SQLite file or a fresh PostgreSQL schema in the
-``test`` database (dropped afterwards), as ``src/testing/harness.ts`` does. Engines come from
+``test`` database (dropped afterwards), as ``test/support/harness.ts`` does. Engines come from
 ``PANOPTICON_TEST_ENGINES`` (``sqlite``, ``postgres`` or both, comma separated; both when unset),
 the database from ``PANOPTICON_TEST_PG_URL``. The server must be built first (``npm run build``).
 """

@@ -1,0 +1,306 @@
+/**
+ * Test harness: real servers on real databases. Every server gets a store of its own (a fresh
+ * SQLite file, or a fresh PostgreSQL schema in the `test` database, dropped afterwards), so test
+ * files and CI runs never collide.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AuditKey } from '../../src/crypto/audit-key.js';
+import { loadServerConfig, type ServerConfig, type StoreLocation } from '../../src/config.js';
+import { loadServerKey } from '../../src/crypto/secret-box.js';
+import { buildServer } from '../../src/http/server.js';
+import { type BuildOptions, type Services } from '../../src/http/services.js';
+import { openStore, type OpenStoreOptions } from '../../src/store/index.js';
+import type { Store } from '../../src/store/types.js';
+
+const ALL_ENGINES = ['sqlite', 'postgres'] as const;
+export type Engine = (typeof ALL_ENGINES)[number];
+
+/**
+ * The engines this run tests: `PANOPTICON_TEST_ENGINES=sqlite` (or `postgres`, or both, comma
+ * separated); both when unset. An unknown name fails the run rather than silently testing less.
+ */
+export const ENGINES: readonly Engine[] = selectEngines(process.env.PANOPTICON_TEST_ENGINES);
+
+function selectEngines(spec: string | undefined): readonly Engine[] {
+  if (spec === undefined || spec.trim() === '') return ALL_ENGINES;
+  const names = spec.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  for (const name of names) {
+    if (!(ALL_ENGINES as readonly string[]).includes(name)) {
+      throw new Error(`PANOPTICON_TEST_ENGINES: unknown engine "${name}" (expected sqlite, postgres or both)`);
+    }
+  }
+  return ALL_ENGINES.filter((engine) => names.includes(engine));
+}
+
+/** For suites that only exist on PostgreSQL (several nodes on one database): the reason they skip. */
+export const POSTGRES_ONLY = { skip: ENGINES.includes('postgres') ? false : 'PostgreSQL not selected (PANOPTICON_TEST_ENGINES)' };
+
+/** The shared PostgreSQL test database; each run makes its own schemas in it. */
+export const PG_URL = process.env.PANOPTICON_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const LOGI_BIN = path.join(REPO_ROOT, 'bin', 'logi.js');
+
+export function tempDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `panopticon-${label}-`));
+}
+
+/** A fresh, empty store location for one engine, and how to get rid of it. */
+export function freshLocation(engine: Engine): { location: StoreLocation; dbValue: string; cleanup: () => Promise<void> } {
+  if (engine === 'sqlite') {
+    const dir = tempDir('db');
+    const file = path.join(dir, 'panopticon.db');
+    return { location: { engine, file }, dbValue: file, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  const schema = `pano_t_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+  return {
+    location: { engine, url: PG_URL, schema },
+    dbValue: `${PG_URL}?schema=${schema}`,
+    cleanup: async () => {
+      const { PostgresStore } = await import('../../src/store/postgres.js');
+      const admin = new PostgresStore(PG_URL, schema, 2, TEST_AUDIT_KEY);
+      await admin.dropSchema().finally(() => admin.close());
+    },
+  };
+}
+
+/** One server key for every test server, so nodes sharing a database can read each other's secrets. */
+export const TEST_SECRET_KEY = Buffer.alloc(32, 7);
+/** The audit key test servers derive from TEST_SECRET_KEY: for stores opened without a server. */
+export const TEST_AUDIT_KEY = AuditKey.fromServerKey(TEST_SECRET_KEY);
+
+export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  // Test receivers (webhooks) listen on loopback, which a default install refuses to deliver to.
+  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, webhookAllowPrivate: true, ...overrides };
+}
+
+export interface RunningServer {
+  url: string;
+  store: Store;
+  services: Services;
+  engine: Engine;
+  location: StoreLocation;
+  close(): Promise<void>;
+}
+
+/**
+ * Test servers hash passwords at 2^14 instead of OWASP's 2^17: 8x less work for the two hashes
+ * (sign-up, token) of every test tenant. The accounts suite and the docs examples keep OWASP's.
+ */
+export const TEST_SCRYPT_N = 2 ** 14;
+
+/**
+ * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
+ * (a second node of the same database; the caller then owns the clean-up). `options` reach
+ * buildServer (e.g. short webhook backoff).
+ */
+export async function startServer(
+  engine: Engine,
+  overrides: Partial<ServerConfig> = {},
+  shared?: StoreLocation,
+  options: BuildOptions = {},
+  storeOptions: Pick<OpenStoreOptions, 'listener'> = {},
+): Promise<RunningServer> {
+  const fresh = shared === undefined ? freshLocation(engine) : { location: shared, cleanup: async () => {} };
+  const config = testConfig(fresh.location, overrides);
+  // As `logi serve` does: the store chains audit entries under the key derived from the server key.
+  const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
+  const store = await openStore(fresh.location, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, ...storeOptions });
+  const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url,
+    store,
+    services,
+    engine,
+    location: fresh.location,
+    async close() {
+      await app.close();
+      await store.close();
+      await fresh.cleanup();
+    },
+  };
+}
+
+export interface TwoNodes {
+  a: RunningServer;
+  b: RunningServer;
+  /** Created through node A. */
+  t: Tenant;
+  close(): Promise<void>;
+}
+
+/**
+ * Two server nodes on one fresh PostgreSQL schema (A creates it, B joins it) and a tenant, for
+ * the cross-node tests: a signal sent by one node must change what the other does.
+ */
+export async function twoNodesOnePostgres(options: BuildOptions = {}): Promise<TwoNodes> {
+  const a = await startServer('postgres', {}, undefined, options);
+  const b = await startServer('postgres', {}, a.location, options);
+  const t = await createTenant(a.url);
+  return {
+    a,
+    b,
+    t,
+    // B first: A's close drops the schema B is still connected to.
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}
+
+export interface SpawnedServer {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code once the process ended. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `logi serve` as a child process (for crash, signal and CLI tests). */
+export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
+  const child = spawn(process.execPath, [LOGI_BIN, 'serve'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', PANOPTICON_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 20_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before listening:\n${output}`));
+    });
+  });
+  return { url, child, output: () => output, exited };
+}
+
+export interface HttpResult<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** A small fetch wrapper: JSON in, JSON (or text) out, never throws on HTTP status. */
+export async function http<T = any>(
+  url: string,
+  method: string,
+  pathAndQuery: string,
+  options: { body?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {},
+): Promise<HttpResult<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  let payload: string | undefined;
+  if (options.raw !== undefined) payload = options.raw;
+  else if (options.body !== undefined) {
+    payload = JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const res = await fetch(url + pathAndQuery, { method, headers, body: payload });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text === '' ? null : JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, body: body as T, text };
+}
+
+export interface Tenant {
+  email: string;
+  password: string;
+  token: string;
+  clientId: string;
+  pak: string;
+}
+
+let tenantCounter = 0;
+
+/** Account → operator token → app → enabled → PAK, over the HTTP API. */
+export async function createTenant(url: string, options: { enable?: boolean; issuePak?: boolean } = {}): Promise<Tenant> {
+  const email = `op${process.pid}-${++tenantCounter}-${crypto.randomBytes(3).toString('hex')}@example.com`;
+  const password = 'correct horse battery staple';
+  const signup = await http(url, 'POST', '/api/auth/signup', { body: { email, password } });
+  if (signup.status !== 201) throw new Error(`signup failed: ${signup.text}`);
+  const token = (await http(url, 'POST', '/api/auth/token', { body: { email, password } })).body.token as string;
+  const app = await http(url, 'POST', '/api/apps', { token, body: { name: 'test app' } });
+  const clientId = app.body.client_id as string;
+  if (options.enable !== false) await http(url, 'PATCH', `/api/apps/${clientId}`, { token, body: { panopticon_enabled: true } });
+  let pak = '';
+  if (options.issuePak !== false) pak = (await http(url, 'POST', `/api/apps/${clientId}/paks`, { token })).body.pak as string;
+  return { email, password, token, clientId, pak };
+}
+
+/** A valid trace body for the app (the product page's step-2 example), with a fresh event_id unless one is given. */
+export function traceBody(clientId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    event_id: crypto.randomUUID(),
+    client_id: clientId,
+    tool: 'hello',
+    scope_used: 'agent:read',
+    status: 'ok',
+    started_at: '2026-05-09T10:11:12Z',
+    duration_ms: 12,
+    ...overrides,
+  };
+}
+
+export function postTrace(url: string, pak: string, body: unknown, headers: Record<string, string> = {}) {
+  return http(url, 'POST', '/panopticon/trace', { body, token: pak, headers });
+}
+
+export interface RawSql {
+  /** `?` placeholders on both engines. */
+  query(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  close(): Promise<void>;
+}
+
+/**
+ * A second, plain connection to a test store: for tests that play the attacker with direct
+ * database access (tampering with the audit log) or inspect columns the API never shows.
+ */
+export async function rawSql(location: StoreLocation): Promise<RawSql> {
+  if (location.engine === 'sqlite') {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(location.file);
+    db.pragma('busy_timeout = 5000');
+    return {
+      async query(sql, params = []) {
+        const stmt = db.prepare(sql);
+        return (stmt.reader ? stmt.all(...params) : (stmt.run(...params), [])) as Array<Record<string, unknown>>;
+      },
+      async close() {
+        db.close();
+      },
+    };
+  }
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: location.url, options: `-c search_path=${location.schema ?? 'public'}` });
+  await client.connect();
+  return {
+    async query(sql, params = []) {
+      let i = 0;
+      return (await client.query(sql.replace(/\?/g, () => `$${++i}`), params)).rows as Array<Record<string, unknown>>;
+    },
+    async close() {
+      await client.end();
+    },
+  };
+}
