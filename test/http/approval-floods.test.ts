@@ -12,8 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ServerConfig } from '../../src/config.js';
 import {
   createTenant, ENGINES, http, POSTGRES_ONLY, rawSql, startServer,
-  type HttpResult, type RawSql, type RunningServer, type Tenant,
-} from '../support/harness.js';
+  inParallel, type HttpResult, type RawSql, type RunningServer, type Tenant } from '../support/harness.js';
 
 const CAP = 100;
 const OUTBOX = 40;
@@ -91,7 +90,7 @@ for (const engine of ENGINES) {
 
     it('a flood of 1,000 distinct checks from one PAK: the cap opens, the rest are denied with Retry-After, the outbox stays bounded', async () => {
       const t = await prepare(server.url);
-      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => check(server.url, t, checkBody(t, { arguments: { amount: 5000 + i } }))));
+      const results = await inParallel(1000, (i) => check(server.url, t, checkBody(t, { arguments: { amount: 5000 + i } })));
       const { statuses, reasons } = tally(results);
       const after_ = await stored(sql, t.clientId);
       console.log(`[${engine}] flood of 1000: statuses ${JSON.stringify(statuses)}, decisions ${JSON.stringify(reasons)}, stored ${JSON.stringify(after_)}`);
@@ -242,7 +241,7 @@ describe('approval floods across two PostgreSQL nodes', POSTGRES_ONLY, () => {
 
   it('the cap, coalescing and the outbox bound hold with checks arriving on both nodes at once', async () => {
     const t = await prepare(a.url);
-    const results = await Promise.all(Array.from({ length: 600 }, (_, i) => check(i % 2 === 0 ? a.url : b.url, t, checkBody(t, { arguments: { amount: i } }))));
+    const results = await inParallel(600, (i) => check(i % 2 === 0 ? a.url : b.url, t, checkBody(t, { arguments: { amount: i } })));
     const counts = await stored(sql, t.clientId);
     console.log(`[two nodes] flood of 600: ${JSON.stringify(tally(results))}, stored ${JSON.stringify(counts)}`);
     assert.equal(results.filter((r) => r.body.decision === 'require_approval').length, CAP);
