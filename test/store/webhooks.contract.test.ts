@@ -1,4 +1,9 @@
-/** The delivery outbox on both engines, without a server: leases, takeover after a lease ends, stale outcomes dropped. */
+/**
+ * The webhook store's contract on both engines, without a server: endpoints are per application
+ * (created and removed with their audit entry, never visible to another app); the delivery outbox
+ * leases what it claims, lets another claim take over after a lease ends, drops stale outcomes,
+ * counts deliveries per status, and forgets an endpoint's deliveries with it.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
@@ -56,6 +61,35 @@ for (const engine of ENGINES) {
       await store.webhooks.complete({ id: 'whd_2', attempts: c!.delivery.attempts, status: 'pending', nextAttemptAt: now + 5000, statusCode: 500, error: 'HTTP 500', completedAt: null });
       assert.equal((await store.webhooks.claimDue(now + 4999, now + 9000, 10)).length, 0);
       assert.equal((await store.webhooks.claimDue(now + 5000, now + 9000, 10)).length, 1);
+    });
+
+    it('endpoints belong to their app: listed, read and removed only there; create and remove are audited', async () => {
+      const other = 'logi_000000000002';
+      await store.createApp({ clientId: other, accountId: 'acct_1', name: 'b', now }, { clientId: other, at: now, actor: 'test', action: 'app.create', target: other, before: null, after: null });
+      const before = (await store.audit.pinned(other)).count;
+      const created = await store.webhooks.create(
+        { id: 'whk_2', clientId: other, url: 'https://example.com/hook', format: 'slack', events: ['approval.requested', 'kill_switch.off'], secretEnc: 'sealed2', enabled: true, createdAt: now },
+        { clientId: other, at: now, actor: 'test', action: 'webhook.create', target: 'whk_2', before: null, after: null },
+      );
+      assert.deepEqual([created.format, created.events, created.secretEnc], ['slack', ['approval.requested', 'kill_switch.off'], 'sealed2']);
+      assert.deepEqual((await store.webhooks.list(other)).map((w) => w.id), ['whk_2']);
+      assert.equal(await store.webhooks.get('logi_000000000001', 'whk_2'), null, "another app's endpoint is not found");
+      assert.equal((await store.webhooks.list('logi_000000000001')).some((w) => w.id === 'whk_2'), false);
+      assert.equal(await store.webhooks.remove({ clientId: 'logi_000000000001', webhookId: 'whk_2', audit: { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'webhook.remove', target: 'whk_2', before: null, after: null } }), null);
+      assert.equal((await store.audit.pinned(other)).count, before + 1, 'create audited');
+      assert.equal((await store.webhooks.remove({ clientId: other, webhookId: 'whk_2', audit: { clientId: other, at: now, actor: 'test', action: 'webhook.remove', target: 'whk_2', before: null, after: null } }))?.id, 'whk_2');
+      assert.equal((await store.audit.pinned(other)).count, before + 2, 'remove audited');
+      assert.deepEqual(await store.webhooks.list(other), []);
+    });
+
+    it('counts deliveries per status', async () => {
+      await store.webhooks.enqueue([3, 4, 5].map((i) => ({ id: `whd_c${i}`, webhookId: 'whk_1', clientId: 'logi_000000000001', event: 'kill_switch.on' as const, payload: '{}', createdAt: now + i })));
+      const claimed = await store.webhooks.claimDue(now + 10, now + 1000, 1);
+      await store.webhooks.complete({ id: claimed[0]!.delivery.id, attempts: 1, status: 'failed', nextAttemptAt: now, statusCode: 410, error: 'HTTP 410', completedAt: now + 20 });
+      const counts = await store.webhooks.deliveryCounts('logi_000000000001', 'whk_1');
+      assert.equal(counts.failed, 1);
+      assert.equal(counts.delivered, 1, 'from the first test');
+      assert.equal(counts.pending, 3, 'the retry of the second test and two of these');
     });
 
     it('removing an endpoint drops its deliveries', async () => {
