@@ -18,6 +18,8 @@ import { createServices, type BuildOptions } from './services.js';
 
 export type { BuildOptions, Services } from './services.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
+import { operatorAuth } from './auth.js';
+import { pakAuth } from './pak-auth.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
 import { registerAppRoutes } from '../apps/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
@@ -89,7 +91,6 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     sendError(reply, request, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
   });
 
-  app.decorateRequest('operator', null);
   await app.register(cookie);
   await app.register(rateLimit, {
     global: false,
@@ -100,6 +101,10 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     openapi: openApiInfo(),
     hideUntagged: false,
   });
+  // Before any route: every request starts with `operator: null` and `pak: null`, whichever route
+  // (or route plugin) serves it.
+  await app.register(operatorAuth);
+  await app.register(pakAuth);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // Liveness: the process answers. It never touches the store, so an orchestrator does not

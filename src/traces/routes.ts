@@ -25,16 +25,10 @@ import { ApiError, ERRORS, type ErrorCode } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
 import { bodyAjv, fieldErrors } from '../http/validation.js';
-import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
+import type { StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
 import { parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    pak: PakAuthRecord | null;
-  }
-}
 
 const PAK_ERRORS = errorResponses(400, 401, 403, 413, 415, 429, 503);
 
@@ -44,7 +38,6 @@ type ItemResult =
 
 export function registerTraceRoutes(app: FastifyInstance, services: Services): void {
   const { writer, now } = services;
-  app.decorateRequest('pak', null);
 
   const pakRoute = pakRouteOptions(services);
 
