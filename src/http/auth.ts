@@ -8,7 +8,7 @@
  * request (in every route plugin) starts with `operator: null` and `requireOperator` fills it in.
  */
 import crypto from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../store/types.js';
@@ -103,10 +103,14 @@ export function operatorOf(request: FastifyRequest): Operator {
 
 /** The `:client_id` path parameter of every per-application operator route. */
 export const ClientIdParams = Type.Object({ client_id: Type.String({ pattern: CLIENT_ID_PATTERN }) });
+export type ClientIdParams = Static<typeof ClientIdParams>;
 
-/** Loads the app named in the path, as seen by the calling operator; another account's app is a 404. */
-export async function ownedApp(services: Services, request: FastifyRequest): Promise<App> {
-  const { client_id } = request.params as { client_id: string };
+/**
+ * Loads the app named in the path, as seen by the calling operator; another account's app is a 404.
+ * Takes any route whose params schema has `client_id` (ClientIdParams or a wider one).
+ */
+export async function ownedApp(services: Services, request: FastifyRequest & { params: ClientIdParams }): Promise<App> {
+  const { client_id } = request.params;
   const app = await services.store.findApp(operatorOf(request).accountId, client_id);
   if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
   return app;
