@@ -1,9 +1,10 @@
 /** /api/auth/* and /api/me: operator sign-up, sign-in (cookie or token), sign-out. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { ApiError } from '../errors.js';
 import { accountJson } from '../http/format.js';
-import { errorResponses } from '../http/openapi.js';
+import { errorResponses, NoContent } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
 import { assertSameOrigin, newSessionToken, operatorOf, requireOperator, SESSION_COOKIE } from '../http/auth.js';
 import { checkCredentials, issueOperatorToken, normaliseEmail, signUp } from './service.js';
@@ -32,7 +33,7 @@ const AccountJson = Type.Object({ id: Type.String(), email: Type.String(), is_ow
 /** Sign-in endpoints are the brute-force target: a few attempts per minute per client address. */
 const credentialRateLimit = { rateLimit: { max: 20, timeWindow: 60_000 } };
 
-export function registerAccountRoutes(app: FastifyInstance, services: Services): void {
+export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, config, now } = services;
   const authenticated = requireOperator(services);
   const throttle = new LoginThrottle(now);
@@ -74,7 +75,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
     },
   }, async (request, reply) => {
     assertSameOrigin(request, config.secureCookies);
-    const { email, password } = request.body as { email: string; password: string };
+    const { email, password } = request.body;
     const result = await signUp(store, config, email, password, now(), services.passwordScryptN);
     if (!result.ok) throw new ApiError(result.code);
     await startSession(reply, result.account.id);
@@ -91,14 +92,14 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
     },
   }, async (request, reply) => {
     assertSameOrigin(request, config.secureCookies);
-    const { email, password } = request.body as { email: string; password: string };
+    const { email, password } = request.body;
     const account = await signIn(email, password);
     await startSession(reply, account.id);
     return { account: accountJson(account) };
   });
 
   app.post('/api/auth/logout', {
-    schema: { tags: ['auth'], summary: 'End the current session', response: { 204: Type.Null(), ...errorResponses(401, 403) } },
+    schema: { tags: ['auth'], summary: 'End the current session', response: { 204: NoContent, ...errorResponses(401, 403) } },
     onRequest: authenticated,
   }, async (request, reply) => {
     const op = operatorOf(request);
@@ -120,14 +121,14 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
       },
     },
   }, async (request, reply) => {
-    const { email, password, name } = request.body as { email: string; password: string; name?: string };
+    const { email, password, name } = request.body;
     const account = await signIn(email, password);
     const { token, record } = await issueOperatorToken(store, account.id, name ?? 'logi', now());
     return reply.code(201).send({ token, token_id: record.id, prefix: record.prefix, account: accountJson(account) });
   });
 
   app.delete('/api/auth/token', {
-    schema: { tags: ['auth'], summary: 'Revoke the operator token this request is authenticated with', response: { 204: Type.Null(), ...errorResponses(401) } },
+    schema: { tags: ['auth'], summary: 'Revoke the operator token this request is authenticated with', response: { 204: NoContent, ...errorResponses(401) } },
     onRequest: authenticated,
   }, async (request, reply) => {
     const op = operatorOf(request);
@@ -145,5 +146,4 @@ export function registerAccountRoutes(app: FastifyInstance, services: Services):
     if (account === null) throw new ApiError('unauthenticated');
     return { account: accountJson(account), via: op.via };
   });
-
-}
+};

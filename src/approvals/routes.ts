@@ -6,7 +6,8 @@
  * own its app; otherwise it does not exist for them), list and revoke grants.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { actorOf, ClientIdParams, operatorOf, ownedApp, requireOperator } from '../http/auth.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
@@ -16,10 +17,10 @@ import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/services.js';
-import { effectiveStatus, type Approval, type ApprovalStatus, type Remember } from '../store/approval-types.js';
+import { effectiveStatus, type Approval } from '../store/approval-types.js';
 import type { Grant } from '../store/guard-types.js';
 import { ApprovalFeed, type InboxEvent } from './live.js';
-import { MAX_REMEMBER_SECONDS, MAX_WAIT_SECONDS, type ApprovalService } from './service.js';
+import { MAX_REMEMBER_SECONDS, MAX_WAIT_SECONDS } from './service.js';
 
 export const INBOX_HEARTBEAT_MS = 15_000;
 
@@ -62,8 +63,8 @@ export function approvalJson(a: Approval, now: number) {
     rule_id: a.ruleId,
     reason: a.reason,
     check_id: a.checkId,
-    created_at: iso(a.createdAt)!,
-    expires_at: iso(a.expiresAt)!,
+    created_at: iso(a.createdAt),
+    expires_at: iso(a.expiresAt),
     // An approval nobody answered in time was decided by its expiry.
     decided_at: iso(status === 'expired' ? a.expiresAt : a.decidedAt),
     decided_by: a.decidedBy,
@@ -106,7 +107,7 @@ export const grantJson = (g: Grant, now: number) => ({
   arguments_hash: g.argumentsHash,
   approval_id: g.approvalId,
   created_by: g.createdBy,
-  created_at: iso(g.createdAt)!,
+  created_at: iso(g.createdAt),
   expires_at: iso(g.expiresAt),
   revoked_at: iso(g.revokedAt),
   uses: g.uses,
@@ -136,8 +137,8 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   return { createdAt: Number(m[1]), id: m[2]! };
 }
 
-export function registerApprovalRoutes(app: FastifyInstance, services: Services, approvals: ApprovalService): void {
-  const { store, now } = services;
+export const approvalRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  const { store, now, approvals } = services;
   const authenticated = requireOperator(services);
 
   app.get('/panopticon/approvals/:approval_id', {
@@ -151,8 +152,8 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
       response: { 200: ApprovalJson, ...errorResponses(400, 401, 403, 404, 429) },
     },
   }, async (request, reply) => {
-    const { approval_id } = request.params as { approval_id: string };
-    const { wait } = request.query as { wait: number };
+    const { approval_id } = request.params;
+    const { wait } = request.query;
     const gone = () => reply.raw.destroyed;
     const approval = await approvals.poll(request.pak!.clientId, approval_id, wait * 1000, gone);
     if (approval === null) throw new ApiError('approval_not_found');
@@ -160,8 +161,8 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
   });
 
   /** The approval named in the path, if the calling operator owns its app. */
-  async function ownedApproval(request: FastifyRequest): Promise<Approval> {
-    const { approval_id } = request.params as { approval_id: string };
+  async function ownedApproval(request: FastifyRequest & { params: Static<typeof ApprovalIdParams> }): Promise<Approval> {
+    const { approval_id } = request.params;
     const approval = await store.approvals.get(approval_id);
     if (approval === null || (await store.findApp(operatorOf(request).accountId, approval.clientId)) === null) throw new ApiError('approval_not_found');
     return approval;
@@ -182,7 +183,7 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const q = request.query as { status?: ApprovalStatus; limit: number; cursor?: string };
+    const q = request.query;
     const t = now();
     const rows = await store.approvals.list({
       clientId: target.clientId, status: q.status, now: t, limit: q.limit + 1, before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
@@ -268,13 +269,14 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
       },
     }, async (request) => {
       const approval = await ownedApproval(request);
-      const body = request.body as DecisionBody;
+      // The deny body is the approve body without remember: read both as the wider one.
+      const body: DecisionBody = request.body;
       const result = await approvals.decide({
         approval,
         status: action === 'approve' ? 'approved' : 'denied',
         actor: actorOf(request),
         comment: body.comment ?? null,
-        remember: (body.remember as Remember | undefined) ?? null,
+        remember: body.remember ?? null,
         rememberForSeconds: body.remember_for_seconds ?? null,
       });
       if (!result.ok) {
@@ -306,7 +308,7 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const { include_revoked } = request.query as { include_revoked: boolean };
+    const { include_revoked } = request.query;
     const t = now();
     const grants = await store.approvals.listGrants(target.clientId, { includeRevoked: include_revoked });
     const counts = { active: 0, expired: 0, revoked: 0, uses: 0 };
@@ -327,9 +329,9 @@ export function registerApprovalRoutes(app: FastifyInstance, services: Services,
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const { grant_id } = request.params as { grant_id: string };
+    const { grant_id } = request.params;
     const grant = await approvals.revokeGrant(target.clientId, grant_id, actorOf(request));
     if (grant === null) throw new ApiError('grant_not_found');
     return grantJson(grant, now());
   });
-}
+};

@@ -1,6 +1,6 @@
 /** /api/apps: create, list, read and update the caller's applications. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf, ClientIdParams, operatorOf, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { appJson } from '../http/format.js';
@@ -18,7 +18,7 @@ export const AppJson = Type.Object({
 
 const AppName = Type.String({ minLength: 1, maxLength: 100 });
 
-export function registerAppRoutes(app: FastifyInstance, services: Services): void {
+export const appRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, now } = services;
   const authenticated = requireOperator(services);
 
@@ -31,7 +31,7 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
       response: { 201: AppJson, ...errorResponses(400, 401, 403) },
     },
   }, async (request, reply) => {
-    const { name } = request.body as { name: string };
+    const { name } = request.body;
     const created = await createApp(store, operatorOf(request).accountId, name, now(), actorOf(request));
     return reply.code(201).send(appJson(created));
   });
@@ -56,10 +56,10 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
       response: { 200: AppJson, ...errorResponses(400, 401, 403, 404) },
     },
   }, async (request) => {
-    const { client_id } = request.params as { client_id: string };
-    const body = request.body as { name?: string; panopticon_enabled?: boolean };
+    const { client_id } = request.params;
+    const body = request.body;
     const updated = await updateApp(store, operatorOf(request).accountId, client_id, { name: body.name, panopticonEnabled: body.panopticon_enabled }, actorOf(request), now());
     if (updated === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
     return appJson(updated);
   });
-}
+};

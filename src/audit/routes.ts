@@ -3,7 +3,7 @@
  * chain (optionally against a signed head kept outside the database); the signed current head.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { iso } from '../http/format.js';
 import { ApiError } from '../errors.js';
@@ -58,7 +58,7 @@ async function withEmails(store: Store, entries: AuditEntry[]) {
   }
   return entries.map((e) => ({
     seq: e.seq,
-    at: iso(e.at)!,
+    at: iso(e.at),
     actor: e.actor,
     actor_email: emails.get(e.actor) ?? null,
     action: e.action,
@@ -76,16 +76,16 @@ function verificationJson(r: VerifyResult, anchor: AuditHead | null) {
     entries: r.entries,
     unkeyed_entries: r.unkeyedEntries,
     unkeyed_sealed_at: iso(r.unkeyedSealedAt),
-    ...(anchor === null ? {} : { anchor: { seq: anchor.seq, head_hash: anchor.headHash, signed_at: iso(anchor.signedAt)! } }),
+    ...(anchor === null ? {} : { anchor: { seq: anchor.seq, head_hash: anchor.headHash, signed_at: iso(anchor.signedAt) } }),
   };
   return r.ok ? { ok: true, ...common, head: r.head } : { ok: false, ...common, problem: r.problem, seq: r.seq, detail: r.detail };
 }
 
 function headJson(head: AuditHead, text: string) {
-  return { head: text, client_id: head.clientId, seq: head.seq, head_hash: head.headHash, signed_at: iso(head.signedAt)! };
+  return { head: text, client_id: head.clientId, seq: head.seq, head_hash: head.headHash, signed_at: iso(head.signedAt) };
 }
 
-export function registerAuditRoutes(app: FastifyInstance, services: Services): void {
+export const auditRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, auditKey, now } = services;
   const authenticated = requireOperator(services);
 
@@ -103,7 +103,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const q = request.query as { limit: number; before_seq?: number };
+    const q = request.query;
     const entries = await store.audit.list(owned.clientId, { afterSeq: q.before_seq, limit: q.limit, newestFirst: true });
     const last = entries[entries.length - 1];
     return { entries: await withEmails(store, entries), next_before_seq: entries.length === q.limit && last !== undefined && last.seq > 1 ? last.seq : null };
@@ -125,7 +125,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const { against } = request.query as { against?: string };
+    const { against } = request.query;
     const verified = await verifyAuditLog(store, auditKey, owned.clientId, against);
     if (!verified.ok) throw new ApiError('audit_head_invalid', `against: ${verified.detail}`);
     return verificationJson(verified.result, verified.anchor);
@@ -148,4 +148,4 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
     }
     return headJson(signed.head, signed.text);
   });
-}
+};

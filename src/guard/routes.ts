@@ -10,7 +10,8 @@
  *   recent decisions; guard settings (keep arguments).
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
@@ -25,7 +26,7 @@ import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { addRule, importPolicy, moveRule, removeRule, replaceRule, setDefaultEffect, setRuleEnabled, type Edit } from './edits.js';
 import {
   checkImport, checkRuleInput, EffectSchema, POLICY_LIMITS, PolicyImportSchema, RuleInputSchema, RuleSchema,
-  type Effect, type PolicyDocument, type PolicyImport, type Rule, type RuleInput,
+  type PolicyDocument, type Rule, type RuleInput,
 } from './policy.js';
 import { changePolicy, currentPolicy, killSwitchOff, killSwitchOn, runCheck, simulate, traceSample, type PolicyChangeResult, type SimulationSample } from './service.js';
 import { IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN } from './idempotency.js';
@@ -86,7 +87,7 @@ const PolicyJson = Type.Object({
   keep_arguments: Type.Boolean(),
 });
 
-const killJson = (k: KillSwitch) => ({ tool: k.tool === '*' ? null : k.tool, reason: k.reason, created_by: k.createdBy, created_at: iso(k.createdAt)! });
+const killJson = (k: KillSwitch) => ({ tool: k.tool === '*' ? null : k.tool, reason: k.reason, created_by: k.createdBy, created_at: iso(k.createdAt) });
 
 function policyFailure(result: Extract<PolicyChangeResult, { ok: false }>): ApiError {
   const f = result.failure;
@@ -108,7 +109,7 @@ function validRule(body: unknown): RuleInput {
   return checked.value;
 }
 
-export function registerGuardRoutes(app: FastifyInstance, services: Services): void {
+export const guardRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, now } = services;
   const authenticated = requireOperator(services);
 
@@ -126,7 +127,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       response: { 200: CheckResult, ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503) },
     },
   }, async (request, reply) => {
-    const body = request.body as { client_id: string; tool: string; scope: string; user_sub?: string | null; session_id?: string | null; arguments?: Record<string, unknown> | null; event_id?: string };
+    const body = request.body;
     const key = request.pak!;
     if (body.client_id !== key.clientId) throw new ApiError('client_id_mismatch');
     if (body.arguments !== undefined && body.arguments !== null) {
@@ -147,7 +148,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       eventId: body.event_id?.toLowerCase() ?? null,
       arguments: body.arguments ?? null,
       body,
-      idempotency: { idempotencyKey: (request.headers as { 'idempotency-key'?: string })['idempotency-key'] ?? null, signed: request.signed },
+      idempotency: { idempotencyKey: request.headers['idempotency-key'] ?? null, signed: request.signed },
     });
     if (!result.ok) throw new ApiError(result.code);
     if (result.replayed) reply.header('idempotent-replayed', 'true');
@@ -169,7 +170,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     };
   }
 
-  async function change(request: FastifyRequest, action: string, target: string | null, edit: Edit, view?: (d: PolicyDocument) => unknown, ifVersion?: number) {
+  async function change(request: FastifyRequest & { params: ClientIdParams }, action: string, target: string | null, edit: Edit, view?: (d: PolicyDocument) => unknown, ifVersion?: number) {
     const owned = await ownedApp(services, request);
     const result = await changePolicy(services, { clientId: owned.clientId, actor: actorOf(request), action, target, edit, view, ifVersion });
     if (!result.ok) throw policyFailure(result);
@@ -202,7 +203,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       response: { 200: PolicyJson, ...errorResponses(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
-    const { if_version, ...imported } = request.body as PolicyImport & { if_version?: number };
+    const { if_version, ...imported } = request.body;
     const checked = checkImport(imported);
     if (!checked.ok) throw new ApiError('validation_failed', undefined, { fields: checked.errors });
     const { clientId } = await change(request, 'policy.import', null, importPolicy(checked.value, () => newId('rul'), new Date(now()).toISOString()), undefined, if_version);
@@ -219,7 +220,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       response: { 201: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) },
     },
   }, async (request, reply) => {
-    const { position, ...input } = request.body as RuleInput & { position?: number };
+    const { position, ...input } = request.body;
     const rule = validRule(input);
     const id = newId('rul');
     const { result } = await change(request, 'policy.rule_add', id, addRule(rule, id, new Date(now()).toISOString(), POLICY_LIMITS.rules, position), ruleView(id));
@@ -230,7 +231,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: { tags: ['guard'], summary: 'Replace a rule (keeps its id and position)', params: RuleParams, body: RuleInputSchema, response: { 200: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const { rule_id } = request.params as { rule_id: string };
+    const { rule_id } = request.params;
     const rule = validRule(request.body);
     const { result } = await change(request, 'policy.rule_edit', rule_id, replaceRule(rule_id, rule, new Date(now()).toISOString()), ruleView(rule_id));
     return ruleChanged(result.document, result.policy.version, rule_id);
@@ -241,7 +242,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
       onRequest: authenticated,
       schema: { tags: ['guard'], summary: `${enabled ? 'Enable' : 'Disable'} a rule`, params: RuleParams, response: { 200: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) } },
     }, async (request) => {
-      const { rule_id } = request.params as { rule_id: string };
+      const { rule_id } = request.params;
       const { result } = await change(request, `policy.rule_${verb}`, rule_id, setRuleEnabled(rule_id, enabled, new Date(now()).toISOString()), ruleView(rule_id));
       return ruleChanged(result.document, result.policy.version, rule_id);
     });
@@ -251,8 +252,8 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: { tags: ['guard'], summary: 'Move a rule to a 1-based position', params: RuleParams, body: Type.Object({ position: Type.Integer({ minimum: 1, maximum: POLICY_LIMITS.rules }) }, { additionalProperties: false }), response: { 200: RuleChanged, ...errorResponses(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const { rule_id } = request.params as { rule_id: string };
-    const { position } = request.body as { position: number };
+    const { rule_id } = request.params;
+    const { position } = request.body;
     const { result } = await change(request, 'policy.rule_move', rule_id, moveRule(rule_id, position), ruleView(rule_id));
     return ruleChanged(result.document, result.policy.version, rule_id);
   });
@@ -261,7 +262,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: { tags: ['guard'], summary: 'Remove a rule', params: RuleParams, response: { 200: Type.Object({ version: Type.Integer(), removed: RuleSchema }), ...errorResponses(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const { rule_id } = request.params as { rule_id: string };
+    const { rule_id } = request.params;
     const before = await currentPolicy(services, (await ownedApp(services, request)).clientId);
     const removed = before.document.rules.find((r) => r.id === rule_id);
     const { result } = await change(request, 'policy.rule_remove', rule_id, removeRule(rule_id), ruleView(rule_id));
@@ -273,7 +274,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     onRequest: authenticated,
     schema: { tags: ['guard'], summary: 'Set the effect for calls no rule matches', params: ClientIdParams, body: Type.Object({ effect: EffectSchema }, { additionalProperties: false }), response: { 200: Type.Object({ version: Type.Integer(), default_effect: EffectSchema }), ...errorResponses(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const { effect } = request.body as { effect: Effect };
+    const { effect } = request.body;
     const { result } = await change(request, 'policy.default', null, setDefaultEffect(effect), (d) => ({ default_effect: d.default_effect }));
     return { version: result.policy.version, default_effect: result.document.default_effect };
   });
@@ -293,7 +294,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const body = request.body as { policy: PolicyImport; since_hours: number; limit: number };
+    const body = request.body;
     const checked = checkImport(body.policy);
     if (!checked.ok) throw new ApiError('validation_failed', undefined, { fields: checked.errors.map((e) => ({ ...e, field: `policy.${e.field}` })) });
     const t = now();
@@ -329,7 +330,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const { tool, reason } = request.body as { tool?: string; reason: string };
+    const { tool, reason } = request.body;
     const { killSwitch, previous } = await killSwitchOn(services, owned.clientId, tool, reason, actorOf(request));
     return { kill_switch: killJson(killSwitch), was_on: previous !== null };
   });
@@ -346,7 +347,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     preValidation: emptyBodyIsEmptyObject,
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const { tool } = (request.body ?? {}) as { tool?: string };
+    const { tool } = request.body;
     const removed = await killSwitchOff(services, owned.clientId, tool, actorOf(request));
     if (removed === null) throw new ApiError('kill_switch_not_found', tool === undefined ? 'The app-wide kill switch is not on' : `The kill switch for ${tool} is not on`);
     return { revived: killJson(removed) };
@@ -365,7 +366,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const q = request.query as { limit: number; since_hours: number };
+    const q = request.query;
     const checks = await store.guard.recentChecks(owned.clientId, now() - q.since_hours * 3600_000, q.limit);
     return { checks: checks.map(checkJson) };
   });
@@ -381,7 +382,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const owned = await ownedApp(services, request);
-    const { keep_arguments } = request.body as { keep_arguments: boolean };
+    const { keep_arguments } = request.body;
     const before = await store.guard.appSettings(owned.clientId);
     const t = now();
     await store.guard.setKeepArguments(owned.clientId, keep_arguments, {
@@ -391,7 +392,7 @@ export function registerGuardRoutes(app: FastifyInstance, services: Services): v
     await store.publish({ kind: 'guard_changed', clientId: owned.clientId });
     return { keep_arguments };
   });
-}
+};
 
 export function checkJson(c: StoredCheck) {
   return {

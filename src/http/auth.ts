@@ -3,9 +3,13 @@
  * (`Authorization: Bearer pano_op_…`, for the CLI and scripts). Cookie-authenticated mutations must
  * come from our own origin: SameSite=Strict already keeps the cookie off cross-site requests, and
  * we also refuse any that a browser labels cross-site (Sec-Fetch-Site) or whose Origin is foreign.
+ *
+ * `operatorAuth` owns `request.operator`: the server registers it before any route, so every
+ * request (in every route plugin) starts with `operator: null` and `requireOperator` fills it in.
  */
 import crypto from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../store/types.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
@@ -23,9 +27,15 @@ export interface Operator {
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** The signed-in operator; null outside operator-authenticated routes. */
     operator: Operator | null;
   }
 }
+
+/** Decorates every request with `operator: null`; wrapped by fastify-plugin so the decoration is global. */
+export const operatorAuth = fp(async (app) => {
+  app.decorateRequest('operator', null);
+}, { name: 'panopticon-operator-auth', fastify: '5.x' });
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -93,10 +103,14 @@ export function operatorOf(request: FastifyRequest): Operator {
 
 /** The `:client_id` path parameter of every per-application operator route. */
 export const ClientIdParams = Type.Object({ client_id: Type.String({ pattern: CLIENT_ID_PATTERN }) });
+export type ClientIdParams = Static<typeof ClientIdParams>;
 
-/** Loads the app named in the path, as seen by the calling operator; another account's app is a 404. */
-export async function ownedApp(services: Services, request: FastifyRequest): Promise<App> {
-  const { client_id } = request.params as { client_id: string };
+/**
+ * Loads the app named in the path, as seen by the calling operator; another account's app is a 404.
+ * Takes any route whose params schema has `client_id` (ClientIdParams or a wider one).
+ */
+export async function ownedApp(services: Services, request: FastifyRequest & { params: ClientIdParams }): Promise<App> {
+  const { client_id } = request.params;
   const app = await services.store.findApp(operatorOf(request).accountId, client_id);
   if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
   return app;

@@ -2,7 +2,12 @@
 import type { Account, App, Pak, StoredTrace } from '../store/types.js';
 import { formatMicros } from '../traces/ingest.js';
 
-export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+/** RFC 3339 in UTC; null stays null (so a time that is always set types as a string). */
+export function iso(ms: number): string;
+export function iso(ms: number | null): string | null;
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 export const accountJson = (a: Account) => ({ id: a.id, email: a.email, is_owner: a.isOwner, created_at: iso(a.createdAt) });
 

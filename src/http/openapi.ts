@@ -19,6 +19,12 @@ export const ErrorResponse = Type.Object(
 );
 
 /**
+ * A 204's response schema: documented as `null`, as Type.Null() is, but typed as no payload, so a
+ * handler answers with `reply.code(204).send()` (which sends no body and no content type).
+ */
+export const NoContent = Type.Unsafe<undefined>({ type: 'null' });
+
+/**
  * Response schemas for the given error statuses, for a route's `schema.response`. Every route
  * touches the store, so every route can answer `503 store_unavailable`: it is always listed.
  */

@@ -18,21 +18,24 @@ import { createServices, type BuildOptions } from './services.js';
 
 export type { BuildOptions, Services } from './services.js';
 import { fieldErrors, validatorCompiler } from './validation.js';
-import { registerAccountRoutes } from '../accounts/routes.js';
-import { registerAppRoutes } from '../apps/routes.js';
-import { registerKeyRoutes } from '../keys/routes.js';
-import { registerHmacRoutes } from '../keys/hmac-routes.js';
+import { operatorAuth } from './auth.js';
+import { pakAuth } from './pak-auth.js';
+import { accountRoutes } from '../accounts/routes.js';
+import { appRoutes } from '../apps/routes.js';
+import { keyRoutes } from '../keys/routes.js';
+import { hmacRoutes } from '../keys/hmac-routes.js';
 import { installSignatureVerification } from '../keys/signature.js';
-import { registerTraceRoutes } from '../traces/routes.js';
-import { registerOtlpRoutes } from '../otlp/routes.js';
-import { registerUsageRoutes } from '../usage/routes.js';
-import { registerGuardRoutes } from '../guard/routes.js';
-import { registerAuditRoutes } from '../audit/routes.js';
-import { registerLiveRoutes } from '../live/routes.js';
+import { traceRoutes } from '../traces/routes.js';
+import { TraceBatchResult } from '../traces/schema.js';
+import { otlpRoutes } from '../otlp/routes.js';
+import { usageRoutes } from '../usage/routes.js';
+import { guardRoutes } from '../guard/routes.js';
+import { auditRoutes } from '../audit/routes.js';
+import { liveRoutes } from '../live/routes.js';
 import { registerConsole, type ConsoleFallback } from './console.js';
 import { openApiInfo } from './openapi.js';
-import { registerApprovalRoutes } from '../approvals/routes.js';
-import { registerWebhookRoutes } from '../webhooks/routes.js';
+import { approvalRoutes } from '../approvals/routes.js';
+import { webhookRoutes } from '../webhooks/routes.js';
 
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
@@ -89,7 +92,6 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     sendError(reply, request, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
   });
 
-  app.decorateRequest('operator', null);
   await app.register(cookie);
   await app.register(rateLimit, {
     global: false,
@@ -100,6 +102,11 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     openapi: openApiInfo(),
     hideUntagged: false,
   });
+  // Before any route: every request starts with `operator: null` and `pak: null`, whichever route
+  // plugin serves it, and a schema referenced by name is the root's (so /openapi.json lists it).
+  await app.register(operatorAuth);
+  await app.register(pakAuth);
+  app.addSchema(TraceBatchResult);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // Liveness: the process answers. It never touches the store, so an orchestrator does not
@@ -129,16 +136,18 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     return sendError(reply, request, 'store_unavailable', undefined, { reason });
   });
 
-  registerAccountRoutes(app, services);
-  registerAppRoutes(app, services);
-  registerKeyRoutes(app, services);
-  registerHmacRoutes(app, services);
-  registerTraceRoutes(app, services);
-  await registerOtlpRoutes(app, services);
-  registerUsageRoutes(app, services);
-  registerGuardRoutes(app, services);
-  registerAuditRoutes(app, services);
-  registerLiveRoutes(app, services);
+  // Each route module is an encapsulated plugin: what it adds (hooks, the OTLP body parser) stays
+  // with its routes; what every route needs was set up above, on the root.
+  await app.register(accountRoutes, { services });
+  await app.register(appRoutes, { services });
+  await app.register(keyRoutes, { services });
+  await app.register(hmacRoutes, { services });
+  await app.register(traceRoutes, { services });
+  await app.register(otlpRoutes, { services });
+  await app.register(usageRoutes, { services });
+  await app.register(guardRoutes, { services });
+  await app.register(auditRoutes, { services });
+  await app.register(liveRoutes, { services });
   consoleFallback = await registerConsole(app, options.consoleDir);
 
   // A response finished after close() began would otherwise leave its keep-alive socket open until
@@ -152,8 +161,8 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
-  registerApprovalRoutes(app, services, services.approvals);
-  registerWebhookRoutes(app, services, services.webhooks);
+  await app.register(approvalRoutes, { services });
+  await app.register(webhookRoutes, { services });
 
   services.approvals.start();
   services.webhooks.start();

@@ -1,6 +1,6 @@
 /** /api/apps/:client_id/hmac: turn HMAC request signing on or off for an application, rotate its secret. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { ApiError } from '../errors.js';
@@ -34,14 +34,14 @@ const secretJson = (box: SecretBox, s: AppSecret, now: number) => ({
   id: s.id,
   prefix: displayPrefix(SECRET_PREFIX, box.open(s.sealed, s.clientId)),
   status: secretStatus(s, now),
-  created_at: iso(s.createdAt)!,
+  created_at: iso(s.createdAt),
   expires_at: iso(s.expiresAt),
   revoked_at: iso(s.revokedAt),
 });
 
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
-export function registerHmacRoutes(app: FastifyInstance, services: Services): void {
+export const hmacRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, now, secrets: box } = services;
   const authenticated = requireOperator(services);
 
@@ -96,7 +96,7 @@ export function registerHmacRoutes(app: FastifyInstance, services: Services): vo
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    const body = (request.body ?? {}) as { grace_seconds?: number };
+    const body = request.body;
     const graceMs = (body.grace_seconds ?? DEFAULT_SECRET_GRACE_MS / 1000) * 1000;
     const t = now();
     const result = await rotateSecret(store, box, target.clientId, graceMs, t, actorOf(request));
@@ -125,4 +125,4 @@ export function registerHmacRoutes(app: FastifyInstance, services: Services): vo
     if (!result.ok) throw new ApiError(result.code);
     return { client_id: target.clientId, enabled: false as const, revoked: result.revoked.map((s) => secretJson(box, s, t)) };
   });
-}
+};

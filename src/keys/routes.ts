@@ -1,6 +1,6 @@
 /** /api/apps/:client_id/paks: issue, rotate, revoke and list an application's PAKs. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { pakJson } from '../http/format.js';
@@ -28,7 +28,7 @@ const IssuedPak = Type.Composite([
 
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
-export function registerKeyRoutes(app: FastifyInstance, services: Services): void {
+export const keyRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { store, now } = services;
   const authenticated = requireOperator(services);
 
@@ -70,7 +70,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    const body = (request.body ?? {}) as { grace_seconds?: number };
+    const body = request.body;
     const graceMs = (body.grace_seconds ?? DEFAULT_ROTATION_GRACE_MS / 1000) * 1000;
     const t = now();
     const { pak, key, previous } = await rotatePak(store, target.clientId, graceMs, t, actorOf(request));
@@ -89,10 +89,10 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const body = (request.body ?? {}) as { key_id?: string };
+    const body = request.body;
     const t = now();
     const revoked = await revokePaks(store, target.clientId, t, actorOf(request), body.key_id);
     if (body.key_id !== undefined && revoked.length === 0) throw new ApiError('pak_not_found', `No unrevoked key ${body.key_id} for this application`);
     return { revoked: revoked.map((p) => pakJson(p, t)) };
   });
-}
+};

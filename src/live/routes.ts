@@ -6,14 +6,14 @@
  * resumes without a gap.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ServerResponse } from 'node:http';
 import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
 import type { Services } from '../http/services.js';
-import type { StoredTrace, TraceStatus } from '../store/types.js';
+import type { StoredTrace } from '../store/types.js';
 import { traceJson } from '../http/format.js';
 import { LIMITS, TraceStatusSchema } from '../traces/schema.js';
 
@@ -21,7 +21,7 @@ export const HEARTBEAT_MS = 15_000;
 /** A client this far behind is cut off; it reconnects and resumes from its Last-Event-ID. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
-export function registerLiveRoutes(app: FastifyInstance, services: Services): void {
+export const liveRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const open = new Set<ServerResponse>();
 
   // Streams never end on their own; without this, close() would wait for every browser to leave.
@@ -46,7 +46,7 @@ export function registerLiveRoutes(app: FastifyInstance, services: Services): vo
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    const q = request.query as { after?: number; tool?: string; status?: TraceStatus; user_sub?: string };
+    const q = request.query;
     const header = request.headers['last-event-id'];
     let after: number | null = q.after ?? null;
     if (typeof header === 'string' && header.trim() !== '') {
@@ -117,4 +117,4 @@ export function registerLiveRoutes(app: FastifyInstance, services: Services): vo
       write(rows);
     }
   });
-}
+};

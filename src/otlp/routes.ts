@@ -15,7 +15,8 @@
  * Errors are Panopticon's JSON error bodies with the usual codes; OTLP exporters act on the status.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
@@ -63,74 +64,73 @@ export interface OtlpCounts {
   rejected: number;
 }
 
-export async function registerOtlpRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export const otlpRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const validateEvent = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
 
-  await app.register(async (scope) => {
-    scope.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: OTLP_LIMITS.bodyBytes }, (request, body, done) => {
-      const refused = verifyRawBody(request, body as Buffer);
-      if (refused !== null) return done(refused, undefined);
-      try {
-        done(null, decodeTraceRequest(body as Buffer));
-      } catch (err) {
-        done(new ApiError('malformed_protobuf', `The request body is not an OTLP ExportTraceServiceRequest: ${(err as Error).message}`), undefined);
-      }
-    });
+  // Scoped to this plugin: no other route accepts protobuf.
+  app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: OTLP_LIMITS.bodyBytes }, (request, body, done) => {
+    const refused = verifyRawBody(request, body as Buffer);
+    if (refused !== null) return done(refused, undefined);
+    try {
+      done(null, decodeTraceRequest(body as Buffer));
+    } catch (err) {
+      done(new ApiError('malformed_protobuf', `The request body is not an OTLP ExportTraceServiceRequest: ${(err as Error).message}`), undefined);
+    }
+  });
 
-    scope.post('/v1/traces', {
-      ...pakRouteOptions(services),
-      bodyLimit: OTLP_LIMITS.bodyBytes,
-      schema: {
-        tags: ['traces'],
-        summary: 'OTLP/HTTP trace export (JSON or protobuf): tool-execution spans become traces; other spans are counted and ignored',
-        security: [{ pak: [] }],
-        consumes: ['application/json', PROTOBUF],
-        body: ExportTraceServiceRequestJson,
-        response: { 200: ExportTraceServiceResponseJson, ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
-      },
-    }, async (request, reply) => {
-      const key = request.pak!;
-      const body = request.body as OtlpTraceRequest;
-      const counts: OtlpCounts = { accepted: 0, duplicate: 0, ignored: 0, rejected: 0 };
-      const reasons: string[] = [];
-      const rows: TraceRow[] = [];
-      const receivedAt = services.now();
-      let spans = 0;
-      for (const rs of body.resourceSpans ?? []) {
-        const resource = resourceAttributes(rs.resource);
-        for (const ss of rs.scopeSpans ?? []) {
-          for (const span of ss.spans ?? []) {
-            if (++spans > OTLP_LIMITS.spans) throw new ApiError('batch_too_large', `An OTLP request holds at most ${OTLP_LIMITS.spans} spans`);
-            const outcome = mapSpan(span, resource, key.clientId);
-            if (outcome.kind === 'ignored') {
-              counts.ignored++;
-              continue;
+  app.post('/v1/traces', {
+    ...pakRouteOptions(services),
+    bodyLimit: OTLP_LIMITS.bodyBytes,
+    schema: {
+      tags: ['traces'],
+      summary: 'OTLP/HTTP trace export (JSON or protobuf): tool-execution spans become traces; other spans are counted and ignored',
+      security: [{ pak: [] }],
+      consumes: ['application/json', PROTOBUF],
+      body: ExportTraceServiceRequestJson,
+      response: { 200: ExportTraceServiceResponseJson, ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
+    },
+  }, async (request, reply) => {
+    const key = request.pak!;
+    const body: OtlpTraceRequest = request.body;
+    const counts: OtlpCounts = { accepted: 0, duplicate: 0, ignored: 0, rejected: 0 };
+    const reasons: string[] = [];
+    const rows: TraceRow[] = [];
+    const receivedAt = services.now();
+    let spans = 0;
+    for (const rs of body.resourceSpans ?? []) {
+      const resource = resourceAttributes(rs.resource);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const span of ss.spans ?? []) {
+          if (++spans > OTLP_LIMITS.spans) throw new ApiError('batch_too_large', `An OTLP request holds at most ${OTLP_LIMITS.spans} spans`);
+          const outcome = mapSpan(span, resource, key.clientId);
+          if (outcome.kind === 'ignored') {
+            counts.ignored++;
+            continue;
+          }
+          let reason: string | null = outcome.kind === 'rejected' ? outcome.reason : null;
+          if (outcome.kind === 'trace') {
+            const tool = outcome.event.tool;
+            if (!validateEvent(outcome.event)) {
+              reason = `span for tool ${JSON.stringify(tool.slice(0, 64))}: ${(validateEvent.errors ?? []).map((e) => `${e.instancePath.slice(1) || '(event)'} ${e.message}`).join('; ')}`;
+            } else {
+              const prepared = prepareTrace(outcome.event, key.keyId, receivedAt);
+              if (prepared.ok) rows.push(prepared.row);
+              else reason = prepared.errors.map((e) => `${e.field} ${e.message}`).join('; ');
             }
-            let reason: string | null = outcome.kind === 'rejected' ? outcome.reason : null;
-            if (outcome.kind === 'trace') {
-              const tool = outcome.event.tool;
-              if (!validateEvent(outcome.event)) {
-                reason = `span for tool ${JSON.stringify(tool.slice(0, 64))}: ${(validateEvent.errors ?? []).map((e) => `${e.instancePath.slice(1) || '(event)'} ${e.message}`).join('; ')}`;
-              } else {
-                const prepared = prepareTrace(outcome.event, key.keyId, receivedAt);
-                if (prepared.ok) rows.push(prepared.row);
-                else reason = prepared.errors.map((e) => `${e.field} ${e.message}`).join('; ');
-              }
-            }
-            if (reason !== null) {
-              counts.rejected++;
-              if (reasons.length < 5) reasons.push(reason);
-            }
+          }
+          if (reason !== null) {
+            counts.rejected++;
+            if (reasons.length < 5) reasons.push(reason);
           }
         }
       }
-      if (rows.length > LIMITS.batchItems) throw new ApiError('batch_too_large', `An OTLP request holds at most ${LIMITS.batchItems} tool spans; this one has ${rows.length}`);
-      const isNew = rows.length > 0 ? await services.writer.write(rows) : [];
-      for (const n of isNew) counts[n ? 'accepted' : 'duplicate']++;
-      return answer(reply, request.headers['content-type'], counts, reasons);
-    });
+    }
+    if (rows.length > LIMITS.batchItems) throw new ApiError('batch_too_large', `An OTLP request holds at most ${LIMITS.batchItems} tool spans; this one has ${rows.length}`);
+    const isNew = rows.length > 0 ? await services.writer.write(rows) : [];
+    for (const n of isNew) counts[n ? 'accepted' : 'duplicate']++;
+    return answer(reply, request.headers['content-type'], counts, reasons);
   });
-}
+};
 
 function answer(reply: FastifyReply, contentType: string | undefined, counts: OtlpCounts, reasons: string[]) {
   const notes: string[] = [];

@@ -17,7 +17,8 @@
  * reported in its slot (207) and does not sink the others.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { traceJson } from '../http/format.js';
@@ -25,27 +26,28 @@ import { ApiError, ERRORS, type ErrorCode } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
 import { bodyAjv, fieldErrors } from '../http/validation.js';
-import type { PakAuthRecord, StoredTrace, TraceRow, TraceStatus } from '../store/types.js';
+import type { StoredTrace, TraceRow } from '../store/types.js';
 import { parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    pak: PakAuthRecord | null;
-  }
-}
-
 const PAK_ERRORS = errorResponses(400, 401, 403, 413, 415, 429, 503);
+
+/**
+ * Sends JSON serialised by hand (the hot path skips the response serializer): Fastify sends a string
+ * with a JSON content type as it is. Takes the untyped reply, since the route's typed reply only
+ * accepts the schema's object.
+ */
+function sendJsonText(reply: FastifyReply, status: number, json: string) {
+  return reply.code(status).type('application/json; charset=utf-8').send(json);
+}
 
 type ItemResult =
   | { event_id: string | null; status: 'accepted' | 'duplicate' }
   | { event_id: string | null; status: 'rejected'; error: { code: ErrorCode; message: string; fields?: FieldError[] } };
 
-export function registerTraceRoutes(app: FastifyInstance, services: Services): void {
+export const traceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { writer, now } = services;
-  app.decorateRequest('pak', null);
-
   const pakRoute = pakRouteOptions(services);
 
   app.post('/panopticon/trace', {
@@ -59,17 +61,14 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
       response: { 200: TraceAck, 202: TraceAck, ...PAK_ERRORS },
     },
   }, async (request, reply) => {
-    const event = request.body as TraceEvent;
+    const event = request.body;
     const key = request.pak!;
     if (event.client_id !== key.clientId) throw new ApiError('client_id_mismatch');
     const prepared = prepareTrace(event, key.keyId, now());
     if (!prepared.ok) throw new ApiError('validation_failed', undefined, { fields: prepared.errors });
     const [isNew] = await writer.write([prepared.row]);
     // event_id is a validated UUID, so it needs no escaping; it is echoed as stored (lower case).
-    return reply
-      .code(isNew ? 202 : 200)
-      .type('application/json; charset=utf-8')
-      .send(`{"event_id":"${prepared.row.eventId}","status":"${isNew ? 'accepted' : 'duplicate'}"}`);
+    return sendJsonText(reply, isNew ? 202 : 200, `{"event_id":"${prepared.row.eventId}","status":"${isNew ? 'accepted' : 'duplicate'}"}`);
   });
 
   const validateItem = bodyAjv.compile(TraceEvent) as ValidateFunction<TraceEvent>;
@@ -90,7 +89,7 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request, reply) => {
     const key = request.pak!;
-    const items = (request.body as TraceBatch).traces;
+    const items = request.body.traces;
     if (items.length > LIMITS.batchItems) throw new ApiError('batch_too_large', `A batch holds at most ${LIMITS.batchItems} traces; this one has ${items.length}`);
     const results: ItemResult[] = new Array(items.length);
     const rows: TraceRow[] = [];
@@ -117,36 +116,8 @@ export function registerTraceRoutes(app: FastifyInstance, services: Services): v
     return reply.code(counts.rejected > 0 ? 207 : 200).send({ ...counts, results });
   });
 
-  app.addSchema({
-    $id: 'TraceBatchResult',
-    type: 'object',
-    properties: {
-      accepted: { type: 'integer' },
-      duplicate: { type: 'integer' },
-      rejected: { type: 'integer' },
-      results: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            event_id: { type: ['string', 'null'] },
-            status: { type: 'string', enum: ['accepted', 'duplicate', 'rejected'] },
-            error: {
-              type: 'object',
-              properties: {
-                code: { type: 'string' },
-                message: { type: 'string' },
-                fields: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
-              },
-            },
-          },
-        },
-      },
-    },
-  });
-
-  registerTimeline(app, services);
-}
+  await app.register(timelineRoutes, { services });
+};
 
 const TraceJson = Type.Object({
   event_id: Type.String(),
@@ -179,7 +150,8 @@ function decodeCursor(cursor: string): { startedAtUs: number; seq: number } {
   return { startedAtUs: Number(m[1]), seq: Number(m[2]) };
 }
 
-function registerTimeline(app: FastifyInstance, services: Services): void {
+/** The operator's timeline, a plugin of its own inside the trace routes' (registered after ingestion). */
+const timelineRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const authenticated = requireOperator(services);
   app.get('/api/apps/:client_id/traces', {
     onRequest: authenticated,
@@ -200,7 +172,7 @@ function registerTimeline(app: FastifyInstance, services: Services): void {
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const q = request.query as { limit: number; tool?: string; status?: TraceStatus; user_sub?: string; since?: string; until?: string; cursor?: string };
+    const q = request.query;
     const bound = (field: 'since' | 'until', value: string | undefined) => {
       if (value === undefined) return undefined;
       const us = parseRfc3339Micros(value);
@@ -225,4 +197,4 @@ function registerTimeline(app: FastifyInstance, services: Services): void {
     const guard = new Map(checks.map((c) => [c.id, { decision: c.decision, reason: c.reason, rule_id: c.ruleId, policy_version: c.policyVersion, approval_id: c.approvalId, grant_id: c.grantId }]));
     return { traces: page.map((t) => traceJson(t, guard)), next_cursor: traces.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
   });
-}
+};

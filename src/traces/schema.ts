@@ -77,3 +77,36 @@ export const TraceAck = Type.Object({
   event_id: Type.String(),
   status: Type.Union([Type.Literal('accepted'), Type.Literal('duplicate')]),
 });
+
+/**
+ * The answer of POST /panopticon/traces, shared by its 200 and 207 responses through
+ * `Type.Ref('TraceBatchResult')`. Added by the server on its root instance, so the OpenAPI document
+ * lists it once under components.schemas.
+ */
+export const TraceBatchResult = {
+  $id: 'TraceBatchResult',
+  type: 'object',
+  properties: {
+    accepted: { type: 'integer' },
+    duplicate: { type: 'integer' },
+    rejected: { type: 'integer' },
+    results: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          event_id: { type: ['string', 'null'] },
+          status: { type: 'string', enum: ['accepted', 'duplicate', 'rejected'] },
+          error: {
+            type: 'object',
+            properties: {
+              code: { type: 'string' },
+              message: { type: 'string' },
+              fields: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+            },
+          },
+        },
+      },
+    },
+  },
+};

@@ -1,6 +1,6 @@
 /** GET /api/apps/:client_id/usage: the product page's step 5. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
@@ -14,7 +14,7 @@ const Counters = {
   kill_switch: Type.Integer(),
 };
 
-export function registerUsageRoutes(app: FastifyInstance, services: Services): void {
+export const usageRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   app.get('/api/apps/:client_id/usage', {
     onRequest: requireOperator(services),
     schema: {
@@ -38,10 +38,10 @@ export function registerUsageRoutes(app: FastifyInstance, services: Services): v
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const q = request.query as { since?: string; until?: string };
+    const q = request.query;
     const until = q.until ?? todayUtc(services.now());
     const since = q.since ?? addDays(until, -29);
     if (since > until) throw new ApiError('validation_failed', 'since must not be after until', { fields: [{ field: 'since', message: 'must not be after until' }] });
     return usageReport(services.store, target.clientId, since, until);
   });
-}
+};

@@ -1,14 +1,13 @@
 /** /api/apps/:client_id/webhooks: notification endpoints and what was delivered to them. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf, ClientIdParams, ownedApp, requireOperator } from '../http/auth.js';
 import { ApiError } from '../errors.js';
-import { GUARD_EVENT_TYPES, type GuardEventType } from '../guard/events.js';
+import { GUARD_EVENT_TYPES } from '../guard/events.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
-import type { WebhookDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
-import type { WebhookService } from './service.js';
+import type { WebhookDelivery, WebhookEndpoint } from '../store/webhook-types.js';
 
 const EventType = Type.Union(GUARD_EVENT_TYPES.map((t) => Type.Literal(t)));
 const FormatSchema = Type.Union([Type.Literal('json'), Type.Literal('slack')]);
@@ -24,7 +23,7 @@ const WebhookJson = Type.Object({
 });
 
 const webhookJson = (e: WebhookEndpoint) => ({
-  id: e.id, client_id: e.clientId, url: e.url, format: e.format, events: e.events, enabled: e.enabled, created_at: iso(e.createdAt)!,
+  id: e.id, client_id: e.clientId, url: e.url, format: e.format, events: e.events, enabled: e.enabled, created_at: iso(e.createdAt),
 });
 
 const DeliveryJson = Type.Object({
@@ -44,14 +43,14 @@ const DeliveryJson = Type.Object({
 
 const deliveryJson = (d: WebhookDelivery) => ({
   id: d.id, webhook_id: d.webhookId, event: d.event, status: d.status, attempts: d.attempts,
-  last_status_code: d.lastStatusCode, last_error: d.lastError, created_at: iso(d.createdAt)!,
+  last_status_code: d.lastStatusCode, last_error: d.lastError, created_at: iso(d.createdAt),
   next_attempt_at: d.status === 'pending' ? iso(d.nextAttemptAt) : null, completed_at: iso(d.completedAt),
 });
 
 const WebhookParams = Type.Object({ client_id: ClientIdParams.properties.client_id, webhook_id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 
-export function registerWebhookRoutes(app: FastifyInstance, services: Services, webhooks: WebhookService): void {
-  const { store } = services;
+export const webhookRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  const { store, webhooks } = services;
   const authenticated = requireOperator(services);
 
   app.post('/api/apps/:client_id/webhooks', {
@@ -69,7 +68,7 @@ export function registerWebhookRoutes(app: FastifyInstance, services: Services, 
     },
   }, async (request, reply) => {
     const target = await ownedApp(services, request);
-    const body = request.body as { url: string; format?: WebhookFormat; events?: GuardEventType[] };
+    const body = request.body;
     const result = await webhooks.create({
       clientId: target.clientId, url: body.url, format: body.format ?? 'json', events: body.events ?? [...GUARD_EVENT_TYPES], actor: actorOf(request),
     });
@@ -100,7 +99,7 @@ export function registerWebhookRoutes(app: FastifyInstance, services: Services, 
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const { webhook_id } = request.params as { webhook_id: string };
+    const { webhook_id } = request.params;
     const removed = await webhooks.remove(target.clientId, webhook_id, actorOf(request));
     if (removed === null) throw new ApiError('webhook_not_found');
     return webhookJson(removed);
@@ -123,10 +122,10 @@ export function registerWebhookRoutes(app: FastifyInstance, services: Services, 
     },
   }, async (request) => {
     const target = await ownedApp(services, request);
-    const { webhook_id } = request.params as { webhook_id: string };
-    const { limit } = request.query as { limit: number };
+    const { webhook_id } = request.params;
+    const { limit } = request.query;
     if ((await store.webhooks.get(target.clientId, webhook_id)) === null) throw new ApiError('webhook_not_found');
     const [deliveries, counts] = await Promise.all([store.webhooks.listDeliveries(target.clientId, webhook_id, limit), store.webhooks.deliveryCounts(target.clientId, webhook_id)]);
     return { deliveries: deliveries.map(deliveryJson), counts };
   });
-}
+};
