@@ -40,7 +40,11 @@ const WAL_PAGES_PER_CHECKPOINT = 10_000;
 const WAL_SHARE_OF_FREE_SPACE = 0.25;
 const WAL_FLOOR_BYTES = 256 * 1024;
 const FREE_SPACE_REFRESH_MS = 250;
-const LARGE_ROW_BYTES = 32 * 1024;
+/**
+ * What the WAL reaches under wal_autocheckpoint: its pages plus one commit of 2000 (the most
+ * PANOPTICON_COMMIT_BATCH allows) large rows.
+ */
+const WAL_CEILING_BYTES = WAL_PAGES_PER_CHECKPOINT * 4096 + 64 * 1024 * 1024;
 const CACHE_KIB = 8 * 1024;
 
 const port = parentPort;
@@ -48,8 +52,6 @@ if (port === null) throw new Error('sqlite-worker.js runs as a worker thread onl
 
 /** `commitBatch`: PANOPTICON_COMMIT_BATCH, the most rows one transaction takes (a request's rows are never split). */
 const { file, lockTimeoutMs, commitBatch } = workerData as { file: string; lockTimeoutMs: number; commitBatch: number };
-/** What the WAL reaches under wal_autocheckpoint: its pages plus one commit of `commitBatch` large rows. */
-const WAL_CEILING_BYTES = WAL_PAGES_PER_CHECKPOINT * 4096 + commitBatch * LARGE_ROW_BYTES;
 const db = new Database(file);
 configureSqlite(db, lockTimeoutMs);
 // This connection does the checkpoints (the main one stops), so they never stall the event loop.
