@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const { engine, mode } = parseArgs();
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { pakRateLimitPerSecond: 1_000_000_000, logLevel: 'silent' });
-  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize });
+  const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize, commitBatch: config.commitBatchSize });
   const { app, services } = await buildServer(config, store, { ingestMode: mode });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);

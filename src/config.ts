@@ -8,6 +8,13 @@ import { Value } from '@sinclair/typebox/value';
 import os from 'node:os';
 import path from 'node:path';
 
+/**
+ * PANOPTICON_COMMIT_BATCH's default and ceiling: the one bound of every group commit (trace ingest,
+ * guard check records, the SQLite commit worker's merge), in rows or records.
+ */
+export const DEFAULT_COMMIT_BATCH = 2000;
+export const MAX_COMMIT_BATCH = 2000;
+
 const ServerEnv = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
@@ -21,8 +28,11 @@ const ServerEnv = Type.Object({
   PANOPTICON_SIGNUP: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
   /** Requests per second allowed for one PAK (a token bucket refilled every second). */
   PANOPTICON_PAK_RATE_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
-  /** Largest number of traces written in one group commit. */
-  PANOPTICON_COMMIT_BATCH: Type.Integer({ default: 512, minimum: 1, maximum: 2000 }),
+  /**
+   * Largest number of traces (or guard check records) written in one group commit; a request's
+   * traces are never split, so one larger batch request commits alone.
+   */
+  PANOPTICON_COMMIT_BATCH: Type.Integer({ default: DEFAULT_COMMIT_BATCH, minimum: 1, maximum: MAX_COMMIT_BATCH }),
   /**
    * How long a write waits for a database lock held by someone else (another SQLite connection, a
    * PostgreSQL lock) before giving up; the request is then answered 503 store_unavailable and

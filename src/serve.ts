@@ -11,7 +11,7 @@ import { loadServerKey } from './crypto/secret-box.js';
 
 export async function serve(config: ServerConfig = loadServerConfig()): Promise<void> {
   const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
-  const store = await openStore(config.database, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit });
+  const store = await openStore(config.database, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, commitBatch: config.commitBatchSize });
   const { app } = await buildServer(config, store);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -139,7 +139,8 @@ export function createServices(config: ServerConfig, store: Store, options: Buil
     writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 8, 100_000, options.ingestMode, onCommitted),
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
-    checks: new GroupCommit((records) => store.guard.recordChecks(records)),
+    // One batch at a time on both engines, as check records have always committed.
+    checks: new GroupCommit((records) => store.guard.recordChecks(records), { maxBatch: config.commitBatchSize }),
     idempotency: new IdempotencySweeper(store, now, DEFAULT_IDEMPOTENCY_SWEEP, (err) => logError(err, 'idempotency key sweep failed')),
     events,
     secrets,

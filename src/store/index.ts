@@ -16,13 +16,15 @@ export interface OpenStoreOptions {
   listener?: Partial<ListenerOptions>;
   /** Most undelivered deliveries one webhook endpoint keeps (PANOPTICON_WEBHOOK_OUTBOX_LIMIT); default 1000. */
   webhookOutboxLimit?: number;
+  /** PANOPTICON_COMMIT_BATCH: the most rows SQLite's commit worker merges into one transaction; default 512. */
+  commitBatch?: number;
 }
 
 export async function openStore(location: StoreLocation, options: OpenStoreOptions): Promise<Store> {
   // pg and its driver code load only for PostgreSQL: an embedded (SQLite) install never pays their memory.
   const store =
     location.engine === 'sqlite'
-      ? new SqliteStore(location.file, options.auditKey, options.lockTimeoutMs, options.webhookOutboxLimit)
+      ? new SqliteStore(location.file, options.auditKey, options.lockTimeoutMs, options.webhookOutboxLimit, options.commitBatch)
       : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.auditKey, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
   try {
     await store.migrate();

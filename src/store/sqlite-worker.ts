@@ -6,9 +6,9 @@
  *
  * The worker is where commits group: the main thread posts each group of rows as soon as it has
  * it, without waiting for the commit before; when a commit ends, the worker takes every request
- * that arrived meanwhile (receiveMessageOnPort, up to MAX_ROWS_PER_COMMIT) into the next one. So
- * the worker never sits idle while rows wait, and no round trip to the main thread separates two
- * commits.
+ * that arrived meanwhile (receiveMessageOnPort) into the next one, up to the same bound as every
+ * group commit (PANOPTICON_COMMIT_BATCH, taken by group-commit.ts's takeBatch). So the worker never
+ * sits idle while rows wait, and no round trip to the main thread separates two commits.
  *
  * Protocol: { id, rows } in; one CommitReply per commit out, answering every request it held (in
  * order). A failed commit fails every request in it; a request's rows are never split.
@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { configureSqlite, traceCommitter } from './sqlite-traces.js';
+import { takeBatch, type BatchSource } from './group-commit.js';
 import type { TraceRow } from './types.js';
 
 export interface CommitRequest {
@@ -39,16 +40,18 @@ const WAL_PAGES_PER_CHECKPOINT = 10_000;
 const WAL_SHARE_OF_FREE_SPACE = 0.25;
 const WAL_FLOOR_BYTES = 256 * 1024;
 const FREE_SPACE_REFRESH_MS = 250;
-/** What the WAL reaches under wal_autocheckpoint: its pages plus one commit of MAX_ROWS_PER_COMMIT large rows. */
+/**
+ * What the WAL reaches under wal_autocheckpoint: its pages plus one commit of 2000 (the most
+ * PANOPTICON_COMMIT_BATCH allows) large rows.
+ */
 const WAL_CEILING_BYTES = WAL_PAGES_PER_CHECKPOINT * 4096 + 64 * 1024 * 1024;
 const CACHE_KIB = 8 * 1024;
-/** A bound on one transaction, so one commit's latency (and the WAL it writes) stays bounded. */
-const MAX_ROWS_PER_COMMIT = 2_000;
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-worker.js runs as a worker thread only');
 
-const { file, lockTimeoutMs } = workerData as { file: string; lockTimeoutMs: number };
+/** `commitBatch`: PANOPTICON_COMMIT_BATCH, the most rows one transaction takes (a request's rows are never split). */
+const { file, lockTimeoutMs, commitBatch } = workerData as { file: string; lockTimeoutMs: number; commitBatch: number };
 const db = new Database(file);
 configureSqlite(db, lockTimeoutMs);
 // This connection does the checkpoints (the main one stops), so they never stall the event loop.
@@ -94,31 +97,34 @@ function boundWal(failed: boolean): void {
 }
 
 let closing = false;
-/** A request taken from the port that did not fit in the commit it was drained for. */
-let carried: CommitRequest | null = null;
+/** A request taken from the port that did not fit in the commit it was drained for: the next one's first. */
+let carried: CommitRequest | undefined;
+/** The port as a queue: the message after the carried one is only received when looked at. */
+const arrived: BatchSource<CommitRequest> = {
+  peek() {
+    if (carried === undefined && !closing) {
+      const next = receiveMessageOnPort(port!);
+      if (next !== undefined) {
+        const msg = next.message as CommitRequest | 'close';
+        if (msg === 'close') closing = true;
+        else carried = msg;
+      }
+    }
+    return carried;
+  },
+  shift() {
+    const first = carried!;
+    carried = undefined;
+    return first;
+  },
+};
+const rowsOf = (r: CommitRequest) => r.rows.length;
 
-function commitPending(first: CommitRequest): void {
-  const requests = [first];
-  let rows = first.rows.length;
-  while (carried === null && rows < MAX_ROWS_PER_COMMIT) {
-    const next = receiveMessageOnPort(port!);
-    if (next === undefined) break;
-    const msg = next.message as CommitRequest | 'close';
-    if (msg === 'close') {
-      closing = true;
-      break;
-    }
-    if (rows + msg.rows.length > MAX_ROWS_PER_COMMIT) {
-      carried = msg;
-      break;
-    }
-    requests.push(msg);
-    rows += msg.rows.length;
-  }
+function commitPending(requests: CommitRequest[]): void {
   const ids = requests.map((r) => r.id);
   let reply: CommitReply;
   try {
-    const all = requests.length === 1 ? first.rows : requests.flatMap((r) => r.rows);
+    const all = requests.length === 1 ? requests[0]!.rows : requests.flatMap((r) => r.rows);
     const offsets = [0];
     for (const r of requests) offsets.push(offsets[offsets.length - 1]! + r.rows.length);
     reply = { ids, isNew: commit(all), offsets };
@@ -137,12 +143,8 @@ function shutdown(): void {
 
 port.on('message', (msg: CommitRequest | 'close') => {
   if (msg === 'close') return shutdown();
-  commitPending(msg);
-  while (carried !== null) {
-    const next = carried;
-    carried = null;
-    commitPending(next);
-  }
+  carried = msg;
+  while (arrived.peek() !== undefined) commitPending(takeBatch(arrived, rowsOf, commitBatch));
   // 'close' was drained behind the requests above: they are answered, now stop.
   if (closing) shutdown();
 });

@@ -33,6 +33,7 @@ import { SqliteSecretStore } from './sqlite-secrets.js';
 import { withoutLockWaits } from './sqlite-locks.js';
 import { storeError } from './errors.js';
 import { PROBE_SQL, WriteHealth } from './write-health.js';
+import { DEFAULT_COMMIT_BATCH } from '../config.js';
 
 type Row = Record<string, unknown>;
 
@@ -74,8 +75,9 @@ export class SqliteStore implements Store {
    * `auditKey`: what audit entries are chained with (derived from the server key, never stored).
    * `lockTimeoutMs`: how long a statement waits for another connection's lock (SQLITE_BUSY after).
    * `webhookOutboxLimit`: most undelivered deliveries one webhook endpoint keeps.
+   * `commitBatch`: PANOPTICON_COMMIT_BATCH, the most rows the commit worker merges into one transaction.
    */
-  constructor(private readonly file: string, private readonly auditKey: AuditKey, private readonly lockTimeoutMs = 5000, webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT) {
+  constructor(private readonly file: string, private readonly auditKey: AuditKey, private readonly lockTimeoutMs = 5000, webhookOutboxLimit = DEFAULT_WEBHOOK_OUTBOX_LIMIT, private readonly commitBatch = DEFAULT_COMMIT_BATCH) {
     if (file !== ':memory:') createPrivately(file);
     this.db = new Database(file);
     // This connection runs on the event loop: it never waits for a lock (see sqlite-locks.ts).
@@ -315,7 +317,7 @@ export class SqliteStore implements Store {
 
   private commitWorker(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs, commitBatch: this.commitBatch }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     worker.on('message', (reply: CommitReply) => {
       const failure = 'error' in reply ? Object.assign(new Error(reply.error), { code: reply.code }) : null;
       if (failure !== null) this.writeHealth.failed(failure);

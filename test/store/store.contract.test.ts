@@ -288,6 +288,28 @@ describe('SQLite trace commits run on a worker thread', () => {
     assert.equal(await store.countTraces(clientId), stored + 119);
   });
 
+  it('the worker merges no more than PANOPTICON_COMMIT_BATCH rows into one transaction, and never splits a caller\'s rows', async () => {
+    const fresh = freshLocation('sqlite');
+    const bounded = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY, commitBatch: 5 });
+    try {
+      const { account } = ok(await bounded.createAccount({ id: 'acct_b', email: 'b@example.com', passwordHash: 'h', now: 1 }));
+      await bounded.createApp(...appCreated({ clientId, accountId: account!.id, name: 'b', now: 1 }));
+      const stats = (bounded as unknown as { traceCommitStats: { commits: number; rows: number } }).traceCommitStats;
+      await bounded.insertTraces([row(clientId)]);
+      const before = { ...stats };
+      // Two callers of 3 rows exceed 5: however they arrive, each commits on its own. 7 rows commit whole.
+      const batches = [...Array.from({ length: 20 }, () => [row(clientId), row(clientId), row(clientId)]), Array.from({ length: 7 }, () => row(clientId))];
+      const answers = await Promise.all(batches.map((b) => bounded.insertTraces(b)));
+      answers.forEach((a, i) => assert.deepEqual(a, batches[i]!.map(() => true), `caller ${i}`));
+      assert.equal(stats.rows - before.rows, 67);
+      assert.equal(stats.commits - before.commits, 21);
+      assert.equal(await bounded.countTraces(clientId), 68);
+    } finally {
+      await bounded.close();
+      await fresh.cleanup();
+    }
+  });
+
   it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
     await store.insertTraces([row(clientId)]);
     const db = (store as unknown as { db: import('better-sqlite3').Database }).db;

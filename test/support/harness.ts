@@ -109,7 +109,7 @@ export async function startServer(
   const config = testConfig(fresh.location, overrides);
   // As `logi serve` does: the store chains audit entries under the key derived from the server key.
   const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
-  const store = await openStore(fresh.location, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, ...storeOptions });
+  const store = await openStore(fresh.location, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, commitBatch: config.commitBatchSize, ...storeOptions });
   const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
