@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GroupCommit, takeBatch, type BatchSource } from './group-commit.js';
-import { StoreUnavailableError } from './errors.js';
+import { GroupCommit, takeBatch, type BatchSource } from '../../src/store/group-commit.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
 
 interface Call<T, R> {
   items: T[];
