@@ -33,6 +33,7 @@ import { registerConsole, type ConsoleFallback } from './console.js';
 import { openApiInfo } from './openapi.js';
 import { registerApprovalRoutes } from '../approvals/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
+import { registerToolRoutes } from '../tools/routes.js';
 
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
@@ -139,6 +140,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   registerGuardRoutes(app, services);
   registerAuditRoutes(app, services);
   registerLiveRoutes(app, services);
+  registerToolRoutes(app, services);
   consoleFallback = await registerConsole(app, options.consoleDir);
 
   // A response finished after close() began would otherwise leave its keep-alive socket open until

@@ -68,7 +68,7 @@ export class PostgresToolStore implements ToolStore {
         await c.query('UPDATE tools SET pinned_id = $1 WHERE client_id = $2 AND name = $3', [decided.id, input.clientId, definition.name]);
       }
       await appendAuditTx(c, this.db.auditKey, input.audit(decided, pinned));
-      return { ok: true, definition: decided, previous: pinned };
+      return { ok: true, definition: decided, previous: pinned !== null && input.status === 'approved' ? { ...pinned, status: 'superseded' } : pinned };
     });
   }
 

@@ -54,7 +54,7 @@ export class SqliteToolStore implements ToolStore {
         this.db.prepare('UPDATE tools SET pinned_id = ? WHERE client_id = ? AND name = ?').run(decided.id, input.clientId, definition.name);
       }
       appendAuditSync(this.db, this.key, input.audit(decided, pinned));
-      return { ok: true, definition: decided, previous: pinned };
+      return { ok: true, definition: decided, previous: pinned !== null && input.status === 'approved' ? { ...pinned, status: 'superseded' } : pinned };
     }).immediate();
   }
 

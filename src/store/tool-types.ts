@@ -112,6 +112,7 @@ export interface DecideToolInput {
 }
 
 export type DecideToolResult =
+  /** `previous`: the pin before, as it is now (superseded by an approval; still the pin after a rejection). */
   | { ok: true; definition: ToolDefinition; previous: ToolDefinition | null }
   | { ok: false; reason: 'not_found' }
   /** Only `pending` and `rejected` definitions can be approved, only `pending` ones rejected. */
