@@ -85,8 +85,9 @@ export function planReport(
     id: input.newId(), clientId, name, hash, definition, status, firstSeenAt: now, lastSeenAt: now,
     decidedAt: status === 'approved' ? now : null, decidedBy: status === 'approved' ? input.actor : null,
   });
-  const verdict = (d: ToolDefinition): ToolVerdict => ({
+  const verdict = (d: ToolDefinition, pinned: ToolDefinition | null): ToolVerdict => ({
     name: d.name, hash: d.hash, definitionId: d.id, status: d.status === 'approved' ? 'approved' : d.status === 'rejected' ? 'rejected' : 'pending',
+    pinnedHash: pinned?.hash ?? null,
   });
 
   for (const t of input.tools) {
@@ -94,7 +95,7 @@ export function planReport(
     const definitions = known.filter((d) => d.name === t.name);
     if (tool === undefined) {
       if (count >= MAX_TOOLS_PER_APP) {
-        plan.verdicts.push({ name: t.name, hash: t.hash, status: 'pending', definitionId: null });
+        plan.verdicts.push({ name: t.name, hash: t.hash, status: 'pending', definitionId: null, pinnedHash: null });
         continue;
       }
       count++;
@@ -103,7 +104,7 @@ export function planReport(
       plan.tools.push({ clientId, name: t.name, pinnedId: d.status === 'approved' ? d.id : null, lastSeenId: d.id, firstSeenAt: now, lastSeenAt: now });
       if (d.status === 'approved') plan.pinned.push(d);
       else plan.changes.push({ kind: 'new', definition: d, pinned: null });
-      plan.verdicts.push(verdict(d));
+      plan.verdicts.push(verdict(d, d.status === 'approved' ? d : null));
       continue;
     }
     const pinned = tool.pinnedId === null ? null : (definitions.find((d) => d.id === tool.pinnedId) ?? null);
@@ -128,7 +129,7 @@ export function planReport(
     }
     plan.definitions.push(d);
     plan.tools.push({ ...tool, lastSeenId: d.id, lastSeenAt: now });
-    plan.verdicts.push(verdict(d));
+    plan.verdicts.push(verdict(d, pinned));
   }
   return plan;
 }

@@ -66,6 +66,8 @@ export interface ToolVerdict {
   hash: string;
   status: 'approved' | 'pending' | 'rejected';
   definitionId: string | null;
+  /** The tool's pinned definition (the reported one when approved); null for a tool never approved. */
+  pinnedHash: string | null;
 }
 
 /** A definition this report quarantined: a tool not seen before (`new`), or another definition of a known one. */

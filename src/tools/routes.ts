@@ -59,6 +59,7 @@ const Verdict = Type.Object({
     description: '`approved`: show it and let calls through; `pending` (quarantined) and `rejected`: hide it and refuse its calls.',
   }),
   definition_id: Type.Union([Type.String(), Type.Null()], { description: 'null only for a new tool past the 1000 tools an application keeps (not stored)' }),
+  pinned_hash: Type.Union([Type.String(), Type.Null()], { description: 'The hash of the tool\'s pinned definition (this one when approved); null for a tool never approved' }),
 });
 
 const DefinitionJson = Type.Object({
@@ -148,7 +149,7 @@ export function registerToolRoutes(app: FastifyInstance, services: Services): vo
     return {
       client_id: key.clientId,
       new_tools: (await services.store.tools.newToolsPolicy(key.clientId)) ?? 'allow',
-      tools: result.verdicts.map((v) => ({ name: v.name, hash: v.hash, status: v.status, definition_id: v.definitionId })),
+      tools: result.verdicts.map((v) => ({ name: v.name, hash: v.hash, status: v.status, definition_id: v.definitionId, pinned_hash: v.pinnedHash })),
     };
   });
 
