@@ -46,7 +46,8 @@ export async function connect(
   server: readonly string[],
   capabilities: ConstructorParameters<typeof Client>[1] = {},
 ): Promise<ProxiedClient> {
-  const args = target.direct === true ? [...server] : proxyArgs(target.url, target.tenant.clientId, target.flags ?? [], server);
+  // `server` is a script and its arguments, run by this node binary.
+  const args = target.direct === true ? [...server] : proxyArgs(target.url, target.tenant.clientId, target.flags ?? [], [process.execPath, ...server]);
   const transport = new StdioClientTransport({ command: process.execPath, args, env: proxyEnv(target.tenant.pak), stderr: 'pipe', cwd: REPO_ROOT });
   let stderr = '';
   transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
