@@ -167,6 +167,9 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
 const CliEnv = Type.Object({
   LOGI_URL: Type.Optional(Type.String({ minLength: 1 })),
   LOGI_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  /** `logi mcp proxy`: the application's PAK and signing secret, when not given as flags (which `ps` shows). */
+  LOGI_PAK: Type.Optional(Type.String({ minLength: 1 })),
+  LOGI_PAK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   XDG_CONFIG_HOME: Type.Optional(Type.String({ minLength: 1 })),
   NO_COLOR: Type.Optional(Type.String()),
 });
@@ -175,6 +178,8 @@ export interface CliConfig {
   url: string | undefined;
   token: string | undefined;
   credentialsFile: string;
+  pak: string | undefined;
+  pakSecret: string | undefined;
 }
 
 export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
@@ -184,5 +189,7 @@ export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     url: e.LOGI_URL,
     token: e.LOGI_TOKEN,
     credentialsFile: path.join(configDir, 'logi', 'credentials.json'),
+    pak: e.LOGI_PAK,
+    pakSecret: e.LOGI_PAK_SECRET,
   };
 }

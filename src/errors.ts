@@ -56,6 +56,8 @@ export const ERRORS = {
   webhook_not_found: { status: 404, message: 'No such webhook endpoint' },
   hmac_not_enabled: { status: 409, message: 'HMAC signing is not enabled for this application' },
   hmac_already_enabled: { status: 409, message: 'HMAC signing is already enabled for this application; rotate the secret instead' },
+  tool_definition_not_found: { status: 404, message: 'No such tool definition in this application' },
+  tool_definition_decided: { status: 409, message: 'The tool definition was already decided: only a pending (or, to approve, a rejected) definition can be decided' },
   idempotency_key_reused: { status: 422, message: 'This Idempotency-Key was already used with a different request; use a new key for a new request' },
 
   // Audit log

@@ -71,7 +71,7 @@ export interface Grant {
 export interface SigningSecret { id: string; prefix: string; status: 'active' | 'expiring' | 'expired' | 'revoked'; created_at: string; expires_at: string | null; revoked_at: string | null }
 export interface HmacState { client_id: string; enabled: boolean; secrets: SigningSecret[] }
 export interface IssuedSecret { pak_secret: string; client_id: string; enabled: true; secret: SigningSecret; previous?: SigningSecret[] }
-export const WEBHOOK_EVENTS = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'] as const;
+export const WEBHOOK_EVENTS = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off', 'tool.changed'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export interface Webhook { id: string; client_id: string; url: string; format: 'json' | 'slack'; events: WebhookEvent[]; enabled: boolean; created_at: string }
 export interface Delivery {

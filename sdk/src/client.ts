@@ -18,7 +18,7 @@
 import { signatureHeader } from './sign.js';
 import { Spool } from './spool.js';
 import { uuidv7 } from './uuid.js';
-import type { ApprovalResult, CheckInput, GuardDecision, Stats, TraceInput, TraceStatus, WireTrace } from './types.js';
+import type { ApprovalResult, CheckInput, GuardDecision, Stats, ToolDefinition, ToolReport, TraceInput, TraceStatus, WireTrace } from './types.js';
 
 export interface PanopticonOptions {
   /** Base URL of the server, e.g. `http://127.0.0.1:8080`. */
@@ -202,6 +202,7 @@ export class Panopticon {
       if (input.sessionId != null) wire.session_id = input.sessionId;
       if (input.errorMessage != null) wire.error_message = input.errorMessage.slice(0, 4096);
       if (input.attributes != null) wire.attributes = input.attributes;
+      if (input.checkId != null) wire.check_id = input.checkId;
       this.enqueue(wire, true);
       if (this.queue.length >= this.o.batchSize) this.kick();
       return wire.event_id;
@@ -348,6 +349,32 @@ export class Panopticon {
           : { status: 'pending', approved: false, approval: last };
       }
     }
+  }
+
+  // --- MCP tool pinning --------------------------------------------------------------------------
+
+  /**
+   * Reports the tools an MCP server listed (`POST /panopticon/tools`, at most 500 per call) and
+   * answers, per tool, whether its definition is approved (pinned) or quarantined. Never throws;
+   * bounded by `checkTimeoutMs`.
+   */
+  async reportTools(tools: readonly ToolDefinition[]): Promise<ToolReport> {
+    let answer: HttpAnswer;
+    try {
+      answer = await this.request('POST', '/panopticon/tools', JSON.stringify({ client_id: this.clientId, tools }), this.o.checkTimeoutMs);
+    } catch (err) {
+      return { ok: false, unreachable: true, code: err instanceof PanopticonError ? err.code : 'network', message: String((err as Error).message ?? err) };
+    }
+    if (answer.status === 200 && Array.isArray(answer.body?.tools)) {
+      const b = answer.body as { new_tools: 'allow' | 'require_approval'; tools: Array<{ name: string; hash: string; status: 'approved' | 'pending' | 'rejected'; definition_id: string | null; pinned_hash: string | null }> };
+      return { ok: true, newTools: b.new_tools, tools: b.tools.map((t) => ({ name: t.name, hash: t.hash, status: t.status, definitionId: t.definition_id, pinnedHash: t.pinned_hash })) };
+    }
+    return {
+      ok: false,
+      unreachable: answer.status === 429 || answer.status >= 500,
+      code: errorCode(answer),
+      message: errorMessage(answer) ?? `tool report refused (${answer.status})`,
+    };
   }
 
   // --- delivery internals ----------------------------------------------------------------------

@@ -3,5 +3,5 @@ export { instrumentMcpServer, type InstrumentOptions, type McpRequestExtra } fro
 export { signatureHeader } from './sign.js';
 export { uuidv7 } from './uuid.js';
 export type {
-  ApprovalOutcome, ApprovalRef, ApprovalResult, CheckInput, Decision, GuardDecision, Stats, TraceInput, TraceStatus, WireTrace,
+  ApprovalOutcome, ApprovalRef, ApprovalResult, CheckInput, Decision, GuardDecision, Stats, ToolDefinition, ToolReport, ToolVerdict, TraceInput, TraceStatus, WireTrace,
 } from './types.js';

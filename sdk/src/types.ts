@@ -18,6 +18,8 @@ export interface TraceInput {
   sessionId?: string | null;
   errorMessage?: string | null;
   attributes?: Record<string, unknown> | null;
+  /** The `checkId` of the guard decision that let this call run (or refused it): the timeline shows that decision. */
+  checkId?: string | null;
 }
 
 /** One trace as `POST /panopticon/traces` takes it. */
@@ -33,6 +35,7 @@ export interface WireTrace {
   session_id?: string | null;
   error_message?: string | null;
   attributes?: Record<string, unknown> | null;
+  check_id?: string | null;
 }
 
 export interface CheckInput {
@@ -115,3 +118,35 @@ export interface Stats {
   /** Requests that failed transiently (network, timeout, 429, 5xx, 401 / 403). */
   failedRequests: number;
 }
+
+/**
+ * The pinned fields of an MCP `Tool` (an item of a `tools/list` result), with MCP's own names. Only
+ * these are compared: `_meta`, `icons` and `execution` are left out.
+ */
+export interface ToolDefinition {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: Record<string, unknown>;
+  outputSchema?: Record<string, unknown>;
+  annotations?: Record<string, unknown>;
+}
+
+export interface ToolVerdict {
+  name: string;
+  /** Hex SHA-256 of the definition's canonical JSON. */
+  hash: string;
+  /** `approved`: show it and let calls through; `pending` (quarantined) or `rejected`: hide it, refuse its calls. */
+  status: 'approved' | 'pending' | 'rejected';
+  definitionId: string | null;
+  /** The hash of the tool's pinned definition; null for a tool never approved (a new tool waiting for approval). */
+  pinnedHash: string | null;
+}
+
+export type ToolReport =
+  | { ok: true; newTools: 'allow' | 'require_approval'; tools: ToolVerdict[] }
+  /**
+   * No answer: `unreachable` (network, timeout, 429, 5xx: the caller applies its fail mode), or a
+   * refusal that resending cannot fix (`code` is the server's error code, e.g. `pak_revoked`).
+   */
+  | { ok: false; unreachable: boolean; code: string; message: string };

@@ -32,3 +32,27 @@ export function parseDuration(text: string): number | null {
   }
   return matched === text.length && text.length > 0 ? total : null;
 }
+
+/**
+ * A line diff (longest common subsequence) of two texts: `  ` kept, `- ` only in `before`, `+ `
+ * only in `after`. Tool definitions are a few hundred lines at most, so the quadratic table is fine.
+ */
+export function lineDiff(before: readonly string[], after: readonly string[]): string[] {
+  const n = before.length;
+  const m = after.length;
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = before[i] === after[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  }
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && before[i] === after[j]) {
+      out.push(`  ${before[i++]}`);
+      j++;
+    } else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push(`- ${before[i++]}`);
+    else out.push(`+ ${after[j++]}`);
+  }
+  return out;
+}

@@ -13,6 +13,8 @@ import { registerApprovalCommands } from './approval-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
 import { registerHmacCommands } from './hmac-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { registerToolCommands } from './tool-commands.js';
+import { registerMcpCommands } from './mcp-commands.js';
 
 const appColumns: Array<[string, string]> = [['client_id', 'client_id'], ['name', 'name'], ['panopticon_enabled', 'enabled'], ['created_at', 'created']];
 const pakColumns: Array<[string, string]> = [['id', 'id'], ['prefix', 'prefix'], ['status', 'status'], ['created_at', 'created'], ['last_used_at', 'last used'], ['expires_at', 'expires']];
@@ -209,6 +211,8 @@ export function buildCli(argv: readonly string[] = process.argv): Command {
   registerAuditCommands(pano);
   registerApprovalCommands(pano);
   registerWebhookCommands(pano);
+  registerToolCommands(pano);
+  registerMcpCommands(program);
 
   return program;
 }

@@ -257,10 +257,4 @@ export function applyRateLimit(e: Evaluation, count: number, now: number): Evalu
   };
 }
 
-/** JSON with object keys sorted at every level: the same arguments always hash the same. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
+export { canonicalJson } from './canonical-json.js';

@@ -10,14 +10,20 @@ export type GuardEvent =
   | { type: 'approval.decided'; clientId: string; approvalId: string; status: 'approved' | 'denied'; decidedBy: string; comment: string | null }
   | { type: 'approval.expired'; clientId: string; approvalId: string }
   | { type: 'kill_switch.on'; clientId: string; tool: string; reason: string; actor: string }
-  | { type: 'kill_switch.off'; clientId: string; tool: string; actor: string };
+  | { type: 'kill_switch.off'; clientId: string; tool: string; actor: string }
+  /**
+   * An MCP server showed a tool definition that is not pinned (MCP proxy, tool pinning): a tool not
+   * seen before while new tools need approval (`new`), or another definition of a pinned tool
+   * (`changed`, a possible "rug pull"). It is hidden and refused until an operator approves it.
+   */
+  | { type: 'tool.changed'; clientId: string; tool: string; change: 'new' | 'changed'; definitionId: string; hash: string; previousHash: string | null };
 
 export type { GuardEventType };
 // Every stored event type is an event this module publishes, and the other way round.
 type SameTypes<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
 const eventTypesAgree: SameTypes<GuardEvent['type'], GuardEventType> = true;
 void eventTypesAgree;
-export const GUARD_EVENT_TYPES: readonly GuardEventType[] = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off'];
+export const GUARD_EVENT_TYPES: readonly GuardEventType[] = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off', 'tool.changed'];
 
 export class GuardEvents {
   private readonly listeners = new Set<(event: GuardEvent) => void>();

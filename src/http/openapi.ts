@@ -63,6 +63,7 @@ export function openApiInfo() {
       { name: 'audit', description: 'Hash-chained audit log' },
       { name: 'approvals', description: 'Human-in-the-loop approvals and grants' },
       { name: 'webhooks', description: 'Notification endpoints and their deliveries' },
+      { name: 'tools', description: 'MCP tool pinning: tool definitions seen by the MCP proxy, quarantined changes, approvals' },
     ],
     'x-error-codes': Object.fromEntries(Object.entries(ERRORS).map(([c, e]) => [c, e.status])),
   };

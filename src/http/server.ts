@@ -36,6 +36,7 @@ import { registerConsole, type ConsoleFallback } from './console.js';
 import { openApiInfo } from './openapi.js';
 import { approvalRoutes } from '../approvals/routes.js';
 import { webhookRoutes } from '../webhooks/routes.js';
+import { toolRoutes } from '../tools/routes.js';
 
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
@@ -148,6 +149,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
   await app.register(guardRoutes, { services });
   await app.register(auditRoutes, { services });
   await app.register(liveRoutes, { services });
+  await app.register(toolRoutes, { services });
   consoleFallback = await registerConsole(app, options.consoleDir);
 
   // A response finished after close() began would otherwise leave its keep-alive socket open until

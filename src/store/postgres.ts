@@ -19,6 +19,7 @@ import { PostgresApprovalStore } from './postgres-approvals.js';
 import { PostgresWebhookStore } from './postgres-webhooks.js';
 import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
 import { PostgresSecretStore } from './postgres-secrets.js';
+import { PostgresToolStore } from './postgres-tools.js';
 import { storeError } from './errors.js';
 import { PROBE_SQL, WriteHealth } from './write-health.js';
 
@@ -82,6 +83,7 @@ export class PostgresStore implements Store {
   readonly approvals: PostgresApprovalStore;
   readonly webhooks: PostgresWebhookStore;
   readonly secrets: PostgresSecretStore;
+  readonly tools: PostgresToolStore;
 
   /**
    * `lockTimeoutMs` bounds every lock wait of the pool's sessions: without it an insert queued
@@ -117,6 +119,7 @@ export class PostgresStore implements Store {
     this.approvals = new PostgresApprovalStore(db, webhookOutboxLimit);
     this.webhooks = new PostgresWebhookStore(db, webhookOutboxLimit);
     this.secrets = new PostgresSecretStore(db);
+    this.tools = new PostgresToolStore(db, webhookOutboxLimit);
   }
 
   private async q(sql: string, params: unknown[] = []): Promise<Row[]> {

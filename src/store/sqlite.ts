@@ -30,6 +30,7 @@ import { SqliteApprovalStore } from './sqlite-approvals.js';
 import { SqliteWebhookStore } from './sqlite-webhooks.js';
 import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
 import { SqliteSecretStore } from './sqlite-secrets.js';
+import { SqliteToolStore } from './sqlite-tools.js';
 import { withoutLockWaits } from './sqlite-locks.js';
 import { storeError } from './errors.js';
 import { PROBE_SQL, WriteHealth } from './write-health.js';
@@ -70,6 +71,7 @@ export class SqliteStore implements Store {
   readonly approvals: SqliteApprovalStore;
   readonly webhooks: SqliteWebhookStore;
   readonly secrets: SqliteSecretStore;
+  readonly tools: SqliteToolStore;
 
   /**
    * `auditKey`: what audit entries are chained with (derived from the server key, never stored).
@@ -87,6 +89,7 @@ export class SqliteStore implements Store {
     this.approvals = withoutLockWaits(new SqliteApprovalStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
     this.webhooks = withoutLockWaits(new SqliteWebhookStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
     this.secrets = withoutLockWaits(new SqliteSecretStore(this.db, auditKey), lockTimeoutMs, [], this.writeHealth);
+    this.tools = withoutLockWaits(new SqliteToolStore(this.db, auditKey, webhookOutboxLimit), lockTimeoutMs, [], this.writeHealth);
     // Trace commits run on the worker, whose connection may wait for locks; its failures reach the writer.
     withoutLockWaits(this, lockTimeoutMs, ['close', 'publish', 'insertTraces', 'writable'], this.writeHealth);
   }

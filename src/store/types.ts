@@ -10,6 +10,7 @@ import type { ApprovalStore } from './approval-types.js';
 import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
 import type { WebhookStore } from './webhook-types.js';
 import type { SecretStore } from './secret-types.js';
+import type { ToolStore } from './tool-types.js';
 
 export interface Account {
   id: string;
@@ -169,6 +170,7 @@ export interface Store {
   readonly approvals: ApprovalStore;
   readonly webhooks: WebhookStore;
   readonly secrets: SecretStore;
+  readonly tools: ToolStore;
 
   migrate(): Promise<void>;
   close(): Promise<void>;

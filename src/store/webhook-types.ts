@@ -8,7 +8,7 @@
 import type { AuditInput } from './audit-types.js';
 
 /** The governance events a webhook endpoint can subscribe to, as stored with each endpoint and delivery. */
-export type GuardEventType = 'approval.requested' | 'approval.decided' | 'approval.expired' | 'kill_switch.on' | 'kill_switch.off';
+export type GuardEventType = 'approval.requested' | 'approval.decided' | 'approval.expired' | 'kill_switch.on' | 'kill_switch.off' | 'tool.changed';
 
 export type WebhookFormat = 'json' | 'slack';
 

@@ -37,6 +37,8 @@ export function jsonBody(event: GuardEvent, occurredAt: number): Record<string, 
       return { ...base, data: { tool: event.tool, reason: event.reason, actor: event.actor } };
     case 'kill_switch.off':
       return { ...base, data: { tool: event.tool, actor: event.actor } };
+    case 'tool.changed':
+      return { ...base, data: { tool: event.tool, change: event.change, definition_id: event.definitionId, hash: event.hash, previous_hash: event.previousHash } };
   }
 }
 
@@ -67,6 +69,12 @@ export function slackBody(event: GuardEvent): { text: string; blocks: unknown[] 
       break;
     case 'kill_switch.off':
       text = `:large_green_circle: Kill switch off in ${code(event.clientId)} for ${toolName(event.tool)} by ${esc(event.actor)}.`;
+      break;
+    case 'tool.changed':
+      text = event.change === 'new'
+        ? `:new: New MCP tool ${code(event.tool)} in ${code(event.clientId)} waits for approval; it is hidden and refused until then.`
+        : `:warning: MCP tool ${code(event.tool)} in ${code(event.clientId)} changed its definition (${code(event.previousHash?.slice(0, 12) ?? '?')} → ${code(event.hash.slice(0, 12))}); it is quarantined: hidden and refused until an operator approves it.`;
+      hint = `Review: \`logi panopticon tools list ${event.clientId}\`  ·  Approve: \`logi panopticon tools approve ${event.clientId} ${event.definitionId}\`  ·  Reject: \`logi panopticon tools reject ${event.clientId} ${event.definitionId}\``;
       break;
   }
   const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text } }];

@@ -46,6 +46,15 @@ async function openApproval(ctx: Ctx, amount: number): Promise<string> {
   return res.body.approval.id as string;
 }
 
+/** Quarantines a changed definition of a tool the way a proxy does: a report pins it, a second one with another description is held. */
+async function quarantinedDefinition(ctx: Ctx, description: string): Promise<string> {
+  const report = (d: string) => http(ctx.server.url, 'POST', '/panopticon/tools', { token: ctx.pak, body: { client_id: ctx.t.clientId, tools: [{ name: 'write_file', description: d }] } });
+  await report('Writes a file');
+  const res = await report(description);
+  assert.equal(res.body.tools?.[0]?.status, 'pending', res.text);
+  return res.body.tools[0].definition_id as string;
+}
+
 /**
  * `METHOD path` as /openapi.json spells it → how to exercise it, in the order they run. Exemptions
  * are for requests that change no governed state; keep them few, each with its reason.
@@ -104,6 +113,13 @@ const TABLE: Array<[string, Case]> = [
     calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/webhooks`, body: { url: 'http://127.0.0.1:9/hook' }, action: 'webhook.create', keep: (b, c) => (c.ids.webhook = b.id) }],
   }],
   [`DELETE ${APP}/webhooks/{webhook_id}`, { calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/webhooks/${ctx.ids.webhook}`, action: 'webhook.remove' }] }],
+  [`PUT ${APP}/tools/settings`, { calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/tools/settings`, body: { new_tools: 'require_approval' }, action: 'tools.settings' }] }],
+  [`POST ${APP}/tools/definitions/{definition_id}/reject`, {
+    calls: async (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/tools/definitions/${await quarantinedDefinition(ctx, 'Writes a file, v2')}/reject`, action: 'tool.reject' }],
+  }],
+  [`POST ${APP}/tools/definitions/{definition_id}/approve`, {
+    calls: async (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/tools/definitions/${await quarantinedDefinition(ctx, 'Writes a file, v3')}/approve`, action: 'tool.approve' }],
+  }],
   [`POST ${APP}/hmac/enable`, { calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/hmac/enable`, action: 'hmac.enable' }] }],
   [`POST ${APP}/hmac/rotate`, { calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/hmac/rotate`, body: {}, action: 'hmac.rotate' }] }],
   [`POST ${APP}/hmac/disable`, { calls: (ctx) => [{ path: `/api/apps/${ctx.t.clientId}/hmac/disable`, action: 'hmac.disable' }] }],

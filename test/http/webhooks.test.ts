@@ -11,6 +11,7 @@ import { openApproval } from '../support/approvals.js';
 import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
 import { backoffMs, webhookDeliveries } from '../../src/webhooks/service.js';
 import { newId } from '../../src/keys/tokens.js';
+import { GUARD_EVENT_TYPES } from '../../src/guard/events.js';
 
 interface Received {
   path: string;
@@ -133,7 +134,7 @@ for (const engine of ENGINES) {
     it('Slack format: a human sentence with the approve and deny commands, as text and blocks', async () => {
       const created = await add(t, { url: rx.url('/slack'), format: 'slack' });
       assert.equal(created.status, 201);
-      assert.equal(created.body.events.length, 5, 'all event types by default');
+      assert.deepEqual(created.body.events, [...GUARD_EVENT_TYPES], 'all event types by default');
       const { approvalId } = await openApproval(server, t.clientId, { tool: 'db.drop', userSub: '<!channel>', reason: 'dangerous & rare' });
       const r = await eventually('the Slack delivery', () => rx.received.find((x) => x.path === '/slack'));
       assert.ok(verify(created.body.secret, r));

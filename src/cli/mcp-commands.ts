@@ -1,0 +1,113 @@
+/**
+ * `logi mcp proxy`: governs an MCP server nobody changed. Over stdio (`-- <command> [args...]`) the
+ * MCP client launches the proxy instead of the server; over Streamable HTTP (`--upstream URL`) the
+ * client connects to the proxy's `--listen` address instead of the server. See docs/mcp-proxy.md.
+ */
+import crypto from 'node:crypto';
+import { createPanopticon, type PanopticonError } from '@panopticon/sdk';
+import { InvalidArgumentError, type Command } from 'commander';
+import { Governor } from '../mcp-proxy/governor.js';
+import { startStdioProxy } from '../mcp-proxy/stdio.js';
+import { cliConfig, UsageError } from './common.js';
+import { parseDuration } from './format.js';
+
+const DEFAULT_PANOPTICON_URL = 'http://127.0.0.1:8080';
+
+const duration = (flag: string) => (value: string): number => {
+  const ms = parseDuration(value);
+  if (ms === null || ms < 1 || ms > 2 ** 31 - 1) throw new InvalidArgumentError(`${flag}: "${value}" is not a duration like 500ms, 30s, 5m or 1h`);
+  return ms;
+};
+
+interface ProxyFlags {
+  clientId: string;
+  pak?: string;
+  pakSecret?: string;
+  url?: string;
+  scope: string;
+  userSub?: string;
+  sessionId?: string;
+  failOpen?: boolean;
+  guard: boolean;
+  approvalTimeout?: number;
+  callTimeout?: number;
+  spool?: string;
+  quiet?: boolean;
+}
+
+/** One line on stderr per event; stdout belongs to the protocol. */
+function logger(quiet: boolean): (message: string) => void {
+  return quiet ? () => {} : (message) => process.stderr.write(`[logi mcp proxy] ${message}\n`);
+}
+
+/** Delivery problems of the SDK, at most one line a minute unless the kind of problem changes. */
+function deliveryLog(log: (m: string) => void): (err: PanopticonError) => void {
+  let last = '';
+  let at = 0;
+  return (err) => {
+    const now = Date.now();
+    if (err.code === last && now - at < 60_000) return;
+    last = err.code;
+    at = now;
+    log(`trace delivery: ${err.message} (retried with backoff; buffered traces are resent)`);
+  };
+}
+
+export function registerMcpCommands(program: Command): void {
+  const mcp = program.command('mcp').description('govern MCP servers without changing them');
+
+  mcp.command('proxy')
+    .description(
+      'relay an MCP server (stdio: -- <command> [args...]) with the AI Guard on every tools/call, approvals, traces, and tool pinning on tools/list.\n' +
+      'The MCP client launches this instead of the server; stdout carries the protocol, logs go to stderr.\n' +
+      'Panopticon is at the global --url (logi --url URL mcp proxy …), else LOGI_URL, the saved login\'s URL, or http://127.0.0.1:8080. See docs/mcp-proxy.md.',
+    )
+    .argument('[command...]', 'the MCP server to launch, after --, with its arguments')
+    .requiredOption('--client-id <client_id>', 'the application (logi_…) whose policies, approvals and pinned tools apply')
+    .option('--pak <pak>', 'the application\'s PAK (default: LOGI_PAK; prefer the variable, which ps does not show)')
+    .option('--pak-secret <secret>', 'its pak_secret when the application enforces HMAC signing (default: LOGI_PAK_SECRET)')
+    .option('--scope <scope>', 'scope every call is checked and traced with', 'mcp:tools')
+    .option('--user-sub <user>', 'user every call is checked and traced for (policies match it)')
+    .option('--session-id <id>', 'session of the calls (default: a new UUID per proxy run; approvals remembered for a session use it)')
+    .option('--fail-open', 'when Panopticon cannot be reached, let calls through and show unverified tools (default: refuse them, fail closed)')
+    .option('--no-guard', 'do not ask the guard before calls: pin tools and trace calls only')
+    .option('--approval-timeout <duration>', 'longest wait for a human approval, e.g. 5m (default: until the request expires)', duration('--approval-timeout'))
+    .option('--call-timeout <duration>', 'a call the server has not answered after this long gets a tool error and is cancelled (default: no limit)', duration('--call-timeout'))
+    .option('--spool <file>', 'keep traces not yet delivered in this file across restarts')
+    .option('--quiet', 'no log lines on stderr')
+    .action(async (command: string[], _opts: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<ProxyFlags>();
+      try {
+        if (command.length === 0) throw new UsageError('name the MCP server to launch after --, e.g. logi mcp proxy --client-id logi_… -- npx -y @modelcontextprotocol/server-filesystem /data');
+        const pak = o.pak ?? cliConfig.pak;
+        if (pak === undefined) throw new UsageError('--pak or LOGI_PAK is required');
+        const log = logger(o.quiet === true);
+        const url = o.url ?? cliConfig.url ?? DEFAULT_PANOPTICON_URL;
+        const panopticon = createPanopticon({
+          url, pak, clientId: o.clientId, pakSecret: o.pakSecret ?? cliConfig.pakSecret,
+          failMode: o.failOpen === true ? 'open' : 'closed', spoolPath: o.spool, onError: deliveryLog(log),
+        });
+        const governor = new Governor({
+          panopticon, guard: o.guard, failOpen: o.failOpen === true, approvalTimeoutMs: o.approvalTimeout ?? null, transport: 'stdio', log,
+        });
+        const proxy = startStdioProxy({
+          command: command[0]!, args: command.slice(1), governor, log, callTimeoutMs: o.callTimeout ?? null,
+          context: { scope: o.scope, userSub: o.userSub ?? null, sessionId: o.sessionId ?? crypto.randomUUID() },
+        });
+        // A signal goes to the server; once the server is gone, a signal cuts short the final trace delivery.
+        let ended: number | null = null;
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+          process.on(sig, () => (ended === null ? proxy.signal(sig) : process.exit(ended)));
+        }
+        const code = await proxy.exited;
+        ended = code;
+        const { pending } = await panopticon.shutdown({ timeoutMs: 3000 });
+        if (pending > 0) log(`${pending} trace(s) not delivered${o.spool === undefined ? ' and lost (use --spool to keep them)' : `, kept in ${o.spool}`}`);
+        process.exit(code);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        process.stderr.write(`logi: ${err.message}\n`);
+        process.exit(2);
+      }
+    });
+}

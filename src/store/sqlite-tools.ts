@@ -1,0 +1,93 @@
+/** MCP tool pinning on SQLite. Each change is one immediate transaction, so reports and decisions of an app apply one at a time. */
+import type Database from 'better-sqlite3';
+import type { AuditKey } from '../crypto/audit-key.js';
+import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
+import {
+  CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
+  UPSERT_DEFINITION_SQL, UPSERT_TOOL_SQL,
+} from './tool-sql.js';
+import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from './tool-types.js';
+import type { AuditInput } from './audit-types.js';
+
+type Row = Record<string, unknown>;
+
+export class SqliteToolStore implements ToolStore {
+  constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
+
+  async report(input: ReportInput): Promise<ReportResult> {
+    return this.db.transaction(() => {
+      const app = this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
+      if (app === undefined) throw new Error(`tools: no app ${input.clientId}`);
+      const names = input.tools.map((t) => t.name);
+      const inList = names.map(() => '?').join(', ');
+      const existing = names.length === 0 ? [] : (this.db.prepare(`SELECT * FROM tools WHERE client_id = ? AND name IN (${inList})`).all(input.clientId, ...names) as Row[]).map(toToolRecord);
+      const known = names.length === 0 ? [] : (this.db.prepare(`SELECT * FROM tool_definitions WHERE client_id = ? AND name IN (${inList})`).all(input.clientId, ...names) as Row[]).map(toToolDefinition);
+      const count = Number(this.db.prepare('SELECT count(*) FROM tools WHERE client_id = ?').pluck().get(input.clientId));
+      const plan = planReport(input, String(app.new_tools) as NewToolsPolicy, count, existing, known);
+      const remove = this.db.prepare('DELETE FROM tool_definitions WHERE id = ?');
+      for (const id of plan.deleted) remove.run(id);
+      const upsertDefinition = this.db.prepare(UPSERT_DEFINITION_SQL(ph));
+      for (const d of plan.definitions) upsertDefinition.run(numbered(definitionValues(d)));
+      const upsertTool = this.db.prepare(UPSERT_TOOL_SQL(ph));
+      for (const t of plan.tools) upsertTool.run(numbered(toolValues(t)));
+      for (const a of input.audit(plan)) appendAuditSync(this.db, this.key, a);
+      insertDeliveriesSync(this.db, input.deliveries(plan.changes), this.outboxLimit);
+      return { verdicts: plan.verdicts, pinned: plan.pinned, changes: plan.changes };
+    }).immediate();
+  }
+
+  async decide(input: DecideToolInput): Promise<DecideToolResult> {
+    return this.db.transaction((): DecideToolResult => {
+      const r = this.db.prepare('SELECT * FROM tool_definitions WHERE id = ? AND client_id = ?').get(input.definitionId, input.clientId) as Row | undefined;
+      if (r === undefined) return { ok: false, reason: 'not_found' };
+      const definition = toToolDefinition(r);
+      if (decisionRefused(definition.status, input.status)) return { ok: false, reason: 'decided', definition };
+      const tool = toToolRecord(this.db.prepare('SELECT * FROM tools WHERE client_id = ? AND name = ?').get(input.clientId, definition.name) as Row);
+      const pinnedRow = tool.pinnedId === null ? undefined : (this.db.prepare('SELECT * FROM tool_definitions WHERE id = ?').get(tool.pinnedId) as Row | undefined);
+      const pinned = pinnedRow === undefined ? null : toToolDefinition(pinnedRow);
+      const decided = { ...definition, status: input.status, decidedAt: input.now, decidedBy: input.actor };
+      const upsert = this.db.prepare(UPSERT_DEFINITION_SQL(ph));
+      upsert.run(numbered(definitionValues(decided)));
+      if (input.status === 'approved') {
+        if (pinned !== null) upsert.run(numbered(definitionValues({ ...pinned, status: 'superseded' })));
+        this.db.prepare('UPDATE tools SET pinned_id = ? WHERE client_id = ? AND name = ?').run(decided.id, input.clientId, definition.name);
+      }
+      appendAuditSync(this.db, this.key, input.audit(decided, pinned));
+      return { ok: true, definition: decided, previous: pinned !== null && input.status === 'approved' ? { ...pinned, status: 'superseded' } : pinned };
+    }).immediate();
+  }
+
+  async list(clientId: string) {
+    return {
+      tools: (this.db.prepare(LIST_TOOLS_SQL(ph)).all(numbered([clientId])) as Row[]).map(toToolRecord),
+      definitions: (this.db.prepare(LIST_DEFINITIONS_SQL(ph)).all(numbered([clientId])) as Row[]).map(toToolDefinition),
+    };
+  }
+
+  async getDefinition(clientId: string, definitionId: string) {
+    const r = this.db.prepare('SELECT * FROM tool_definitions WHERE id = ? AND client_id = ?').get(definitionId, clientId) as Row | undefined;
+    return r === undefined ? null : toToolDefinition(r);
+  }
+
+  async callCounts(clientId: string, sinceUs: number) {
+    const rows = this.db.prepare(CALL_COUNTS_SQL(ph)).all(numbered([clientId, sinceUs])) as Row[];
+    return new Map(rows.map((r) => [String(r.tool), Number(r.n)]));
+  }
+
+  async newToolsPolicy(clientId: string) {
+    const r = this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    return r === undefined ? null : (String(r.new_tools) as NewToolsPolicy);
+  }
+
+  async setNewToolsPolicy(clientId: string, policy: NewToolsPolicy, audit: (before: NewToolsPolicy) => AuditInput) {
+    return this.db.transaction(() => {
+      const before = String(this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').pluck().get(clientId)) as NewToolsPolicy;
+      if (before !== policy) {
+        this.db.prepare('UPDATE apps SET new_tools = ? WHERE client_id = ?').run(policy, clientId);
+        appendAuditSync(this.db, this.key, audit(before));
+      }
+      return before;
+    }).immediate();
+  }
+}
