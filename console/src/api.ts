@@ -71,6 +71,16 @@ export interface Grant {
 export interface SigningSecret { id: string; prefix: string; status: 'active' | 'expiring' | 'expired' | 'revoked'; created_at: string; expires_at: string | null; revoked_at: string | null }
 export interface HmacState { client_id: string; enabled: boolean; secrets: SigningSecret[] }
 export interface IssuedSecret { pak_secret: string; client_id: string; enabled: true; secret: SigningSecret; previous?: SigningSecret[] }
+export type NewTools = 'allow' | 'require_approval';
+export interface ToolDefinition {
+  id: string; hash: string; status: 'approved' | 'pending' | 'rejected' | 'superseded'; definition: Record<string, unknown>;
+  first_seen_at: string; last_seen_at: string; decided_at: string | null; decided_by: string | null;
+}
+export interface McpTool {
+  name: string; status: 'approved' | 'quarantined' | 'rejected'; pinned: ToolDefinition | null; changes: ToolDefinition[];
+  first_seen_at: string; last_seen_at: string; last_seen_hash: string | null; calls: number;
+}
+export interface ToolList { client_id: string; new_tools: NewTools; calls_since: string; tools: McpTool[] }
 export const WEBHOOK_EVENTS = ['approval.requested', 'approval.decided', 'approval.expired', 'kill_switch.on', 'kill_switch.off', 'tool.changed'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export interface Webhook { id: string; client_id: string; url: string; format: 'json' | 'slack'; events: WebhookEvent[]; enabled: boolean; created_at: string }
@@ -186,6 +196,11 @@ export const api = {
     call<Webhook & { secret: string }>('POST', `${appPath(clientId)}/webhooks`, body),
   removeWebhook: (clientId: string, webhookId: string) => call<Webhook>('DELETE', `${appPath(clientId)}/webhooks/${enc(webhookId)}`),
   deliveries: (clientId: string, webhookId: string) => call<{ deliveries: Delivery[] }>('GET', `${appPath(clientId)}/webhooks/${enc(webhookId)}/deliveries${query({ limit: 20 })}`),
+
+  tools: (clientId: string) => call<ToolList>('GET', `${appPath(clientId)}/tools`),
+  decideTool: (clientId: string, definitionId: string, decision: 'approve' | 'reject') =>
+    call<{ tool: string; definition: ToolDefinition; previous: ToolDefinition | null }>('POST', `${appPath(clientId)}/tools/definitions/${enc(definitionId)}/${decision}`),
+  setNewTools: (clientId: string, newTools: NewTools) => call<{ client_id: string; new_tools: NewTools }>('PUT', `${appPath(clientId)}/tools/settings`, { new_tools: newTools }),
 
   audit: (clientId: string, beforeSeq: number | null) => call<{ entries: AuditEntry[]; next_before_seq: number | null }>('GET', `${appPath(clientId)}/audit${query({ before_seq: beforeSeq, limit: 50 })}`),
   verifyAudit: (clientId: string) => call<AuditVerification>('GET', `${appPath(clientId)}/audit/verify`),

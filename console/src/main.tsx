@@ -13,6 +13,7 @@ import { LiveTab } from './pages/Live';
 import { PoliciesTab } from './pages/Policies';
 import { AuditTab } from './pages/Audit';
 import { ApprovalsTab } from './pages/Approvals';
+import { ToolsTab } from './pages/Tools';
 import './styles.css';
 
 const queryClient = new QueryClient({
@@ -45,6 +46,7 @@ const router = createBrowserRouter([
           { path: 'usage', lazy: async () => ({ Component: (await import('./pages/Usage')).UsageTab }) },
           { path: 'policies', element: <PoliciesTab /> },
           { path: 'approvals', element: <ApprovalsTab /> },
+          { path: 'tools', element: <ToolsTab /> },
           { path: 'audit', element: <AuditTab /> },
         ],
       },

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { createPanopticon, type PanopticonError } from '@panopticon/sdk';
 import { InvalidArgumentError, type Command } from 'commander';
 import { Governor } from '../mcp-proxy/governor.js';
+import { parseUserSubSource, startHttpProxy, type UserSubSource } from '../mcp-proxy/http.js';
 import { startStdioProxy } from '../mcp-proxy/stdio.js';
 import { cliConfig, UsageError } from './common.js';
 import { parseDuration } from './format.js';
@@ -33,7 +34,34 @@ interface ProxyFlags {
   callTimeout?: number;
   spool?: string;
   quiet?: boolean;
+  upstream?: URL;
+  listen: { host: string; port: number };
+  userSubFrom?: UserSubSource;
 }
+
+const upstreamUrl = (value: string): URL => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`--upstream: "${value}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('--upstream: must be an http:// or https:// URL');
+  return url;
+};
+
+const listenAddress = (value: string): { host: string; port: number } => {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new InvalidArgumentError(`--listen: "${value}" is not HOST:PORT, e.g. 127.0.0.1:8808`);
+  return { host: m[1] ?? m[2]!, port };
+};
+
+const userSubSource = (value: string): UserSubSource => {
+  const source = parseUserSubSource(value);
+  if (source === null) throw new InvalidArgumentError(`--user-sub-from: "${value}" is not jwt:<claim>, header:<name> or token-hash`);
+  return source;
+};
 
 /** One line on stderr per event; stdout belongs to the protocol. */
 function logger(quiet: boolean): (message: string) => void {
@@ -58,8 +86,9 @@ export function registerMcpCommands(program: Command): void {
 
   mcp.command('proxy')
     .description(
-      'relay an MCP server (stdio: -- <command> [args...]) with the AI Guard on every tools/call, approvals, traces, and tool pinning on tools/list.\n' +
-      'The MCP client launches this instead of the server; stdout carries the protocol, logs go to stderr.\n' +
+      'relay an MCP server with the AI Guard on every tools/call, approvals, traces, and tool pinning on tools/list.\n' +
+      'stdio: logi mcp proxy --client-id … -- <command> [args...]: the MCP client launches this instead of the server; stdout carries the protocol, logs go to stderr.\n' +
+      'Streamable HTTP: logi mcp proxy --client-id … --upstream https://host/mcp --listen 127.0.0.1:8808: the client connects to http://127.0.0.1:8808/mcp (the upstream\'s path) instead; its Authorization goes to the upstream unchanged.\n' +
       'Panopticon is at the global --url (logi --url URL mcp proxy …), else LOGI_URL, the saved login\'s URL, or http://127.0.0.1:8080. See docs/mcp-proxy.md.',
     )
     .argument('[command...]', 'the MCP server to launch, after --, with its arguments')
@@ -75,10 +104,19 @@ export function registerMcpCommands(program: Command): void {
     .option('--call-timeout <duration>', 'a call the server has not answered after this long gets a tool error and is cancelled (default: no limit)', duration('--call-timeout'))
     .option('--spool <file>', 'keep traces not yet delivered in this file across restarts')
     .option('--quiet', 'no log lines on stderr')
+    .option('--upstream <url>', 'Streamable HTTP mode: the remote MCP server\'s endpoint, e.g. https://mcp.example.com/mcp', upstreamUrl)
+    .option('--listen <host:port>', 'Streamable HTTP mode: where the proxy listens', listenAddress, { host: '127.0.0.1', port: 8808 })
+    .option('--user-sub-from <source>', 'Streamable HTTP mode: each call\'s user from the request: jwt:<claim> (read from the bearer token, not verified: the upstream verifies it), header:<name>, or token-hash', userSubSource)
     .action(async (command: string[], _opts: unknown, cmd: Command) => {
       const o = cmd.optsWithGlobals<ProxyFlags>();
       try {
-        if (command.length === 0) throw new UsageError('name the MCP server to launch after --, e.g. logi mcp proxy --client-id logi_… -- npx -y @modelcontextprotocol/server-filesystem /data');
+        if (o.upstream === undefined && command.length === 0) {
+          throw new UsageError('name the MCP server to launch after --, e.g. logi mcp proxy --client-id logi_… -- npx -y @modelcontextprotocol/server-filesystem /data; or --upstream URL for a remote one');
+        }
+        if (o.upstream !== undefined && command.length > 0) throw new UsageError('--upstream relays a remote server: give no command after --');
+        if (o.upstream === undefined && o.userSubFrom !== undefined) throw new UsageError('--user-sub-from needs --upstream (a stdio client sends no credentials)');
+        if (o.upstream !== undefined && o.callTimeout !== undefined) throw new UsageError('--call-timeout applies to stdio only; an HTTP client times its own requests out');
+        if (o.userSub !== undefined && o.userSubFrom !== undefined) throw new UsageError('--user-sub and --user-sub-from: choose one');
         const pak = o.pak ?? cliConfig.pak;
         if (pak === undefined) throw new UsageError('--pak or LOGI_PAK is required');
         const log = logger(o.quiet === true);
@@ -88,8 +126,33 @@ export function registerMcpCommands(program: Command): void {
           failMode: o.failOpen === true ? 'open' : 'closed', spoolPath: o.spool, onError: deliveryLog(log),
         });
         const governor = new Governor({
-          panopticon, guard: o.guard, failOpen: o.failOpen === true, approvalTimeoutMs: o.approvalTimeout ?? null, transport: 'stdio', log,
+          panopticon, guard: o.guard, failOpen: o.failOpen === true, approvalTimeoutMs: o.approvalTimeout ?? null, transport: o.upstream === undefined ? 'stdio' : 'http', log,
         });
+        const flush = async () => {
+          const { pending } = await panopticon.shutdown({ timeoutMs: 3000 });
+          if (pending > 0) log(`${pending} trace(s) not delivered${o.spool === undefined ? ' and lost (use --spool to keep them)' : `, kept in ${o.spool}`}`);
+        };
+
+        if (o.upstream !== undefined) {
+          const proxy = await startHttpProxy({
+            upstream: o.upstream, host: o.listen.host, port: o.listen.port, governor, scope: o.scope,
+            userSub: o.userSub ?? null, userSubFrom: o.userSubFrom ?? null, log,
+          }).catch((err: NodeJS.ErrnoException) => {
+            throw new UsageError(`--listen ${o.listen.host}:${o.listen.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`);
+          });
+          // stdout is free in HTTP mode: the one line a launcher waits for.
+          process.stdout.write(`MCP proxy listening on ${proxy.endpoint} for ${o.upstream.href}\n`);
+          let stopping = false;
+          for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+            process.on(sig, () => {
+              if (stopping) process.exit(0);
+              stopping = true;
+              void proxy.close().then(flush).then(() => process.exit(0));
+            });
+          }
+          return;
+        }
+
         const proxy = startStdioProxy({
           command: command[0]!, args: command.slice(1), governor, log, callTimeoutMs: o.callTimeout ?? null,
           context: { scope: o.scope, userSub: o.userSub ?? null, sessionId: o.sessionId ?? crypto.randomUUID() },
@@ -101,8 +164,7 @@ export function registerMcpCommands(program: Command): void {
         }
         const code = await proxy.exited;
         ended = code;
-        const { pending } = await panopticon.shutdown({ timeoutMs: 3000 });
-        if (pending > 0) log(`${pending} trace(s) not delivered${o.spool === undefined ? ' and lost (use --spool to keep them)' : `, kept in ${o.spool}`}`);
+        await flush();
         process.exit(code);
       } catch (err) {
         if (!(err instanceof UsageError)) throw err;

@@ -50,7 +50,11 @@ export interface GovernorOptions {
   log: (message: string) => void;
 }
 
-type PinStatus = 'approved' | 'pending' | 'rejected' | 'unverified' | 'unpinnable';
+/**
+ * `unverified`: Panopticon could not be reached (the fail mode decides); `refused`: it refused the
+ * report (a revoked key, the app turned off): hidden and refused in both fail modes.
+ */
+type PinStatus = 'approved' | 'pending' | 'rejected' | 'unverified' | 'refused' | 'unpinnable';
 
 interface Pin {
   hash: string;
@@ -138,17 +142,20 @@ export class Governor {
     const reportable = entries.filter((e) => e.problem === null);
 
     const verdicts = new Map<string, { status: 'approved' | 'pending' | 'rejected'; definitionId: string | null; pinnedHash: string | null }>();
-    let failure: string | null = null;
+    let failure: { unreachable: boolean; text: string } | null = null;
     for (let i = 0; i < reportable.length && failure === null; i += REPORT_BATCH) {
       const batch = reportable.slice(i, i + REPORT_BATCH);
       const report = await this.o.panopticon.reportTools(batch.map((e) => pinnedDefinition(e.t) as ToolDefinition));
       if (!report.ok) {
-        failure = report.unreachable ? `Panopticon is unreachable (${report.code})` : `Panopticon refused the tool report (${report.code}: ${report.message})`;
+        failure = report.unreachable
+          ? { unreachable: true, text: `Panopticon is unreachable (${report.code})` }
+          : { unreachable: false, text: `Panopticon refused the tool report (${report.code}: ${report.message})` };
         break;
       }
       for (const v of report.tools) verdicts.set(v.name, { status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash });
     }
-    if (failure !== null) this.o.log(`${failure}: ${this.o.failOpen ? 'showing' : 'hiding'} the tool definitions it has not approved before (${this.o.failOpen ? 'fail-open' : 'fail-closed'})`);
+    if (failure?.unreachable === true) this.o.log(`${failure.text}: ${this.o.failOpen ? 'showing' : 'hiding'} the tool definitions it has not approved before (${this.o.failOpen ? 'fail-open' : 'fail-closed'})`);
+    else if (failure !== null) this.o.log(`${failure.text}: hiding every tool not approved before, in any fail mode`);
 
     const visible: unknown[] = [];
     for (const e of entries) {
@@ -159,12 +166,13 @@ export class Governor {
       if (e.problem !== null) pin = { hash: e.hash, status: 'unpinnable', definitionId: null, pinnedHash: null, definition, problem: e.problem };
       else {
         const v = verdicts.get(name);
-        pin = v === undefined ? { hash: e.hash, status: 'unverified', definitionId: null, pinnedHash: null, definition } : { hash: e.hash, definition, ...v };
+        pin = v !== undefined ? { hash: e.hash, definition, ...v }
+          : { hash: e.hash, status: failure?.unreachable === false ? 'refused' : 'unverified', definitionId: null, pinnedHash: null, definition, problem: failure?.text };
       }
       this.pins.set(name, pin);
       if (pin.status === 'approved') this.approvedOnce.add(`${name}\u0000${e.hash}`);
       if (this.shown(name, pin)) visible.push(e.tool);
-      else if (pin.status !== 'unverified') this.o.log(`tool "${name}" hidden: ${this.why(name, pin)}`);
+      else if (pin.status !== 'unverified' && pin.status !== 'refused') this.o.log(`tool "${name}" hidden: ${this.why(name, pin)}`);
     }
     return visible;
   }
@@ -257,7 +265,11 @@ export class Governor {
   /** A quarantined or unverified definition is asked about again at call time: an operator may have approved it since. */
   private async recheck(tool: string, pin: Pin): Promise<Pin> {
     const report = await this.o.panopticon.reportTools([pin.definition]);
-    const v = report.ok ? report.tools[0] : undefined;
+    if (!report.ok) {
+      const refused: Pin = { ...pin, status: 'refused', problem: `Panopticon refused the tool report (${report.code}: ${report.message})` };
+      return report.unreachable ? pin : refused;
+    }
+    const v = report.tools[0];
     if (v === undefined) return pin;
     const fresh: Pin = { ...pin, status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash };
     this.pins.set(tool, fresh);
@@ -268,6 +280,7 @@ export class Governor {
   private shown(name: string, pin: Pin): boolean {
     if (pin.status === 'approved') return true;
     if (pin.status === 'unverified') return this.o.failOpen || this.approvedOnce.has(`${name}\u0000${pin.hash}`);
+    if (pin.status === 'refused') return this.approvedOnce.has(`${name}\u0000${pin.hash}`);
     return false;
   }
 
@@ -289,6 +302,8 @@ export class Governor {
         return `tool "${name}" cannot be pinned: ${pin.problem ?? 'malformed'}`;
       case 'unverified':
         return `Panopticon is unreachable, so the definition of tool "${name}" cannot be verified; this proxy fails closed`;
+      case 'refused':
+        return `the definition of tool "${name}" cannot be verified: ${pin.problem ?? 'Panopticon refused the tool report'}`;
       case 'approved':
         return 'approved';
     }

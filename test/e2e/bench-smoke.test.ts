@@ -67,3 +67,25 @@ test('npm run bench:guard -- --smoke writes the decision and check tables for bo
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const MCP_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bench/mcp-proxy.js');
+
+test('npm run bench:mcp -- --smoke writes the relay table: direct, proxy with the guard off and on, the check alone', { timeout: 120_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'panopticon-mcp-smoke-'));
+  const out = path.join(dir, 'benchmarks-mcp.md');
+  try {
+    let output = '';
+    const child = spawn(process.execPath, [MCP_JS, '--smoke', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, output);
+    const md = fs.readFileSync(out, 'utf8');
+    for (const mode of ['direct', 'proxy, guard off', 'proxy, guard on', 'guard check alone']) {
+      assert.match(md, new RegExp(`^\\| ${mode} \\| 50 \\| [\\d.]+ ms \\|`, 'm'), md);
+    }
+    assert.match(md, /\*\*The relay adds -?[\d.]+ ms p50\*\*/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -236,6 +236,25 @@ describe(`MCP proxy over stdio: the relay [${engine}]`, () => {
     }
   });
 
+  it('a refusal that is not an outage (a revoked key) hides the tools and refuses calls even with --fail-open', async () => {
+    const revoked = await createTenant(server.url);
+    assert.equal((await http(server.url, 'POST', `/api/apps/${revoked.clientId}/paks/revoke`, { token: revoked.token, body: {} })).status, 200);
+    const s = session(['--fail-open'], revoked);
+    try {
+      await s.handshake();
+      s.send('{"jsonrpc":"2.0","id":60,"method":"tools/list"}');
+      assert.deepEqual(JSON.parse(await s.next()).result.tools, []);
+      s.send('{"jsonrpc":"2.0","id":61,"method":"tools/call","params":{"name":"echo","arguments":{}}}');
+      const refused = JSON.parse(await s.next());
+      assert.match(refused.result.content[0].text, /^Refused by Panopticon: the definition of tool "echo" cannot be verified: Panopticon refused the tool report \(pak_revoked: /);
+      assert.ok(!s.received().some((l) => l.includes('"id":61')));
+      assert.match(s.stderr, /hiding every tool not approved before, in any fail mode/);
+    } finally {
+      s.kill();
+      await s.exited;
+    }
+  });
+
   it('the server\'s exit ends the proxy with its exit code; the server\'s stderr is the proxy\'s stderr', async () => {
     const s = session(['--no-guard']);
     await s.handshake();

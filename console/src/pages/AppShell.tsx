@@ -10,6 +10,7 @@ const TABS = [
   ['usage', 'Usage'],
   ['policies', 'Policies'],
   ['approvals', 'Approvals'],
+  ['tools', 'Tools'],
   ['audit', 'Audit'],
 ] as const;
 
