@@ -68,7 +68,7 @@ test('npm run bench:guard -- --smoke writes the decision and check tables for bo
   }
 });
 
-const MCP_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bench/mcp-proxy.js');
+const MCP_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/mcp-proxy.js');
 
 test('npm run bench:mcp -- --smoke writes the relay table: direct, proxy with the guard off and on, the check alone', { timeout: 120_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'panopticon-mcp-smoke-'));
