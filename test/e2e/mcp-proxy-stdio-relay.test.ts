@@ -44,7 +44,7 @@ class RawSession {
   }
 
   /** The next line from the proxy's stdout (in order), waiting for it. */
-  async next(timeoutMs = 8000): Promise<string> {
+  async next(timeoutMs = 20_000): Promise<string> {
     const line = await eventually('a line from the proxy', () => this.out[this.seen], timeoutMs);
     this.seen++;
     return line;
