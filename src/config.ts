@@ -174,6 +174,18 @@ const CliEnv = Type.Object({
   NO_COLOR: Type.Optional(Type.String()),
 });
 
+/**
+ * The CLI's secrets in the environment. `logi mcp proxy` launches a server someone else wrote: it
+ * gets the proxy's environment without these (a server could show its environment to the model).
+ */
+export const CLI_SECRET_VARIABLES = ['LOGI_PAK', 'LOGI_PAK_SECRET', 'LOGI_TOKEN'] as const;
+
+export function withoutCliSecrets(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of CLI_SECRET_VARIABLES) delete copy[name];
+  return copy;
+}
+
 export interface CliConfig {
   url: string | undefined;
   token: string | undefined;

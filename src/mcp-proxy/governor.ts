@@ -19,6 +19,8 @@ import { canonicalDefinition, definitionHash, pinnedDefinition } from '../tools/
 
 /** The server's limits on one report (src/tools/routes.ts TOOL_LIMITS), checked here so one odd tool cannot fail the whole report. */
 const REPORT_BATCH = 500;
+/** The route takes 2 MiB; what a batch's definitions may add up to, leaving room for the envelope. */
+const REPORT_BATCH_BYTES = 1536 * 1024;
 const DEFINITION_BYTES = 64 * 1024;
 const DEFINITION_DEPTH = 32;
 
@@ -112,6 +114,25 @@ function unpinnable(tool: Record<string, unknown>, canonical: string): string | 
   return null;
 }
 
+/** Reports of at most REPORT_BATCH definitions and REPORT_BATCH_BYTES of them (one is at most 64 KiB). */
+function batches<T extends { canonical: string }>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = Buffer.byteLength(item.canonical);
+    if (current.length > 0 && (current.length >= REPORT_BATCH || bytes + size > REPORT_BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
 function firstText(result: unknown): string | null {
   if (!isPlainObject(result) || !Array.isArray(result.content)) return null;
   const text = (result.content as unknown[]).find((c) => isPlainObject(c) && c.type === 'text' && typeof c.text === 'string') as { text: string } | undefined;
@@ -143,8 +164,8 @@ export class Governor {
 
     const verdicts = new Map<string, { status: 'approved' | 'pending' | 'rejected'; definitionId: string | null; pinnedHash: string | null }>();
     let failure: { unreachable: boolean; text: string } | null = null;
-    for (let i = 0; i < reportable.length && failure === null; i += REPORT_BATCH) {
-      const batch = reportable.slice(i, i + REPORT_BATCH);
+    for (const batch of batches(reportable)) {
+      if (failure !== null) break;
       const report = await this.o.panopticon.reportTools(batch.map((e) => pinnedDefinition(e.t) as ToolDefinition));
       if (!report.ok) {
         failure = report.unreachable
@@ -201,7 +222,7 @@ export class Governor {
     if (pin === undefined) return refuse(`Refused by Panopticon: the server did not list a tool named "${tool}", so it cannot be pinned; list tools first.`, 'tool_not_listed');
     attributes['mcp.tool.hash'] = pin.hash;
     if (pin.definitionId !== null) attributes['panopticon.tool_definition_id'] = pin.definitionId;
-    if (!this.allowed(tool, pin)) return refuse(`Refused by Panopticon: ${this.why(tool, pin)}.`, `tool_${pin.status}`);
+    if (!this.shown(tool, pin)) return refuse(`Refused by Panopticon: ${this.why(tool, pin)}.`, `tool_${pin.status}`);
 
     let decision: GuardDecision | null = null;
     if (this.o.guard) {
@@ -277,15 +298,12 @@ export class Governor {
     return fresh;
   }
 
+  /** Shown in tools/list, and callable (before the guard). */
   private shown(name: string, pin: Pin): boolean {
     if (pin.status === 'approved') return true;
     if (pin.status === 'unverified') return this.o.failOpen || this.approvedOnce.has(`${name}\u0000${pin.hash}`);
     if (pin.status === 'refused') return this.approvedOnce.has(`${name}\u0000${pin.hash}`);
     return false;
-  }
-
-  private allowed(name: string, pin: Pin): boolean {
-    return this.shown(name, pin);
   }
 
   private why(name: string, pin: Pin): string {

@@ -18,13 +18,15 @@
  *   server with a laxer parser cannot be reached by a call the proxy could not read. A batch (JSON
  *   array) holding a tools/call or tools/list is relayed one message at a time; other batches as they are.
  *
- * Lifecycle: the child's stderr is the proxy's stderr; the proxy's own log lines go to stderr too
+ * Lifecycle: the child gets the proxy's environment without LOGI_PAK, LOGI_PAK_SECRET and
+ * LOGI_TOKEN; the child's stderr is the proxy's stderr; the proxy's own log lines go to stderr too
  * (stdout is the protocol). Client EOF closes the child's stdin (then SIGTERM after 2 s, SIGKILL
  * after 2 s more); the child's exit ends the proxy with its exit code (128 + signal number).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import { withoutCliSecrets } from '../config.js';
 import type { CallContext, CallTicket, Governor } from './governor.js';
 import { toolError } from './governor.js';
 import {
@@ -43,6 +45,7 @@ export interface StdioProxyOptions {
   log: (message: string) => void;
   input?: Readable;
   output?: Writable;
+  /** The server's environment. Default: this process's, without the CLI's secrets (LOGI_PAK, LOGI_PAK_SECRET, LOGI_TOKEN). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -120,7 +123,7 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
   let listing: Promise<void> | null = null;
   let serverGone = false;
 
-  const child: ChildProcess = spawn(o.command, [...o.args], { stdio: ['pipe', 'pipe', 'inherit'], env: o.env ?? process.env });
+  const child: ChildProcess = spawn(o.command, [...o.args], { stdio: ['pipe', 'pipe', 'inherit'], env: o.env ?? withoutCliSecrets() });
   const childIn = child.stdin!;
   const childOut = child.stdout!;
 

@@ -137,14 +137,24 @@ describe(`MCP proxy over stdio: server-everything passes through unchanged [${en
     assert.deepEqual(step('tools/call after the cancellation').content, [{ type: 'text', text: 'The sum of 2 and 3 is 5.' }]);
     assert.doesNotMatch(proxied.stderr, /unknown message ID|Received a response for an unknown/i, 'no answer to the cancelled call reached the client');
 
-    // Every tools/call through the proxy is traced: 10 answered and 1 cancelled.
+    // The server (someone else's code) never sees the proxy's secrets: its get-env tool would hand them to the model.
+    const env = await connect({ url: server.url, tenant: t }, [EVERYTHING_SERVER, 'stdio'], CAPABILITIES);
+    try {
+      const shown = JSON.stringify(await env.client.callTool({ name: 'get-env', arguments: {} }));
+      assert.match(shown, /PATH/, 'the environment is passed on');
+      assert.doesNotMatch(shown, /LOGI_PAK|pano_pak_/, 'but not the PAK');
+    } finally {
+      await env.close();
+    }
+
+    // Every tools/call through the proxy is traced: 10 answered and 1 cancelled (and get-env).
     const got = await eventually('the traces', async () => {
       const all = await traces(server, t);
-      return all.length >= 11 ? all : undefined;
+      return all.length >= 12 ? all : undefined;
     });
     const cancelledTrace = got.find((x) => x.status === 'error');
     assert.match(cancelledTrace?.error_message ?? '', /^cancelled: /);
-    assert.equal(got.filter((x) => x.status === 'ok').length, 10);
-    assert.equal(got.length, 11);
+    assert.equal(got.filter((x) => x.status === 'ok').length, 11);
+    assert.equal(got.length, 12);
   });
 });
