@@ -5,7 +5,6 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import os from 'node:os';
 import path from 'node:path';
 
 /**
@@ -161,47 +160,5 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     webhookOutboxLimit: e.PANOPTICON_WEBHOOK_OUTBOX_LIMIT,
     secretKey: e.PANOPTICON_SECRET_KEY === undefined ? undefined : decodeSecretKey(e.PANOPTICON_SECRET_KEY),
     dataDir: path.resolve(e.PANOPTICON_DATA_DIR ?? (database.engine === 'sqlite' && database.file !== ':memory:' ? path.dirname(database.file) : './data')),
-  };
-}
-
-const CliEnv = Type.Object({
-  LOGI_URL: Type.Optional(Type.String({ minLength: 1 })),
-  LOGI_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
-  /** `logi mcp proxy`: the application's PAK and signing secret, when not given as flags (which `ps` shows). */
-  LOGI_PAK: Type.Optional(Type.String({ minLength: 1 })),
-  LOGI_PAK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
-  XDG_CONFIG_HOME: Type.Optional(Type.String({ minLength: 1 })),
-  NO_COLOR: Type.Optional(Type.String()),
-});
-
-/**
- * The CLI's secrets in the environment. `logi mcp proxy` launches a server someone else wrote: it
- * gets the proxy's environment without these (a server could show its environment to the model).
- */
-export const CLI_SECRET_VARIABLES = ['LOGI_PAK', 'LOGI_PAK_SECRET', 'LOGI_TOKEN'] as const;
-
-export function withoutCliSecrets(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const copy = { ...env };
-  for (const name of CLI_SECRET_VARIABLES) delete copy[name];
-  return copy;
-}
-
-export interface CliConfig {
-  url: string | undefined;
-  token: string | undefined;
-  credentialsFile: string;
-  pak: string | undefined;
-  pakSecret: string | undefined;
-}
-
-export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
-  const e = parseEnv(CliEnv, env);
-  const configDir = e.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
-  return {
-    url: e.LOGI_URL,
-    token: e.LOGI_TOKEN,
-    credentialsFile: path.join(configDir, 'logi', 'credentials.json'),
-    pak: e.LOGI_PAK,
-    pakSecret: e.LOGI_PAK_SECRET,
   };
 }

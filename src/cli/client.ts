@@ -1,7 +1,7 @@
 /** The CLI's HTTP client: operator API calls with the stored or given token. */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CliConfig } from '../config.js';
+import type { CliConfig } from '../cli-config.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 

@@ -4,7 +4,7 @@
  * Command groups live in their own files and register themselves on the program.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadCliConfig, type CliConfig } from '../config.js';
+import { loadCliConfig, type CliConfig } from '../cli-config.js';
 import { ApiCallError, ApiClient } from './client.js';
 
 interface GlobalOptions {

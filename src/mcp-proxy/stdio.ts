@@ -26,7 +26,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { withoutCliSecrets } from '../config.js';
+import { withoutCliSecrets } from '../cli-config.js';
 import type { CallContext, CallTicket, Governor } from './governor.js';
 import { toolError } from './governor.js';
 import {
