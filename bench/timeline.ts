@@ -130,8 +130,9 @@ async function main(): Promise<void> {
         plans.set(s.name, 'usage_daily primary key (client_id, day): at most one row per day');
         continue;
       }
-      const { sql: q, params } = traceListQuery(s.query, () => '?');
-      const plan = await sql.query(`EXPLAIN QUERY PLAN ${q}`, params);
+      const { sql: q, params } = traceListQuery(s.query);
+      // Each $n of this query appears once and in order, so rawSql's positional `?` binds it.
+      const plan = await sql.query(`EXPLAIN QUERY PLAN ${q.replace(/\$\d+/g, '?')}`, params);
       plans.set(s.name, plan.map((r) => String(r.detail)).join('; '));
     }
     await sql.close();

@@ -1,6 +1,6 @@
 /** SQL and row mapping the approval sub-stores of both engines share. */
+import { slots } from './queries.js';
 import type { Approval, ApprovalQuery, DecideInput } from './approval-types.js';
-import type { Placeholder } from './queries.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -32,20 +32,20 @@ export const toApproval = (r: Row): Approval => ({
  * The compare-and-set of a decision: only a pending approval that has not expired at the decision
  * time changes; zero rows back means someone else decided first, or it expired.
  */
-export const DECIDE_SQL = (ph: Placeholder): string =>
-  `UPDATE approvals SET status = ${ph(1)}, decided_at = ${ph(2)}, decided_by = ${ph(3)}, comment = ${ph(4)}, remember = ${ph(5)}, grant_id = ${ph(6)}
-   WHERE id = ${ph(7)} AND client_id = ${ph(8)} AND status = 'pending' AND expires_at > ${ph(2)} RETURNING *`;
+export const DECIDE_SQL =
+  `UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, comment = $4, remember = $5, grant_id = $6
+   WHERE id = $7 AND client_id = $8 AND status = 'pending' AND expires_at > $2 RETURNING *`;
 
 /** The apps a sweep at this time may touch: their pending approvals are due. */
-export const APPS_WITH_DUE_SQL = (ph: Placeholder): string =>
-  `SELECT DISTINCT client_id FROM approvals WHERE status = 'pending' AND expires_at <= ${ph(1)}`;
+export const APPS_WITH_DUE_SQL =
+  `SELECT DISTINCT client_id FROM approvals WHERE status = 'pending' AND expires_at <= $1`;
 
 export const decideValues = (d: DecideInput): unknown[] =>
   [d.status, d.now, d.decidedBy, d.comment, d.remember, d.grant?.id ?? null, d.approvalId, d.clientId];
 
-export const INSERT_GRANT_SQL = (ph: Placeholder): string =>
+export const INSERT_GRANT_SQL =
   `INSERT INTO grants (id, client_id, kind, tool, user_sub, session_id, arguments_hash, approval_id, created_by, created_at, expires_at, uses)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(ph).join(', ')}, 0) RETURNING *`;
+   VALUES (${slots(11)}, 0) RETURNING *`;
 
 /** A `session` grant is bound to the approval's session; an `always` grant to no session. */
 export function grantValues(d: DecideInput, a: Approval): unknown[] {
@@ -53,11 +53,11 @@ export function grantValues(d: DecideInput, a: Approval): unknown[] {
   return [g.id, a.clientId, g.kind, a.tool, a.userSub, g.kind === 'session' ? a.sessionId : null, a.argumentsHash, a.id, d.decidedBy, d.now, g.expiresAt];
 }
 
-export function approvalListQuery(q: ApprovalQuery, ph: Placeholder): { sql: string; params: unknown[] } {
+export function approvalListQuery(q: ApprovalQuery): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const add = (v: unknown): string => {
     params.push(v);
-    return ph(params.length);
+    return `$${params.length}`;
   };
   const where = [`client_id = ${add(q.clientId)}`];
   if (q.status === 'pending') where.push(`status = 'pending' AND expires_at > ${add(q.now)}`);
@@ -69,8 +69,8 @@ export function approvalListQuery(q: ApprovalQuery, ph: Placeholder): { sql: str
   return { sql: `SELECT * FROM approvals WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${add(q.limit)}`, params };
 }
 
-export const LIST_GRANTS_SQL = (ph: Placeholder, includeRevoked: boolean): string =>
-  `SELECT * FROM grants WHERE client_id = ${ph(1)}${includeRevoked ? '' : ' AND revoked_at IS NULL'} ORDER BY created_at DESC, id DESC`;
+export const LIST_GRANTS_SQL = (includeRevoked: boolean): string =>
+  `SELECT * FROM grants WHERE client_id = $1${includeRevoked ? '' : ' AND revoked_at IS NULL'} ORDER BY created_at DESC, id DESC`;
 
 /** Audit appends lock app rows (on PostgreSQL); one order everywhere keeps concurrent sweeps from deadlocking. */
 export const byClientThenId = (a: Approval, b: Approval): number =>

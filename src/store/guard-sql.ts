@@ -1,9 +1,9 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
+import { slots } from './queries.js';
 import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../crypto/audit-chain.js';
 import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from './guard-types.js';
 import type { AnswerRow, CheckWrite, PendingApproval } from './check-plan.js';
-import type { Placeholder } from './queries.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -25,17 +25,17 @@ export function checkValues(w: CheckWrite): unknown[] {
 /** A record written as it is: what it opens, it opens (no cap or coalescing applies). */
 export const asWritten = (r: CheckRecord): CheckWrite => ({ record: r, approvalId: r.approval?.id ?? null, opens: r.approval !== null });
 
-export const INSERT_APPROVAL_SQL = (ph: Placeholder): string =>
+export const INSERT_APPROVAL_SQL =
   `INSERT INTO approvals (id, client_id, check_id, rule_id, tool, scope, user_sub, session_id, arguments_hash, reason, status, created_at, expires_at)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(ph).join(', ')}, 'pending', ${ph(11)}, ${ph(12)})`;
+   VALUES (${slots(10)}, 'pending', $11, $12)`;
 
 export function approvalValues(c: CheckRecord): unknown[] {
   const a = c.approval!;
   return [a.id, c.clientId, c.id, a.ruleId, c.tool, c.scope, c.userSub, c.sessionId, c.argumentsHash, a.reason, c.createdAt, a.expiresAt];
 }
 
-export const GUARD_USAGE_SQL = (ph: Placeholder): string =>
-  `INSERT INTO usage_daily (client_id, day, hitl_requests, kill_switch) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)})
+export const GUARD_USAGE_SQL =
+  `INSERT INTO usage_daily (client_id, day, hitl_requests, kill_switch) VALUES ($1, $2, $3, $4)
    ON CONFLICT (client_id, day) DO UPDATE SET hitl_requests = usage_daily.hitl_requests + excluded.hitl_requests,
      kill_switch = usage_daily.kill_switch + excluded.kill_switch`;
 
@@ -54,8 +54,8 @@ export function guardUsageIncrements(writes: readonly CheckWrite[]): Array<[stri
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
 
-export const HIT_RATE_SQL = (ph: Placeholder): string =>
-  `INSERT INTO rate_counters (bucket, window_start, count, expires_at) VALUES (${ph(1)}, ${ph(2)}, 1, ${ph(3)})
+export const HIT_RATE_SQL =
+  `INSERT INTO rate_counters (bucket, window_start, count, expires_at) VALUES ($1, $2, 1, $3)
    ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 RETURNING count`;
 
 export const toPolicy = (r: Row): StoredPolicy => ({
@@ -126,9 +126,9 @@ export function nextAuditEntry(key: AuditKey, input: AuditInput, pinned: { head:
   return { ...fields, chain: KEYED_CHAIN, prevHash, hash: keyedHash(key, prevHash, fields) };
 }
 
-export const INSERT_AUDIT_SQL = (ph: Placeholder): string =>
+export const INSERT_AUDIT_SQL =
   `INSERT INTO audit_log (client_id, seq, at, actor, action, target, before, after, prev_hash, hash, chain)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(ph).join(', ')})`;
+   VALUES (${slots(11)})`;
 
 export const auditValues = (e: AuditEntry): unknown[] => [e.clientId, e.seq, e.at, e.actor, e.action, e.target, e.before, e.after, e.prevHash, e.hash, e.chain];
 
@@ -148,7 +148,7 @@ export function sealUnkeyedInput(r: Row, now: number): AuditInput {
   };
 }
 
-export const PIN_AUDIT_SQL = (ph: Placeholder): string => `UPDATE apps SET audit_head = ${ph(1)}, audit_count = ${ph(2)} WHERE client_id = ${ph(3)}`;
+export const PIN_AUDIT_SQL = `UPDATE apps SET audit_head = $1, audit_count = $2 WHERE client_id = $3`;
 
 export const toGrant = (r: Row): Grant => ({
   id: String(r.id),
@@ -166,13 +166,13 @@ export const toGrant = (r: Row): Grant => ({
   uses: num(r.uses),
 });
 
-export const ACTIVE_GRANTS_SQL = (ph: Placeholder): string =>
-  `SELECT * FROM grants WHERE client_id = ${ph(1)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)}) ORDER BY created_at`;
+export const ACTIVE_GRANTS_SQL =
+  `SELECT * FROM grants WHERE client_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at`;
 
 /** The app's pending approvals unexpired at `$2`: what a commit's cap and coalescing decide on. */
-export const PENDING_APPROVALS_SQL = (ph: Placeholder): string =>
+export const PENDING_APPROVALS_SQL =
   `SELECT id, client_id, tool, scope, user_sub, session_id, arguments_hash, created_at, expires_at FROM approvals
-   WHERE client_id = ${ph(1)} AND status = 'pending' AND expires_at > ${ph(2)}`;
+   WHERE client_id = $1 AND status = 'pending' AND expires_at > $2`;
 
 export const toPendingApproval = (r: Row): PendingApproval => ({
   id: String(r.id),
@@ -196,9 +196,9 @@ export const toStoredAnswer = (r: Row): StoredAnswer & { clientId: string } => (
 });
 
 /** Writes an answer under a key unless an unexpired one is there (an expired one is replaced). */
-export const UPSERT_ANSWER_SQL = (ph: Placeholder): string =>
+export const UPSERT_ANSWER_SQL =
   `INSERT INTO idempotency_keys (client_id, key, request_hash, check_id, answer, created_at, expires_at)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7].map(ph).join(', ')})
+   VALUES (${slots(7)})
    ON CONFLICT (client_id, key) DO UPDATE SET request_hash = excluded.request_hash, check_id = excluded.check_id,
      answer = excluded.answer, created_at = excluded.created_at, expires_at = excluded.expires_at
    WHERE idempotency_keys.expires_at <= excluded.created_at`;

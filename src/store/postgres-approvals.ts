@@ -4,7 +4,6 @@ import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decid
 import type { AuditInput } from './guard-types.js';
 import { toGrant } from './guard-sql.js';
 import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
-import { postgresPlaceholder as ph } from './queries.js';
 
 type Row = Record<string, unknown>;
 
@@ -17,20 +16,20 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   async list(query: ApprovalQuery) {
-    const { sql, params } = approvalListQuery(query, ph);
+    const { sql, params } = approvalListQuery(query);
     return (await this.db.q(sql, params)).map(toApproval);
   }
 
   async decide(input: DecideInput): Promise<DecideResult> {
     return this.db.tx(async (c): Promise<DecideResult> => {
       // A concurrent decision blocks on the row lock and then re-checks status = 'pending': it finds none.
-      const r = (await c.query(DECIDE_SQL(ph), decideValues(input))).rows[0] as Row | undefined;
+      const r = (await c.query(DECIDE_SQL, decideValues(input))).rows[0] as Row | undefined;
       if (r === undefined) {
         const current = (await c.query('SELECT * FROM approvals WHERE id = $1 AND client_id = $2', [input.approvalId, input.clientId])).rows[0] as Row | undefined;
         return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
       }
       const approval = toApproval(r);
-      const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL(ph), grantValues(input, approval))).rows[0] as Row);
+      const g = input.grant === null ? null : ((await c.query(INSERT_GRANT_SQL, grantValues(input, approval))).rows[0] as Row);
       for (const a of input.audit) await appendAuditTx(c, this.db.auditKey, a);
       await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
@@ -57,11 +56,11 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   async appsWithDue(now: number) {
-    return (await this.db.q(APPS_WITH_DUE_SQL(ph), [now])).map((r) => r.client_id as string);
+    return (await this.db.q(APPS_WITH_DUE_SQL, [now])).map((r) => r.client_id as string);
   }
 
   async listGrants(clientId: string, options: { includeRevoked: boolean }) {
-    return (await this.db.q(LIST_GRANTS_SQL(ph, options.includeRevoked), [clientId])).map(toGrant);
+    return (await this.db.q(LIST_GRANTS_SQL(options.includeRevoked), [clientId])).map(toGrant);
   }
 
   async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {

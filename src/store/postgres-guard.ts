@@ -8,7 +8,6 @@ import {
   toStoredAnswer, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
 import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from './check-plan.js';
-import { postgresPlaceholder as ph } from './queries.js';
 import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, OUTBOX_SIZE_SQL } from './webhook-sql.js';
 import type { NewDelivery } from './webhook-types.js';
 
@@ -30,8 +29,8 @@ export async function appendAuditTx(client: pg.PoolClient, key: AuditKey, input:
   const app = rows[0] as Row | undefined;
   if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
   const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
-  await client.query(INSERT_AUDIT_SQL(ph), auditValues(entry));
-  await client.query(PIN_AUDIT_SQL(ph), [entry.hash, entry.seq, entry.clientId]);
+  await client.query(INSERT_AUDIT_SQL, auditValues(entry));
+  await client.query(PIN_AUDIT_SQL, [entry.hash, entry.seq, entry.clientId]);
   return entry;
 }
 
@@ -60,8 +59,8 @@ export async function insertDeliveriesTx(client: pg.PoolClient, deliveries: read
   await client.query(INSERT_DELIVERIES_SQL, columns);
   const at = Math.max(...deliveries.map((d) => d.createdAt));
   for (const webhookId of endpointsOf(deliveries)) {
-    const size = Number((await client.query(OUTBOX_SIZE_SQL(ph), [webhookId])).rows[0]!.n);
-    if (size > outboxLimit) await client.query(DROP_OLDEST_SQL(ph), [webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]);
+    const size = Number((await client.query(OUTBOX_SIZE_SQL, [webhookId])).rows[0]!.n);
+    if (size > outboxLimit) await client.query(DROP_OLDEST_SQL, [webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]);
   }
 }
 
@@ -220,7 +219,7 @@ export class PostgresGuardStore implements GuardStore {
       await lockApps(c, locked);
       const since = earliest(records);
       const pending = [];
-      for (const clientId of appsOpening(records)) pending.push(...((await c.query(PENDING_APPROVALS_SQL(ph), [clientId, since])).rows as Row[]).map(toPendingApproval));
+      for (const clientId of appsOpening(records)) pending.push(...((await c.query(PENDING_APPROVALS_SQL, [clientId, since])).rows as Row[]).map(toPendingApproval));
       const stored = [];
       for (const [clientId, keys] of keysByApp(records)) stored.push(...((await c.query(ANSWERS_SQL, [clientId, keys, since])).rows as Row[]).map(toStoredAnswer));
       const plan = planChecks(records, pending, stored);
@@ -268,7 +267,7 @@ export class PostgresGuardStore implements GuardStore {
 
   async hitRateCounter(bucket: string, windowStart: number, expiresAt: number) {
     if (++this.hits % 1000 === 0) await this.db.q('DELETE FROM rate_counters WHERE expires_at < $1', [windowStart]);
-    const [r] = await this.db.q(HIT_RATE_SQL(ph), [bucket, windowStart, expiresAt]);
+    const [r] = await this.db.q(HIT_RATE_SQL, [bucket, windowStart, expiresAt]);
     return Number(r!.count);
   }
 
@@ -285,6 +284,6 @@ export class PostgresGuardStore implements GuardStore {
   }
 
   async activeGrants(clientId: string, now: number) {
-    return (await this.db.q(ACTIVE_GRANTS_SQL(ph), [clientId, now])).map(toGrant);
+    return (await this.db.q(ACTIVE_GRANTS_SQL, [clientId, now])).map(toGrant);
   }
 }

@@ -4,7 +4,6 @@
  */
 import type pg from 'pg';
 import { appendAuditTx, type PgDb } from './postgres-guard.js';
-import { postgresPlaceholder as ph } from './queries.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from './secret-sql.js';
 import type { SecretStore } from './secret-types.js';
 
@@ -17,7 +16,7 @@ async function lockedHmacEnabled(c: pg.PoolClient, clientId: string): Promise<bo
 }
 
 async function insert(c: pg.PoolClient, clientId: string, secret: { id: string; sealed: string }, now: number) {
-  return toSecret((await c.query(INSERT_SECRET_SQL(ph), [secret.id, clientId, secret.sealed, now])).rows[0] as Row);
+  return toSecret((await c.query(INSERT_SECRET_SQL, [secret.id, clientId, secret.sealed, now])).rows[0] as Row);
 }
 
 export class PostgresSecretStore implements SecretStore {
@@ -38,7 +37,7 @@ export class PostgresSecretStore implements SecretStore {
     return this.db.tx(async (c) => {
       if (!(await lockedHmacEnabled(c, input.clientId))) return null;
       await c.query('UPDATE apps SET hmac_enabled = 0 WHERE client_id = $1', [input.clientId]);
-      const revoked = (await c.query(REVOKE_SECRETS_SQL(ph), [input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
+      const revoked = (await c.query(REVOKE_SECRETS_SQL, [input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
       await appendAuditTx(c, this.db.auditKey, input.audit(revoked));
       return revoked;
     });
@@ -47,7 +46,7 @@ export class PostgresSecretStore implements SecretStore {
   async rotateSecret(input: Parameters<SecretStore['rotateSecret']>[0]) {
     return this.db.tx(async (c) => {
       if (!(await lockedHmacEnabled(c, input.clientId))) return null;
-      const previous = (await c.query(EXPIRE_SECRETS_SQL(ph), [input.expiresAt, input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
+      const previous = (await c.query(EXPIRE_SECRETS_SQL, [input.expiresAt, input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
       const secret = await insert(c, input.clientId, input.secret, input.now);
       await appendAuditTx(c, this.db.auditKey, input.audit);
       return { secret, previous };
@@ -55,10 +54,10 @@ export class PostgresSecretStore implements SecretStore {
   }
 
   async listSecrets(clientId: string) {
-    return (await this.db.q(LIST_SECRETS_SQL(ph), [clientId])).map(toSecret);
+    return (await this.db.q(LIST_SECRETS_SQL, [clientId])).map(toSecret);
   }
 
   async activeSecrets(clientId: string, now: number) {
-    return (await this.db.q(ACTIVE_SECRETS_SQL(ph), [clientId, now])).map(toSecret);
+    return (await this.db.q(ACTIVE_SECRETS_SQL, [clientId, now])).map(toSecret);
   }
 }

@@ -4,7 +4,6 @@
  * decision, apply one after the other.
  */
 import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
-import { postgresPlaceholder as ph } from './queries.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
   UPSERT_DEFINITION_SQL,
@@ -62,9 +61,9 @@ export class PostgresToolStore implements ToolStore {
       const pinnedRow = tool.pinnedId === null ? undefined : ((await c.query('SELECT * FROM tool_definitions WHERE id = $1', [tool.pinnedId])).rows[0] as Row | undefined);
       const pinned = pinnedRow === undefined ? null : toToolDefinition(pinnedRow);
       const decided = { ...definition, status: input.status, decidedAt: input.now, decidedBy: input.actor };
-      await c.query(UPSERT_DEFINITION_SQL(ph), definitionValues(decided));
+      await c.query(UPSERT_DEFINITION_SQL, definitionValues(decided));
       if (input.status === 'approved') {
-        if (pinned !== null) await c.query(UPSERT_DEFINITION_SQL(ph), definitionValues({ ...pinned, status: 'superseded' }));
+        if (pinned !== null) await c.query(UPSERT_DEFINITION_SQL, definitionValues({ ...pinned, status: 'superseded' }));
         await c.query('UPDATE tools SET pinned_id = $1 WHERE client_id = $2 AND name = $3', [decided.id, input.clientId, definition.name]);
       }
       await appendAuditTx(c, this.db.auditKey, input.audit(decided, pinned));
@@ -74,8 +73,8 @@ export class PostgresToolStore implements ToolStore {
 
   async list(clientId: string) {
     return {
-      tools: (await this.db.q(LIST_TOOLS_SQL(ph), [clientId])).map(toToolRecord),
-      definitions: (await this.db.q(LIST_DEFINITIONS_SQL(ph), [clientId])).map(toToolDefinition),
+      tools: (await this.db.q(LIST_TOOLS_SQL, [clientId])).map(toToolRecord),
+      definitions: (await this.db.q(LIST_DEFINITIONS_SQL, [clientId])).map(toToolDefinition),
     };
   }
 
@@ -85,7 +84,7 @@ export class PostgresToolStore implements ToolStore {
   }
 
   async callCounts(clientId: string, sinceUs: number) {
-    const rows = await this.db.q(CALL_COUNTS_SQL(ph), [clientId, sinceUs]);
+    const rows = await this.db.q(CALL_COUNTS_SQL, [clientId, sinceUs]);
     return new Map(rows.map((r) => [String(r.tool), Number(r.n)]));
   }
 

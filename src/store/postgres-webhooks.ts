@@ -1,7 +1,6 @@
 /** The webhook sub-store on PostgreSQL: several nodes claim from one outbox without sending a delivery twice. */
 import type { AuditInput } from './guard-types.js';
 import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
-import { postgresPlaceholder as ph } from './queries.js';
 import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
 
@@ -12,7 +11,7 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.tx(async (c) => {
-      const r = (await c.query(INSERT_ENDPOINT_SQL(ph), endpointValues(endpoint))).rows[0] as Row;
+      const r = (await c.query(INSERT_ENDPOINT_SQL, endpointValues(endpoint))).rows[0] as Row;
       await appendAuditTx(c, this.db.auditKey, audit);
       return toEndpoint(r);
     });
@@ -50,7 +49,7 @@ export class PostgresWebhookStore implements WebhookStore {
     const rows = await this.db.q(
       `WITH claimed AS (
          UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE(ph)} ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE} ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING *
        )
        SELECT to_jsonb(claimed) AS d, to_jsonb(w) AS e FROM claimed JOIN webhooks w ON w.id = claimed.webhook_id`,
@@ -60,7 +59,7 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async complete(outcome: DeliveryOutcome) {
-    const [r] = await this.db.q(`${COMPLETE_SQL(ph)} RETURNING id`, outcomeValues(outcome));
+    const [r] = await this.db.q(`${COMPLETE_SQL} RETURNING id`, outcomeValues(outcome));
     return r !== undefined;
   }
 
@@ -69,6 +68,6 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async deliveryCounts(clientId: string, webhookId: string) {
-    return toDeliveryCounts(await this.db.q(DELIVERY_COUNTS_SQL(ph), [clientId, webhookId]));
+    return toDeliveryCounts(await this.db.q(DELIVERY_COUNTS_SQL, [clientId, webhookId]));
   }
 }

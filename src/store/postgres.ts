@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
-import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, postgresPlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
 import type { AuditKey } from '../crypto/audit-key.js';
@@ -239,7 +239,7 @@ export class PostgresStore implements Store {
 
   async writable() {
     return this.writeHealth.check(async () => {
-      await this.q(PROBE_SQL(postgresPlaceholder), [Date.now()]);
+      await this.q(PROBE_SQL, [Date.now()]);
     });
   }
 
@@ -349,7 +349,7 @@ export class PostgresStore implements Store {
 
   async insertPak(input: NewPak, audit?: AuditInput) {
     return this.tx(async (c) => {
-      const [r] = (await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now])).rows as Row[];
+      const [r] = (await c.query(INSERT_PAK_SQL, [input.id, input.clientId, input.keyHash, input.prefix, input.now])).rows as Row[];
       if (r && audit) await appendAuditTx(c, this.auditKey, audit);
       return r ? toPak(r) : null;
     });
@@ -359,8 +359,8 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       // Serialise rotations of one app so two at once cannot both become primary.
       await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
-      const previous = (await c.query(EXPIRE_PAKS_SQL(postgresPlaceholder), [input.expiresAt, input.now, input.clientId])).rows.map(toPak);
-      const { rows } = await c.query(INSERT_PAK_SQL(postgresPlaceholder), [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
+      const previous = (await c.query(EXPIRE_PAKS_SQL, [input.expiresAt, input.now, input.clientId])).rows.map(toPak);
+      const { rows } = await c.query(INSERT_PAK_SQL, [input.id, input.clientId, input.keyHash, input.prefix, input.now]);
       if (audit) await appendAuditTx(c, this.auditKey, audit);
       return { pak: toPak(rows[0] as Row), previous };
     });
@@ -438,7 +438,7 @@ export class PostgresStore implements Store {
   }
 
   async listTraces(query: Parameters<Store['listTraces']>[0]) {
-    const { sql, params } = traceListQuery(query, postgresPlaceholder);
+    const { sql, params } = traceListQuery(query);
     return (await this.q(sql, params)).map(toTrace);
   }
 
@@ -455,7 +455,7 @@ export class PostgresStore implements Store {
   }
 
   async usage(clientId: string, sinceDay: string, untilDay: string) {
-    return (await this.q(USAGE_SQL(postgresPlaceholder), [clientId, sinceDay, untilDay])).map(toUsage);
+    return (await this.q(USAGE_SQL, [clientId, sinceDay, untilDay])).map(toUsage);
   }
 
   async publish(signal: StoreSignal) {

@@ -1,23 +1,27 @@
-/** SQL that both engines share, parameterised by the engine's placeholder syntax. */
+/**
+ * SQL that both engines run, written once in PostgreSQL's numbered-parameter form (`$1`, `$2`, …).
+ * SQLite reads `$1` as a named parameter called "1", so the same text runs on better-sqlite3 with
+ * its values bound by name through `numbered`; no rewriting of the statement is needed.
+ */
 import type { TraceQuery } from './types.js';
 
-export type Placeholder = (index: number) => string;
-
-/** better-sqlite3 binds numbered parameters by name: `@p1` takes `{ p1: value }` (see `numbered`). */
-export const sqlitePlaceholder: Placeholder = (i) => `@p${i}`;
-
+/** better-sqlite3's binding of a statement's `$1`, `$2`, …: `{ 1: first, 2: second, … }`. */
 export function numbered(params: readonly unknown[]): Record<string, unknown> {
   const bound: Record<string, unknown> = {};
-  params.forEach((v, i) => (bound[`p${i + 1}`] = v));
+  params.forEach((v, i) => (bound[i + 1] = v));
   return bound;
 }
-export const postgresPlaceholder: Placeholder = (i) => `$${i}`;
 
-export function traceListQuery(q: TraceQuery, ph: Placeholder): { sql: string; params: unknown[] } {
+/** `$1, $2, …, $count`: the value list of an INSERT. */
+export function slots(count: number): string {
+  return Array.from({ length: count }, (_, i) => `$${i + 1}`).join(', ');
+}
+
+export function traceListQuery(q: TraceQuery): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const add = (v: unknown): string => {
     params.push(v);
-    return ph(params.length);
+    return `$${params.length}`;
   };
   const where = [`client_id = ${add(q.clientId)}`];
   if (q.tool !== undefined) where.push(`tool = ${add(q.tool)}`);
@@ -36,12 +40,12 @@ export function traceListQuery(q: TraceQuery, ph: Placeholder): { sql: string; p
   return { sql, params };
 }
 
-export const USAGE_SQL = (ph: Placeholder): string =>
+export const USAGE_SQL =
   `SELECT day, traces, errors, hitl_requests, kill_switch FROM usage_daily
-   WHERE client_id = ${ph(1)} AND day >= ${ph(2)} AND day <= ${ph(3)} ORDER BY day`;
+   WHERE client_id = $1 AND day >= $2 AND day <= $3 ORDER BY day`;
 
-export const USAGE_UPSERT_SQL = (ph: Placeholder): string =>
-  `INSERT INTO usage_daily (client_id, day, traces, errors) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)})
+export const USAGE_UPSERT_SQL =
+  `INSERT INTO usage_daily (client_id, day, traces, errors) VALUES ($1, $2, $3, $4)
    ON CONFLICT (client_id, day) DO UPDATE SET traces = usage_daily.traces + excluded.traces,
      errors = usage_daily.errors + excluded.errors`;
 
@@ -50,15 +54,15 @@ export const USAGE_UPSERT_SQL = (ph: Placeholder): string =>
  * valid at $2 now expires at $1, or earlier if it already did (a grace already running is never
  * lengthened); a grace of zero revokes them on the spot.
  */
-export const EXPIRE_FOR_ROTATION_SQL = (table: 'paks' | 'app_secrets', ph: Placeholder): string =>
+export const EXPIRE_FOR_ROTATION_SQL = (table: 'paks' | 'app_secrets'): string =>
   `UPDATE ${table} SET
-     expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${ph(1)} THEN ${ph(1)} ELSE expires_at END,
-     revoked_at = CASE WHEN ${ph(1)} <= ${ph(2)} THEN ${ph(2)} ELSE NULL END
-   WHERE client_id = ${ph(3)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
+     expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 ELSE expires_at END,
+     revoked_at = CASE WHEN $1 <= $2 THEN $2 ELSE NULL END
+   WHERE client_id = $3 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
    RETURNING *`;
 
-export const EXPIRE_PAKS_SQL = (ph: Placeholder): string => EXPIRE_FOR_ROTATION_SQL('paks', ph);
+export const EXPIRE_PAKS_SQL = EXPIRE_FOR_ROTATION_SQL('paks');
 
-export const INSERT_PAK_SQL = (ph: Placeholder): string =>
-  `INSERT INTO paks (id, client_id, key_hash, prefix, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}, ${ph(5)})
+export const INSERT_PAK_SQL =
+  `INSERT INTO paks (id, client_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)
    ON CONFLICT (client_id) WHERE revoked_at IS NULL AND expires_at IS NULL DO NOTHING RETURNING *`;

@@ -1,5 +1,5 @@
 /** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
-import { EXPIRE_FOR_ROTATION_SQL, type Placeholder } from './queries.js';
+import { EXPIRE_FOR_ROTATION_SQL } from './queries.js';
 import type { AppSecret } from './secret-types.js';
 
 type Row = Record<string, unknown>;
@@ -15,22 +15,22 @@ export const toSecret = (r: Row): AppSecret => ({
   revokedAt: numOrNull(r.revoked_at),
 });
 
-export const INSERT_SECRET_SQL = (ph: Placeholder): string =>
-  `INSERT INTO app_secrets (id, client_id, secret_enc, created_at) VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}) RETURNING *`;
+export const INSERT_SECRET_SQL =
+  `INSERT INTO app_secrets (id, client_id, secret_enc, created_at) VALUES ($1, $2, $3, $4) RETURNING *`;
 
-export const EXPIRE_SECRETS_SQL = (ph: Placeholder): string => EXPIRE_FOR_ROTATION_SQL('app_secrets', ph);
+export const EXPIRE_SECRETS_SQL = EXPIRE_FOR_ROTATION_SQL('app_secrets');
 
 /** Disabling cuts off what still works; secrets whose grace already ended stay as they were. */
-export const REVOKE_SECRETS_SQL = (ph: Placeholder): string =>
-  `UPDATE app_secrets SET revoked_at = ${ph(1)}
-   WHERE client_id = ${ph(2)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(1)})
+export const REVOKE_SECRETS_SQL =
+  `UPDATE app_secrets SET revoked_at = $1
+   WHERE client_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
    RETURNING *`;
 
-export const ACTIVE_SECRETS_SQL = (ph: Placeholder): string =>
-  `SELECT * FROM app_secrets WHERE client_id = ${ph(1)} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${ph(2)})
+export const ACTIVE_SECRETS_SQL =
+  `SELECT * FROM app_secrets WHERE client_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
    ORDER BY created_at DESC, id`;
 
-export const LIST_SECRETS_SQL = (ph: Placeholder): string =>
-  `SELECT * FROM app_secrets WHERE client_id = ${ph(1)} ORDER BY created_at DESC, id`;
+export const LIST_SECRETS_SQL =
+  `SELECT * FROM app_secrets WHERE client_id = $1 ORDER BY created_at DESC, id`;
 
 export const newestFirst = (a: AppSecret, b: AppSecret): number => b.createdAt - a.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

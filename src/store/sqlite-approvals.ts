@@ -5,7 +5,7 @@ import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult,
 import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
 import type { AuditInput } from './guard-types.js';
 import { toGrant } from './guard-sql.js';
-import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { numbered } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 
 type Row = Record<string, unknown>;
@@ -19,19 +19,19 @@ export class SqliteApprovalStore implements ApprovalStore {
   }
 
   async list(query: ApprovalQuery) {
-    const { sql, params } = approvalListQuery(query, ph);
+    const { sql, params } = approvalListQuery(query);
     return (this.db.prepare(sql).all(numbered(params)) as Row[]).map(toApproval);
   }
 
   async decide(input: DecideInput): Promise<DecideResult> {
     return this.db.transaction((): DecideResult => {
-      const r = this.db.prepare(DECIDE_SQL(ph)).get(numbered(decideValues(input))) as Row | undefined;
+      const r = this.db.prepare(DECIDE_SQL).get(numbered(decideValues(input))) as Row | undefined;
       if (r === undefined) {
         const current = this.db.prepare('SELECT * FROM approvals WHERE id = ? AND client_id = ?').get(input.approvalId, input.clientId) as Row | undefined;
         return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
       }
       const approval = toApproval(r);
-      const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL(ph)).get(numbered(grantValues(input, approval))) as Row);
+      const g = input.grant === null ? null : (this.db.prepare(INSERT_GRANT_SQL).get(numbered(grantValues(input, approval))) as Row);
       for (const a of input.audit) appendAuditSync(this.db, this.key, a);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return { ok: true, approval, grant: g === null ? null : toGrant(g) };
@@ -55,11 +55,11 @@ export class SqliteApprovalStore implements ApprovalStore {
   }
 
   async appsWithDue(now: number) {
-    return (this.db.prepare(APPS_WITH_DUE_SQL(ph)).all(numbered([now])) as Array<{ client_id: string }>).map((r) => r.client_id);
+    return (this.db.prepare(APPS_WITH_DUE_SQL).all(numbered([now])) as Array<{ client_id: string }>).map((r) => r.client_id);
   }
 
   async listGrants(clientId: string, options: { includeRevoked: boolean }) {
-    return (this.db.prepare(LIST_GRANTS_SQL(ph, options.includeRevoked)).all(numbered([clientId])) as Row[]).map(toGrant);
+    return (this.db.prepare(LIST_GRANTS_SQL(options.includeRevoked)).all(numbered([clientId])) as Row[]).map(toGrant);
   }
 
   async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {

@@ -7,7 +7,7 @@ import {
   nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL,
 } from './guard-sql.js';
 import { appsOpening, earliest, keysByApp, planChecks } from './check-plan.js';
-import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { numbered, slots } from './queries.js';
 import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from './webhook-sql.js';
 import type { NewDelivery } from './webhook-types.js';
 
@@ -18,8 +18,8 @@ export function appendAuditSync(db: Database.Database, key: AuditKey, input: Aud
   const app = db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
   if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
   const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
-  db.prepare(INSERT_AUDIT_SQL(ph)).run(numbered(auditValues(entry)));
-  db.prepare(PIN_AUDIT_SQL(ph)).run(numbered([entry.hash, entry.seq, entry.clientId]));
+  db.prepare(INSERT_AUDIT_SQL).run(numbered(auditValues(entry)));
+  db.prepare(PIN_AUDIT_SQL).run(numbered([entry.hash, entry.seq, entry.clientId]));
   return entry;
 }
 
@@ -30,12 +30,12 @@ export function appendAuditSync(db: Database.Database, key: AuditKey, input: Aud
  */
 export function insertDeliveriesSync(db: Database.Database, deliveries: readonly NewDelivery[], outboxLimit: number): void {
   if (deliveries.length === 0) return;
-  const insert = db.prepare(INSERT_DELIVERY_SQL(ph));
+  const insert = db.prepare(INSERT_DELIVERY_SQL);
   for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
   const at = Math.max(...deliveries.map((d) => d.createdAt));
   for (const webhookId of endpointsOf(deliveries)) {
-    const size = Number(db.prepare(OUTBOX_SIZE_SQL(ph)).pluck().get(numbered([webhookId])));
-    if (size > outboxLimit) db.prepare(DROP_OLDEST_SQL(ph)).run(numbered([webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]));
+    const size = Number(db.prepare(OUTBOX_SIZE_SQL).pluck().get(numbered([webhookId])));
+    if (size > outboxLimit) db.prepare(DROP_OLDEST_SQL).run(numbered([webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]));
   }
 }
 
@@ -116,15 +116,15 @@ export class SqliteGuardStore implements GuardStore {
   /** One immediate transaction: the plan's reads see every earlier commit, and no other write can interleave. */
   async recordChecks(records: readonly CheckRecord[]): Promise<RecordOutcome[]> {
     if (records.length === 0) return [];
-    const insertCheck = this.db.prepare(`INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) VALUES (${CHECK_COLUMNS.map((_, i) => ph(i + 1)).join(', ')})`);
-    const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL(ph));
-    const usage = this.db.prepare(GUARD_USAGE_SQL(ph));
+    const insertCheck = this.db.prepare(`INSERT INTO guard_checks (${CHECK_COLUMNS.join(', ')}) VALUES (${slots(CHECK_COLUMNS.length)})`);
+    const insertApproval = this.db.prepare(INSERT_APPROVAL_SQL);
+    const usage = this.db.prepare(GUARD_USAGE_SQL);
     const useGrant = this.db.prepare('UPDATE grants SET uses = uses + 1 WHERE id = ?');
-    const upsertAnswer = this.db.prepare(UPSERT_ANSWER_SQL(ph));
+    const upsertAnswer = this.db.prepare(UPSERT_ANSWER_SQL);
     return this.db.transaction(() => {
       const since = earliest(records);
       const pending = appsOpening(records).flatMap((clientId) =>
-        (this.db.prepare(PENDING_APPROVALS_SQL(ph)).all(numbered([clientId, since])) as Row[]).map(toPendingApproval));
+        (this.db.prepare(PENDING_APPROVALS_SQL).all(numbered([clientId, since])) as Row[]).map(toPendingApproval));
       const stored = [...keysByApp(records)].flatMap(([clientId, keys]) => this.answersSync(clientId, keys, since));
       const plan = planChecks(records, pending, stored);
       for (const w of plan.writes) {
@@ -151,7 +151,7 @@ export class SqliteGuardStore implements GuardStore {
 
   async bindAnswers(clientId: string, keys: readonly IdempotencyKey[], answer: Omit<StoredAnswer, 'key' | 'expiresAt'>, now: number) {
     if (keys.length === 0) return;
-    const upsert = this.db.prepare(UPSERT_ANSWER_SQL(ph));
+    const upsert = this.db.prepare(UPSERT_ANSWER_SQL);
     this.db.transaction(() => {
       for (const k of [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
         upsert.run(numbered(answerValues({ ...answer, clientId, key: k.key, expiresAt: k.expiresAt, createdAt: now })));
@@ -180,7 +180,7 @@ export class SqliteGuardStore implements GuardStore {
   async hitRateCounter(bucket: string, windowStart: number, expiresAt: number) {
     const count = this.db.transaction(() => {
       if (++this.hits % 1000 === 0) this.db.prepare('DELETE FROM rate_counters WHERE expires_at < ?').run(windowStart);
-      return this.db.prepare(HIT_RATE_SQL(ph)).pluck().get(numbered([bucket, windowStart, expiresAt])) as number;
+      return this.db.prepare(HIT_RATE_SQL).pluck().get(numbered([bucket, windowStart, expiresAt])) as number;
     }).immediate();
     return Number(count);
   }
@@ -198,6 +198,6 @@ export class SqliteGuardStore implements GuardStore {
   }
 
   async activeGrants(clientId: string, now: number) {
-    return (this.db.prepare(ACTIVE_GRANTS_SQL(ph)).all(numbered([clientId, now])) as Row[]).map(toGrant);
+    return (this.db.prepare(ACTIVE_GRANTS_SQL).all(numbered([clientId, now])) as Row[]).map(toGrant);
   }
 }

@@ -1,7 +1,7 @@
 /** HMAC signing secrets on SQLite; each change is one immediate transaction with its audit entry. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../crypto/audit-key.js';
-import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { numbered } from './queries.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from './secret-sql.js';
 import type { SecretStore } from './secret-types.js';
 import { appendAuditSync } from './sqlite-guard.js';
@@ -18,7 +18,7 @@ export class SqliteSecretStore implements SecretStore {
   }
 
   private insert(clientId: string, secret: { id: string; sealed: string }, now: number) {
-    return toSecret(this.db.prepare(INSERT_SECRET_SQL(ph)).get(numbered([secret.id, clientId, secret.sealed, now])) as Row);
+    return toSecret(this.db.prepare(INSERT_SECRET_SQL).get(numbered([secret.id, clientId, secret.sealed, now])) as Row);
   }
 
   async enableHmac(input: Parameters<SecretStore['enableHmac']>[0]) {
@@ -35,7 +35,7 @@ export class SqliteSecretStore implements SecretStore {
     return this.db.transaction(() => {
       if (!this.hmacEnabled(input.clientId)) return null;
       this.db.prepare('UPDATE apps SET hmac_enabled = 0 WHERE client_id = ?').run(input.clientId);
-      const revoked = (this.db.prepare(REVOKE_SECRETS_SQL(ph)).all(numbered([input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
+      const revoked = (this.db.prepare(REVOKE_SECRETS_SQL).all(numbered([input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
       appendAuditSync(this.db, this.key, input.audit(revoked));
       return revoked;
     }).immediate();
@@ -44,7 +44,7 @@ export class SqliteSecretStore implements SecretStore {
   async rotateSecret(input: Parameters<SecretStore['rotateSecret']>[0]) {
     return this.db.transaction(() => {
       if (!this.hmacEnabled(input.clientId)) return null;
-      const previous = (this.db.prepare(EXPIRE_SECRETS_SQL(ph)).all(numbered([input.expiresAt, input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
+      const previous = (this.db.prepare(EXPIRE_SECRETS_SQL).all(numbered([input.expiresAt, input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
       const secret = this.insert(input.clientId, input.secret, input.now);
       appendAuditSync(this.db, this.key, input.audit);
       return { secret, previous };
@@ -52,10 +52,10 @@ export class SqliteSecretStore implements SecretStore {
   }
 
   async listSecrets(clientId: string) {
-    return (this.db.prepare(LIST_SECRETS_SQL(ph)).all(numbered([clientId])) as Row[]).map(toSecret);
+    return (this.db.prepare(LIST_SECRETS_SQL).all(numbered([clientId])) as Row[]).map(toSecret);
   }
 
   async activeSecrets(clientId: string, now: number) {
-    return (this.db.prepare(ACTIVE_SECRETS_SQL(ph)).all(numbered([clientId, now])) as Row[]).map(toSecret);
+    return (this.db.prepare(ACTIVE_SECRETS_SQL).all(numbered([clientId, now])) as Row[]).map(toSecret);
   }
 }

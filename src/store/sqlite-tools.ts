@@ -1,7 +1,7 @@
 /** MCP tool pinning on SQLite. Each change is one immediate transaction, so reports and decisions of an app apply one at a time. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../crypto/audit-key.js';
-import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { numbered } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
@@ -27,9 +27,9 @@ export class SqliteToolStore implements ToolStore {
       const plan = planReport(input, String(app.new_tools) as NewToolsPolicy, count, existing, known);
       const remove = this.db.prepare('DELETE FROM tool_definitions WHERE id = ?');
       for (const id of plan.deleted) remove.run(id);
-      const upsertDefinition = this.db.prepare(UPSERT_DEFINITION_SQL(ph));
+      const upsertDefinition = this.db.prepare(UPSERT_DEFINITION_SQL);
       for (const d of plan.definitions) upsertDefinition.run(numbered(definitionValues(d)));
-      const upsertTool = this.db.prepare(UPSERT_TOOL_SQL(ph));
+      const upsertTool = this.db.prepare(UPSERT_TOOL_SQL);
       for (const t of plan.tools) upsertTool.run(numbered(toolValues(t)));
       for (const a of input.audit(plan)) appendAuditSync(this.db, this.key, a);
       insertDeliveriesSync(this.db, input.deliveries(plan.changes), this.outboxLimit);
@@ -47,7 +47,7 @@ export class SqliteToolStore implements ToolStore {
       const pinnedRow = tool.pinnedId === null ? undefined : (this.db.prepare('SELECT * FROM tool_definitions WHERE id = ?').get(tool.pinnedId) as Row | undefined);
       const pinned = pinnedRow === undefined ? null : toToolDefinition(pinnedRow);
       const decided = { ...definition, status: input.status, decidedAt: input.now, decidedBy: input.actor };
-      const upsert = this.db.prepare(UPSERT_DEFINITION_SQL(ph));
+      const upsert = this.db.prepare(UPSERT_DEFINITION_SQL);
       upsert.run(numbered(definitionValues(decided)));
       if (input.status === 'approved') {
         if (pinned !== null) upsert.run(numbered(definitionValues({ ...pinned, status: 'superseded' })));
@@ -60,8 +60,8 @@ export class SqliteToolStore implements ToolStore {
 
   async list(clientId: string) {
     return {
-      tools: (this.db.prepare(LIST_TOOLS_SQL(ph)).all(numbered([clientId])) as Row[]).map(toToolRecord),
-      definitions: (this.db.prepare(LIST_DEFINITIONS_SQL(ph)).all(numbered([clientId])) as Row[]).map(toToolDefinition),
+      tools: (this.db.prepare(LIST_TOOLS_SQL).all(numbered([clientId])) as Row[]).map(toToolRecord),
+      definitions: (this.db.prepare(LIST_DEFINITIONS_SQL).all(numbered([clientId])) as Row[]).map(toToolDefinition),
     };
   }
 
@@ -71,7 +71,7 @@ export class SqliteToolStore implements ToolStore {
   }
 
   async callCounts(clientId: string, sinceUs: number) {
-    const rows = this.db.prepare(CALL_COUNTS_SQL(ph)).all(numbered([clientId, sinceUs])) as Row[];
+    const rows = this.db.prepare(CALL_COUNTS_SQL).all(numbered([clientId, sinceUs])) as Row[];
     return new Map(rows.map((r) => [String(r.tool), Number(r.n)]));
   }
 

@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { TRACE_COLUMNS } from './schema.js';
-import { numbered, sqlitePlaceholder, USAGE_UPSERT_SQL } from './queries.js';
+import { numbered, USAGE_UPSERT_SQL } from './queries.js';
 import { usageIncrements, type TraceRow } from './types.js';
 
 /** Connection settings every connection to the file uses; synchronous=FULL is what makes a returned commit durable. */
@@ -29,7 +29,7 @@ export function traceCommitter(db: Database.Database): TraceCommit {
     `INSERT INTO traces (${TRACE_COLUMNS.join(', ')}) VALUES (${TRACE_COLUMNS.map(() => '?').join(', ')})
      ON CONFLICT (client_id, event_id) DO NOTHING`,
   );
-  const upsertUsage = db.prepare(USAGE_UPSERT_SQL(sqlitePlaceholder));
+  const upsertUsage = db.prepare(USAGE_UPSERT_SQL);
   const commit = db.transaction((rows: readonly TraceRow[]): boolean[] => {
     const isNew: boolean[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {

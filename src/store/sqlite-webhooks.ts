@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../crypto/audit-key.js';
 import type { AuditInput } from './guard-types.js';
-import { numbered, sqlitePlaceholder as ph } from './queries.js';
+import { numbered } from './queries.js';
 import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
 import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from './webhook-sql.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
@@ -14,7 +14,7 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async create(endpoint: WebhookEndpoint, audit: AuditInput) {
     return this.db.transaction(() => {
-      const r = this.db.prepare(INSERT_ENDPOINT_SQL(ph)).get(numbered(endpointValues(endpoint))) as Row;
+      const r = this.db.prepare(INSERT_ENDPOINT_SQL).get(numbered(endpointValues(endpoint))) as Row;
       appendAuditSync(this.db, this.key, audit);
       return toEndpoint(r);
     }).immediate();
@@ -48,8 +48,8 @@ export class SqliteWebhookStore implements WebhookStore {
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
     return this.db.transaction(() => {
       const rows = this.db.prepare(
-        `UPDATE webhook_deliveries SET lease_until = @p2, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE(ph)} ORDER BY next_attempt_at LIMIT @p3) RETURNING *`,
+        `UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE ${DUE_WHERE} ORDER BY next_attempt_at LIMIT $3) RETURNING *`,
       ).all(numbered([now, leaseUntil, limit])) as Row[];
       const endpoint = this.db.prepare('SELECT * FROM webhooks WHERE id = ?');
       return rows.map((r) => ({ delivery: toDelivery(r), endpoint: toEndpoint(endpoint.get(r.webhook_id) as Row) }));
@@ -57,7 +57,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async complete(outcome: DeliveryOutcome) {
-    return this.db.prepare(COMPLETE_SQL(ph)).run(numbered(outcomeValues(outcome))).changes > 0;
+    return this.db.prepare(COMPLETE_SQL).run(numbered(outcomeValues(outcome))).changes > 0;
   }
 
   async listDeliveries(clientId: string, webhookId: string, limit: number) {
@@ -66,6 +66,6 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async deliveryCounts(clientId: string, webhookId: string) {
-    return toDeliveryCounts(this.db.prepare(DELIVERY_COUNTS_SQL(ph)).all(numbered([clientId, webhookId])) as Row[]);
+    return toDeliveryCounts(this.db.prepare(DELIVERY_COUNTS_SQL).all(numbered([clientId, webhookId])) as Row[]);
   }
 }

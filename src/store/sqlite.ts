@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { sqliteMigrations } from './schema.js';
-import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, sqlitePlaceholder, traceListQuery, USAGE_SQL } from './queries.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, traceListQuery, USAGE_SQL } from './queries.js';
 import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
 import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
 import type { CommitReply, CommitRequest } from './sqlite-worker.js';
@@ -131,7 +131,7 @@ export class SqliteStore implements Store {
     // One attempt, without the lock retry: a held lock is reported now, not after the lock timeout.
     return this.writeHealth.check(async () => {
       try {
-        this.db.prepare(PROBE_SQL(sqlitePlaceholder)).run(numbered([Date.now()]));
+        this.db.prepare(PROBE_SQL).run(numbered([Date.now()]));
       } catch (err) {
         throw storeError(err);
       }
@@ -241,7 +241,7 @@ export class SqliteStore implements Store {
 
   async insertPak(input: NewPak, audit?: AuditInput) {
     return this.db.transaction(() => {
-      const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+      const r = this.one(INSERT_PAK_SQL, numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
       if (r && audit) appendAuditSync(this.db, this.auditKey, audit);
       return r ? toPak(r) : null;
     }).immediate();
@@ -249,8 +249,8 @@ export class SqliteStore implements Store {
 
   async rotatePak(input: NewPak & { expiresAt: number }, audit?: AuditInput) {
     return this.db.transaction(() => {
-      const previous = this.all(EXPIRE_PAKS_SQL(sqlitePlaceholder), numbered([input.expiresAt, input.now, input.clientId])).map(toPak);
-      const r = this.one(INSERT_PAK_SQL(sqlitePlaceholder), numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
+      const previous = this.all(EXPIRE_PAKS_SQL, numbered([input.expiresAt, input.now, input.clientId])).map(toPak);
+      const r = this.one(INSERT_PAK_SQL, numbered([input.id, input.clientId, input.keyHash, input.prefix, input.now]));
       if (audit) appendAuditSync(this.db, this.auditKey, audit);
       return { pak: toPak(r!), previous };
     }).immediate();
@@ -357,7 +357,7 @@ export class SqliteStore implements Store {
   }
 
   async listTraces(query: Parameters<Store['listTraces']>[0]) {
-    const { sql, params } = traceListQuery(query, sqlitePlaceholder);
+    const { sql, params } = traceListQuery(query);
     return this.all(sql, numbered(params)).map(toTrace);
   }
 
@@ -374,7 +374,7 @@ export class SqliteStore implements Store {
   }
 
   async usage(clientId: string, sinceDay: string, untilDay: string) {
-    return this.all(USAGE_SQL(sqlitePlaceholder), numbered([clientId, sinceDay, untilDay])).map(toUsage);
+    return this.all(USAGE_SQL, numbered([clientId, sinceDay, untilDay])).map(toUsage);
   }
 
   async publish(signal: StoreSignal) {

@@ -3,7 +3,7 @@
  * is pure: given the rows the report's transaction read, it decides every verdict and write, so
  * both engines pin, quarantine and cap the same way.
  */
-import type { Placeholder } from './queries.js';
+import { slots } from './queries.js';
 import {
   MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP,
   type DefinitionStatus, type NewToolsPolicy, type ReportInput, type ReportResult, type ToolChange, type ToolDefinition, type ToolRecord, type ToolVerdict,
@@ -36,27 +36,27 @@ export const toToolDefinition = (r: Row): ToolDefinition => ({
   decidedBy: strOrNull(r.decided_by),
 });
 
-export const UPSERT_TOOL_SQL = (ph: Placeholder): string =>
-  `INSERT INTO tools (client_id, name, pinned_id, last_seen_id, first_seen_at, last_seen_at) VALUES (${[1, 2, 3, 4, 5, 6].map(ph).join(', ')})
+export const UPSERT_TOOL_SQL =
+  `INSERT INTO tools (client_id, name, pinned_id, last_seen_id, first_seen_at, last_seen_at) VALUES (${slots(6)})
    ON CONFLICT (client_id, name) DO UPDATE SET pinned_id = excluded.pinned_id, last_seen_id = excluded.last_seen_id, last_seen_at = excluded.last_seen_at`;
 
 export const toolValues = (t: ToolRecord): unknown[] => [t.clientId, t.name, t.pinnedId, t.lastSeenId, t.firstSeenAt, t.lastSeenAt];
 
-export const UPSERT_DEFINITION_SQL = (ph: Placeholder): string =>
+export const UPSERT_DEFINITION_SQL =
   `INSERT INTO tool_definitions (id, client_id, name, hash, definition, status, first_seen_at, last_seen_at, decided_at, decided_by)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(ph).join(', ')})
+   VALUES (${slots(10)})
    ON CONFLICT (id) DO UPDATE SET status = excluded.status, last_seen_at = excluded.last_seen_at,
      decided_at = excluded.decided_at, decided_by = excluded.decided_by`;
 
 export const definitionValues = (d: ToolDefinition): unknown[] =>
   [d.id, d.clientId, d.name, d.hash, d.definition, d.status, d.firstSeenAt, d.lastSeenAt, d.decidedAt, d.decidedBy];
 
-export const CALL_COUNTS_SQL = (ph: Placeholder): string =>
-  `SELECT tool, count(*) AS n FROM traces WHERE client_id = ${ph(1)} AND started_at_us >= ${ph(2)} GROUP BY tool`;
+export const CALL_COUNTS_SQL =
+  `SELECT tool, count(*) AS n FROM traces WHERE client_id = $1 AND started_at_us >= $2 GROUP BY tool`;
 
-export const LIST_TOOLS_SQL = (ph: Placeholder): string => `SELECT * FROM tools WHERE client_id = ${ph(1)} ORDER BY name`;
-export const LIST_DEFINITIONS_SQL = (ph: Placeholder): string =>
-  `SELECT * FROM tool_definitions WHERE client_id = ${ph(1)} AND status <> 'superseded' ORDER BY name, first_seen_at, id`;
+export const LIST_TOOLS_SQL = `SELECT * FROM tools WHERE client_id = $1 ORDER BY name`;
+export const LIST_DEFINITIONS_SQL =
+  `SELECT * FROM tool_definitions WHERE client_id = $1 AND status <> 'superseded' ORDER BY name, first_seen_at, id`;
 
 /** What one report writes, and answers. */
 export interface ReportPlan extends ReportResult {

@@ -1,6 +1,6 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
+import { slots } from './queries.js';
 import type { GuardEventType } from './webhook-types.js';
-import type { Placeholder } from './queries.js';
 import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
 
 type Row = Record<string, unknown>;
@@ -34,40 +34,40 @@ export const toDelivery = (r: Row): WebhookDelivery => ({
   completedAt: numOrNull(r.completed_at),
 });
 
-export const INSERT_ENDPOINT_SQL = (ph: Placeholder): string =>
+export const INSERT_ENDPOINT_SQL =
   `INSERT INTO webhooks (id, client_id, url, format, events, secret_enc, enabled, created_at)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7, 8].map(ph).join(', ')}) RETURNING *`;
+   VALUES (${slots(8)}) RETURNING *`;
 
 export const endpointValues = (e: WebhookEndpoint): unknown[] =>
   [e.id, e.clientId, e.url, e.format, JSON.stringify(e.events), e.secretEnc, e.enabled ? 1 : 0, e.createdAt];
 
-export const INSERT_DELIVERY_SQL = (ph: Placeholder): string =>
+export const INSERT_DELIVERY_SQL =
   `INSERT INTO webhook_deliveries (id, webhook_id, client_id, event, payload, status, attempts, next_attempt_at, created_at)
-   VALUES (${ph(1)}, ${ph(2)}, ${ph(3)}, ${ph(4)}, ${ph(5)}, 'pending', 0, ${ph(6)}, ${ph(6)})`;
+   VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)`;
 
 export const deliveryValues = (d: NewDelivery): unknown[] => [d.id, d.webhookId, d.clientId, d.event, d.payload, d.createdAt];
 
 /** Due: pending, its next attempt time reached, and no live lease (a crashed sender's lease runs out). */
-export const DUE_WHERE = (ph: Placeholder): string =>
-  `status = 'pending' AND next_attempt_at <= ${ph(1)} AND (lease_until IS NULL OR lease_until <= ${ph(1)})`;
+export const DUE_WHERE =
+  `status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)`;
 
 /**
  * Only the current claim (same attempt number, still pending) records its outcome; a row dropped
  * from a full outbox while this attempt was in flight records it only if it was delivered.
  */
-export const COMPLETE_SQL = (ph: Placeholder): string =>
-  `UPDATE webhook_deliveries SET status = ${ph(1)}, next_attempt_at = ${ph(2)}, last_status_code = ${ph(3)}, last_error = ${ph(4)},
-     completed_at = ${ph(5)}, lease_until = NULL
-   WHERE id = ${ph(6)} AND attempts = ${ph(7)} AND (status = 'pending' OR (status = 'dropped' AND ${ph(1)} = 'delivered'))`;
+export const COMPLETE_SQL =
+  `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4,
+     completed_at = $5, lease_until = NULL
+   WHERE id = $6 AND attempts = $7 AND (status = 'pending' OR (status = 'dropped' AND $1 = 'delivered'))`;
 
 /** An endpoint's undelivered rows: its outbox. */
-export const OUTBOX_SIZE_SQL = (ph: Placeholder): string =>
-  `SELECT count(*) AS n FROM webhook_deliveries WHERE webhook_id = ${ph(1)} AND status = 'pending'`;
+export const OUTBOX_SIZE_SQL =
+  `SELECT count(*) AS n FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'pending'`;
 
-/** Drops an endpoint's `${ph(2)}` oldest undelivered rows, to keep its outbox at the limit. */
-export const DROP_OLDEST_SQL = (ph: Placeholder): string =>
-  `UPDATE webhook_deliveries SET status = 'dropped', completed_at = ${ph(3)}, lease_until = NULL, last_error = ${ph(4)}
-   WHERE id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ${ph(1)} AND status = 'pending' ORDER BY created_at, id LIMIT ${ph(2)})`;
+/** Drops an endpoint's `$2` oldest undelivered rows, to keep its outbox at the limit. */
+export const DROP_OLDEST_SQL =
+  `UPDATE webhook_deliveries SET status = 'dropped', completed_at = $3, lease_until = NULL, last_error = $4
+   WHERE id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'pending' ORDER BY created_at, id LIMIT $2)`;
 
 export const droppedReason = (limit: number): string =>
   `dropped: the endpoint had ${limit} undelivered deliveries (the outbox limit, PANOPTICON_WEBHOOK_OUTBOX_LIMIT); the oldest make way for newer events`;
@@ -75,8 +75,8 @@ export const droppedReason = (limit: number): string =>
 /** The endpoints that just got deliveries, once each, in a stable order. */
 export const endpointsOf = (deliveries: readonly NewDelivery[]): string[] => [...new Set(deliveries.map((d) => d.webhookId))].sort();
 
-export const DELIVERY_COUNTS_SQL = (ph: Placeholder): string =>
-  `SELECT status, count(*) AS n FROM webhook_deliveries WHERE client_id = ${ph(1)} AND webhook_id = ${ph(2)} GROUP BY status`;
+export const DELIVERY_COUNTS_SQL =
+  `SELECT status, count(*) AS n FROM webhook_deliveries WHERE client_id = $1 AND webhook_id = $2 GROUP BY status`;
 
 export function toDeliveryCounts(rows: readonly Row[]): DeliveryCounts {
   const counts: DeliveryCounts = { pending: 0, delivered: 0, failed: 0, dropped: 0 };

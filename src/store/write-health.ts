@@ -6,7 +6,6 @@
  * seen without waiting for traffic.
  */
 import { isStoreUnavailable } from './errors.js';
-import type { Placeholder } from './queries.js';
 import type { WriteState } from './types.js';
 
 export class WriteHealth {
@@ -41,5 +40,5 @@ export class WriteHealth {
 }
 
 /** The probe: one tiny upsert, so a full disk or a held lock shows at once. */
-export const PROBE_SQL = (placeholder: Placeholder) =>
-  `INSERT INTO health_probe (id, at) VALUES (1, ${placeholder(1)}) ON CONFLICT (id) DO UPDATE SET at = excluded.at`;
+export const PROBE_SQL =
+  `INSERT INTO health_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at`;
