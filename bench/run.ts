@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { readProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { renderReport } from './report.js';
 import { openStore } from '../src/store/index.js';
-import type { TraceRow } from '../src/store/types.js';
+import type { TraceRow } from '../src/store/types/store.js';
 import { freshLocation, TEST_AUDIT_KEY } from '../test/support/harness.js';
 import { uuidv7 } from '@panopticon/sdk';
 

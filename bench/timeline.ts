@@ -21,8 +21,8 @@ import autocannon from 'autocannon';
 import { issueOperatorToken } from '../src/accounts/service.js';
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
-import { traceListQuery } from '../src/store/queries.js';
-import type { TraceQuery, TraceRow, TraceStatus } from '../src/store/types.js';
+import { traceListQuery } from '../src/store/sql/common.js';
+import type { TraceQuery, TraceRow, TraceStatus } from '../src/store/types/store.js';
 import { rawSql, REPO_ROOT, tempDir, TEST_AUDIT_KEY, testConfig } from '../test/support/harness.js';
 
 const CLIENT = 'logi_0000000be7c4';

@@ -1,6 +1,6 @@
 /** Sign-up, sign-in and operator tokens. Expected failures are values; the routes map them to codes. */
 import type { ServerConfig } from '../config.js';
-import type { Account, Store } from '../store/types.js';
+import type { Account, Store } from '../store/types/store.js';
 import { displayPrefix, generateToken, hashSecret, newId, OPERATOR_TOKEN_PREFIX } from '../keys/tokens.js';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.js';
 

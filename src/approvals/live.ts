@@ -9,9 +9,9 @@
  * `expired`. Reads run one after another, so a later signal never reports an older state than an
  * earlier one, and a read happens only when a stream on this node watches that app.
  */
-import type { Approval } from '../store/approval-types.js';
-import { effectiveStatus } from '../store/approval-types.js';
-import type { Store } from '../store/types.js';
+import type { Approval } from '../store/types/approvals.js';
+import { effectiveStatus } from '../store/types/approvals.js';
+import type { Store } from '../store/types/store.js';
 
 export type InboxEvent =
   | { event: 'requested' | 'decided' | 'expired'; approval: Approval }

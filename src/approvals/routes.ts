@@ -17,8 +17,8 @@ import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/services.js';
-import { effectiveStatus, type Approval } from '../store/approval-types.js';
-import type { Grant } from '../store/guard-types.js';
+import { effectiveStatus, type Approval } from '../store/types/approvals.js';
+import type { Grant } from '../store/types/guard.js';
 import { ApprovalFeed, type InboxEvent } from './live.js';
 import { MAX_REMEMBER_SECONDS, MAX_WAIT_SECONDS } from './service.js';
 

@@ -8,10 +8,10 @@
  */
 import type { GuardEvent, GuardEvents } from '../guard/events.js';
 import { newId } from '../keys/tokens.js';
-import { effectiveStatus, type Approval, type Remember } from '../store/approval-types.js';
-import type { AuditInput, Grant } from '../store/guard-types.js';
-import type { Store } from '../store/types.js';
-import type { WebhookEndpoint } from '../store/webhook-types.js';
+import { effectiveStatus, type Approval, type Remember } from '../store/types/approvals.js';
+import type { AuditInput, Grant } from '../store/types/guard.js';
+import type { Store } from '../store/types/store.js';
+import type { WebhookEndpoint } from '../store/types/webhooks.js';
 import { deliveriesTo, webhookDeliveries } from '../webhooks/service.js';
 
 export const MAX_WAIT_SECONDS = 30;

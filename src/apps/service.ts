@@ -1,7 +1,7 @@
 /** Applications: each belongs to one operator account and is only ever looked up within it. */
 import crypto from 'node:crypto';
-import type { AuditInput } from '../store/guard-types.js';
-import type { App, Store } from '../store/types.js';
+import type { AuditInput } from '../store/types/guard.js';
+import type { App, Store } from '../store/types/store.js';
 
 /** `logi_` + 12 lowercase hex, as in the product page. */
 export function newClientId(): string {

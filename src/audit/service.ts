@@ -3,8 +3,8 @@
  * anchored outside the database) and sign its current head. What each check does and does not
  * detect: docs/security.md, "Audit log integrity".
  */
-import type { AuditEntry } from '../store/guard-types.js';
-import type { Store } from '../store/types.js';
+import type { AuditEntry } from '../store/types/guard.js';
+import type { Store } from '../store/types/store.js';
 import { checkAnchor, GENESIS_HASH, verifyChain, type VerifyResult } from '../crypto/audit-chain.js';
 import { openHead, signHead, type AuditHead } from './head.js';
 import type { AuditKey } from '../crypto/audit-key.js';

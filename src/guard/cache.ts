@@ -4,8 +4,8 @@
  * (PostgreSQL LISTEN/NOTIFY; in-process on SQLite), and reloaded after a short TTL anyway, so even
  * a lost notification cannot keep a kill switch off for long.
  */
-import type { Grant } from '../store/guard-types.js';
-import type { Store } from '../store/types.js';
+import type { Grant } from '../store/types/guard.js';
+import type { Store } from '../store/types/store.js';
 import { compilePolicy, type CompiledPolicy, type KillState } from './evaluate.js';
 import { EMPTY_POLICY, parseStoredDocument, type PolicyDocument } from './policy.js';
 

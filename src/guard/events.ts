@@ -3,7 +3,7 @@
  * delivery (an outbox with retries) and the console's live views subscribe here; a subscriber must
  * not throw or block, since publishers sit on request paths.
  */
-import type { GuardEventType } from '../store/webhook-types.js';
+import type { GuardEventType } from '../store/types/webhooks.js';
 
 export type GuardEvent =
   | { type: 'approval.requested'; clientId: string; approvalId: string; tool: string; userSub: string | null; reason: string; expiresAt: number }

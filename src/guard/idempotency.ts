@@ -15,8 +15,8 @@
  * `422 idempotency_key_reused`.
  */
 import crypto from 'node:crypto';
-import type { IdempotencyKey } from '../store/guard-types.js';
-import type { Store } from '../store/types.js';
+import type { IdempotencyKey } from '../store/types/guard.js';
+import type { Store } from '../store/types/store.js';
 import type { SignedRequest } from '../keys/signature.js';
 import { SIGNATURE_TOLERANCE_SECONDS } from '../keys/signature.js';
 import { canonicalJson } from './evaluate.js';

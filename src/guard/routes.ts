@@ -20,7 +20,7 @@ import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import type { Services } from '../http/services.js';
 import { newId } from '../keys/tokens.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
-import type { KillSwitch, StoredCheck } from '../store/guard-types.js';
+import type { KillSwitch, StoredCheck } from '../store/types/guard.js';
 import { depthOf } from '../traces/ingest.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { addRule, importPolicy, moveRule, removeRule, replaceRule, setDefaultEffect, setRuleEnabled, type Edit } from './edits.js';

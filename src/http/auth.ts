@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { App } from '../store/types.js';
+import type { App } from '../store/types/store.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { ApiError } from '../errors.js';
 import type { Services } from './services.js';

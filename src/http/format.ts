@@ -1,5 +1,5 @@
 /** JSON shapes of domain records as the API returns them (snake_case, RFC 3339 times). */
-import type { Account, App, Pak, StoredTrace } from '../store/types.js';
+import type { Account, App, Pak, StoredTrace } from '../store/types/store.js';
 import { formatMicros } from '../traces/ingest.js';
 
 /** RFC 3339 in UTC; null stays null (so a time that is always set types as a string). */

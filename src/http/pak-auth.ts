@@ -12,7 +12,7 @@ import { ApiError } from '../errors.js';
 import type { Services } from './services.js';
 import type { PakAuthResult } from '../keys/authenticator.js';
 import { requireSignature } from '../keys/signature.js';
-import type { PakAuthRecord } from '../store/types.js';
+import type { PakAuthRecord } from '../store/types/store.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

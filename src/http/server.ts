@@ -11,7 +11,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ServerConfig } from '../config.js';
 import { ApiError, ERRORS, errorBody, type ErrorCode } from '../errors.js';
-import type { Store } from '../store/types.js';
+import type { Store } from '../store/types/store.js';
 import { isStoreUnavailable } from '../store/errors.js';
 import { continueOnlyWhenWanted } from './expect-continue.js';
 import { createServices, type BuildOptions } from './services.js';

@@ -4,7 +4,7 @@
  * imports no route, so nothing that imports it depends on the routes.
  */
 import type { ServerConfig } from '../config.js';
-import type { Store } from '../store/types.js';
+import type { Store } from '../store/types/store.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
 import { TraceWriter } from '../traces/writer.js';
 import { ArgumentHasher } from '../guard/arguments-hash.js';
@@ -15,7 +15,7 @@ import { GuardEvents } from '../guard/events.js';
 import { loadServerKey, SecretBox } from '../crypto/secret-box.js';
 import { AuditKey } from '../crypto/audit-key.js';
 import { GroupCommit } from '../store/group-commit.js';
-import type { CheckRecord, RecordOutcome } from '../store/guard-types.js';
+import type { CheckRecord, RecordOutcome } from '../store/types/guard.js';
 import { DEFAULT_IDEMPOTENCY_SWEEP, IdempotencySweeper } from '../guard/idempotency.js';
 import { ApprovalService, DEFAULT_HITL_SETTINGS, type HitlSettings } from '../approvals/service.js';
 import { DEFAULT_WEBHOOK_SETTINGS, WebhookService, type WebhookSettings } from '../webhooks/service.js';

@@ -13,8 +13,8 @@
  */
 import crypto from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { Store } from '../store/types.js';
-import type { PakAuthRecord } from '../store/types.js';
+import type { Store } from '../store/types/store.js';
+import type { PakAuthRecord } from '../store/types/store.js';
 import { constantTimeEqualHex, hashSecret, isWellFormedToken, PAK_PREFIX } from './tokens.js';
 
 export type PakAuthResult =

@@ -7,7 +7,7 @@ import { ApiError } from '../errors.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
-import type { AppSecret } from '../store/secret-types.js';
+import type { AppSecret } from '../store/types/secrets.js';
 import { DEFAULT_SECRET_GRACE_MS, disableHmac, enableHmac, rotateSecret } from './hmac-service.js';
 import { emptyBodyIsEmptyObject } from '../http/validation.js';
 import { displayPrefix, SECRET_PREFIX } from './tokens.js';

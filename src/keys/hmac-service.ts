@@ -4,8 +4,8 @@
  * and never written to the audit log, which records ids only.
  */
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { AppSecret } from '../store/secret-types.js';
-import type { Store } from '../store/types.js';
+import type { AppSecret } from '../store/types/secrets.js';
+import type { Store } from '../store/types/store.js';
 import { generateToken, newId, SECRET_PREFIX } from './tokens.js';
 
 export const DEFAULT_SECRET_GRACE_MS = 24 * 3600_000;

@@ -1,5 +1,5 @@
 /** PAK lifecycle: issue (once), rotate with a grace period, revoke. The full key leaves only here. */
-import type { Pak, Store } from '../store/types.js';
+import type { Pak, Store } from '../store/types/store.js';
 import { displayPrefix, generateToken, hashSecret, newId, PAK_PREFIX } from './tokens.js';
 
 export const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;

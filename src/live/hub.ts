@@ -12,7 +12,7 @@
  * instead. Rows of the overlap are filtered out per stream by seq, so nothing is sent twice.
  * SQLite commits one at a time in seq order, so its overlap is zero.
  */
-import type { Store, StoredTrace, TraceStatus } from '../store/types.js';
+import type { Store, StoredTrace, TraceStatus } from '../store/types/store.js';
 
 /** How often every watched app is read while other nodes' commit signals cannot arrive. */
 const DEAF_POLL_MS = 250;

@@ -13,7 +13,7 @@ import { ApiError } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import { openEventStream } from '../http/sse.js';
 import type { Services } from '../http/services.js';
-import type { StoredTrace } from '../store/types.js';
+import type { StoredTrace } from '../store/types/store.js';
 import { traceJson } from '../http/format.js';
 import { LIMITS, TraceStatusSchema } from '../traces/schema.js';
 

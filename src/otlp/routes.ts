@@ -24,7 +24,7 @@ import type { Services } from '../http/services.js';
 import { bodyAjv } from '../http/validation.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
 import { verifyRawBody } from '../keys/signature.js';
-import type { TraceRow } from '../store/types.js';
+import type { TraceRow } from '../store/types/store.js';
 import { prepareTrace } from '../traces/ingest.js';
 import { LIMITS, TraceEvent } from '../traces/schema.js';
 import { decodeTraceRequest, encodeTraceResponse } from './decode.js';

@@ -17,8 +17,8 @@
  */
 import {
   TOO_MANY_PENDING, type CheckRecord, type RecordedCheck, type RecordOutcome, type StoredAnswer,
-} from './guard-types.js';
-import type { NewDelivery } from './webhook-types.js';
+} from './types/guard.js';
+import type { NewDelivery } from './types/webhooks.js';
 
 /** A pending approval as the plan needs it. */
 export interface PendingApproval {

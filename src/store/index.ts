@@ -1,10 +1,10 @@
 import type { StoreLocation } from '../config.js';
 import type { AuditKey } from '../crypto/audit-key.js';
-import { SqliteStore } from './sqlite.js';
-import type { Store } from './types.js';
-import type { ListenerOptions } from './pg-listener.js';
+import { SqliteStore } from './sqlite/store.js';
+import type { Store } from './types/store.js';
+import type { ListenerOptions } from './postgres/listener.js';
 
-export type { Store } from './types.js';
+export type { Store } from './types/store.js';
 
 /** Opens the engine the location names and brings its schema up to date. */
 export interface OpenStoreOptions {
@@ -25,7 +25,7 @@ export async function openStore(location: StoreLocation, options: OpenStoreOptio
   const store =
     location.engine === 'sqlite'
       ? new SqliteStore(location.file, options.auditKey, options.lockTimeoutMs, options.webhookOutboxLimit, options.commitBatch)
-      : new (await import('./postgres.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.auditKey, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
+      : new (await import('./postgres/store.js')).PostgresStore(location.url, location.schema, options.pgPoolSize ?? 10, options.auditKey, options.lockTimeoutMs, options.listener, options.webhookOutboxLimit);
   try {
     await store.migrate();
   } catch (err) {

@@ -6,7 +6,7 @@
  * seen without waiting for traffic.
  */
 import { isStoreUnavailable } from './errors.js';
-import type { WriteState } from './types.js';
+import type { WriteState } from './types/store.js';
 
 export class WriteHealth {
   private failure: { reason: string; since: number } | null = null;

@@ -17,7 +17,7 @@ import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import { pakRouteOptions } from '../http/pak-auth.js';
 import type { Services } from '../http/services.js';
-import type { ToolDefinition } from '../store/tool-types.js';
+import type { ToolDefinition } from '../store/types/tools.js';
 import { depthOf } from '../traces/ingest.js';
 import { CLIENT_ID_PATTERN } from '../traces/schema.js';
 import { canonicalDefinition, type ToolDefinitionInput } from './definition.js';

@@ -12,9 +12,9 @@
  */
 import type { GuardEvent, GuardEvents } from '../guard/events.js';
 import { newId } from '../keys/tokens.js';
-import type { AuditInput } from '../store/audit-types.js';
-import type { DecideToolResult, NewToolsPolicy, ReportResult, ToolChange, ToolDefinition, ToolRecord } from '../store/tool-types.js';
-import type { Store } from '../store/types.js';
+import type { AuditInput } from '../store/types/audit.js';
+import type { DecideToolResult, NewToolsPolicy, ReportResult, ToolChange, ToolDefinition, ToolRecord } from '../store/types/tools.js';
+import type { Store } from '../store/types/store.js';
 import { deliveriesTo } from '../webhooks/service.js';
 import { canonicalDefinition, definitionHash, type ToolDefinitionInput } from './definition.js';
 

@@ -2,7 +2,7 @@
  * Pure steps of ingestion, between "the body matched the schema" and "the row is committed":
  * bounds the schema cannot express (attribute depth and size), time normalisation, and the row.
  */
-import type { TraceRow } from '../store/types.js';
+import type { TraceRow } from '../store/types/store.js';
 import { LIMITS, type TraceEvent } from './schema.js';
 
 export interface FieldError {

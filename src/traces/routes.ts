@@ -26,7 +26,7 @@ import { ApiError, ERRORS, type ErrorCode } from '../errors.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
 import { bodyAjv, fieldErrors } from '../http/validation.js';
-import type { StoredTrace, TraceRow } from '../store/types.js';
+import type { StoredTrace, TraceRow } from '../store/types/store.js';
 import { parseRfc3339Micros, prepareTrace, timestampProblem, type FieldError } from './ingest.js';
 import { LIMITS, TraceAck, TraceBatch, TraceEvent, TraceStatusSchema } from './schema.js';
 import { pakRouteOptions } from '../http/pak-auth.js';

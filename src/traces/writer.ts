@@ -9,7 +9,7 @@
  */
 import { GroupCommit } from '../store/group-commit.js';
 import { StoreUnavailableError } from '../store/errors.js';
-import type { Store, TraceRow } from '../store/types.js';
+import type { Store, TraceRow } from '../store/types/store.js';
 
 export class TraceWriter {
   private readonly commits: GroupCommit<readonly TraceRow[], boolean[]>;

@@ -1,5 +1,5 @@
 /** Daily usage per application (UTC date of started_at), with totals over the range. */
-import type { Store, UsageRow } from '../store/types.js';
+import type { Store, UsageRow } from '../store/types/store.js';
 
 export const usageJson = (u: UsageRow) => ({
   date: u.day,

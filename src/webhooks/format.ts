@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { GuardEvent } from '../guard/events.js';
-import type { WebhookFormat } from '../store/webhook-types.js';
+import type { WebhookFormat } from '../store/types/webhooks.js';
 
 export function signatureHeader(secret: string, unixSeconds: number, url: string, body: string): string {
   const target = new URL(url);

@@ -7,7 +7,7 @@ import { GUARD_EVENT_TYPES } from '../guard/events.js';
 import { iso } from '../http/format.js';
 import { errorResponses } from '../http/openapi.js';
 import type { Services } from '../http/services.js';
-import type { WebhookDelivery, WebhookEndpoint } from '../store/webhook-types.js';
+import type { WebhookDelivery, WebhookEndpoint } from '../store/types/webhooks.js';
 
 const EventType = Type.Union(GUARD_EVENT_TYPES.map((t) => Type.Literal(t)));
 const FormatSchema = Type.Union([Type.Literal('json'), Type.Literal('slack')]);

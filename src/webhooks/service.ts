@@ -13,8 +13,8 @@ import { postWebhook, PrivateAddressError, privateUrlProblem } from './address.j
 import { GUARD_EVENT_TYPES, type GuardEvent, type GuardEvents, type GuardEventType } from '../guard/events.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { newId, randomBase62 } from '../keys/tokens.js';
-import type { Store } from '../store/types.js';
-import type { ClaimedDelivery, NewDelivery, WebhookEndpoint, WebhookFormat } from '../store/webhook-types.js';
+import type { Store } from '../store/types/store.js';
+import type { ClaimedDelivery, NewDelivery, WebhookEndpoint, WebhookFormat } from '../store/types/webhooks.js';
 import { deliveryBody, signatureHeader } from './format.js';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';

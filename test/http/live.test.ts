@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
-import type { Store, StoredTrace, StoreSignal } from '../../src/store/types.js';
+import type { Store, StoredTrace, StoreSignal } from '../../src/store/types/store.js';
 import { LiveHub } from '../../src/live/hub.js';
 import { SseClient } from '../support/sse.js';
 

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
-import type { CheckRecord } from '../../src/store/guard-types.js';
-import type { Store } from '../../src/store/types.js';
+import type { CheckRecord } from '../../src/store/types/guard.js';
+import type { Store } from '../../src/store/types/store.js';
 import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
 
 const now = 1_780_000_000_000;

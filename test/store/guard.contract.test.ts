@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { StoreLocation } from '../../src/config.js';
 import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
-import type { CheckRecord, IdempotencyClaim, RecordOutcome } from '../../src/store/guard-types.js';
+import type { CheckRecord, IdempotencyClaim, RecordOutcome } from '../../src/store/types/guard.js';
 import { openStore } from '../../src/store/index.js';
-import type { Store } from '../../src/store/types.js';
-import type { NewDelivery } from '../../src/store/webhook-types.js';
+import type { Store } from '../../src/store/types/store.js';
+import type { NewDelivery } from '../../src/store/types/webhooks.js';
 
 const APP = 'logi_00000000000a';
 const OTHER = 'logi_00000000000b';

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
-import type { AuditInput } from '../../src/store/guard-types.js';
+import type { AuditInput } from '../../src/store/types/guard.js';
 import { openStore } from '../../src/store/index.js';
-import type { Store } from '../../src/store/types.js';
+import type { Store } from '../../src/store/types/store.js';
 
 /** A store-level app creation with the audit entry it must carry (the apps service writes the real one). */
 function appCreated<T extends { clientId: string; now: number }>(input: T): [T, AuditInput] {

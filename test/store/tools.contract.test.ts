@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
-import type { AuditInput } from '../../src/store/audit-types.js';
+import type { AuditInput } from '../../src/store/types/audit.js';
 import { openStore } from '../../src/store/index.js';
-import { MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP, type ReportEffects, type ReportedTool, type ToolChange } from '../../src/store/tool-types.js';
-import type { Store } from '../../src/store/types.js';
-import type { NewDelivery } from '../../src/store/webhook-types.js';
+import { MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP, type ReportEffects, type ReportedTool, type ToolChange } from '../../src/store/types/tools.js';
+import type { Store } from '../../src/store/types/store.js';
+import type { NewDelivery } from '../../src/store/types/webhooks.js';
 
 const tool = (name: string, description: string): ReportedTool => ({ name, hash: `h:${name}:${description}`, definition: JSON.stringify({ name, description }) });
 

@@ -6,7 +6,7 @@
  */
 import { recordCheck } from '../../src/guard/service.js';
 import { newId } from '../../src/keys/tokens.js';
-import type { CheckRecord } from '../../src/store/guard-types.js';
+import type { CheckRecord } from '../../src/store/types/guard.js';
 import type { RunningServer } from './harness.js';
 
 export interface OpenApprovalOptions {

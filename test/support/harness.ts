@@ -15,7 +15,7 @@ import { loadServerKey } from '../../src/crypto/secret-box.js';
 import { buildServer } from '../../src/http/server.js';
 import { type BuildOptions, type Services } from '../../src/http/services.js';
 import { openStore, type OpenStoreOptions } from '../../src/store/index.js';
-import type { Store } from '../../src/store/types.js';
+import type { Store } from '../../src/store/types/store.js';
 
 const ALL_ENGINES = ['sqlite', 'postgres'] as const;
 export type Engine = (typeof ALL_ENGINES)[number];
@@ -61,7 +61,7 @@ export function freshLocation(engine: Engine): { location: StoreLocation; dbValu
     location: { engine, url: PG_URL, schema },
     dbValue: `${PG_URL}?schema=${schema}`,
     cleanup: async () => {
-      const { PostgresStore } = await import('../../src/store/postgres.js');
+      const { PostgresStore } = await import('../../src/store/postgres/store.js');
       const admin = new PostgresStore(PG_URL, schema, 2, TEST_AUDIT_KEY);
       await admin.dropSchema().finally(() => admin.close());
     },

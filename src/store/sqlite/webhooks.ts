@@ -1,11 +1,11 @@
 /** The webhook sub-store on SQLite. One process owns the file, so claiming needs no SKIP LOCKED. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { AuditInput } from './guard-types.js';
-import { numbered } from './queries.js';
-import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
-import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from './webhook-sql.js';
-import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from './webhook-types.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { AuditInput } from '../types/guard.js';
+import { numbered } from '../sql/common.js';
+import { appendAuditSync, insertDeliveriesSync } from './guard.js';
+import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from '../sql/webhooks.js';
+import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 /** The approval sub-store on PostgreSQL. Row locks make the decision compare-and-set safe across nodes. */
-import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from './approval-types.js';
-import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
-import type { AuditInput } from './guard-types.js';
-import { toGrant } from './guard-sql.js';
-import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from '../types/approvals.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
+import type { AuditInput } from '../types/guard.js';
+import { toGrant } from '../sql/guard.js';
+import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './guard.js';
 
 type Row = Record<string, unknown>;
 

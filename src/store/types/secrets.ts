@@ -6,7 +6,7 @@
  * it back to verify signatures, so it cannot be hashed like a PAK. The store never sees it in clear.
  * Every change carries an `AuditInput` appended in the same transaction.
  */
-import type { AuditInput } from './guard-types.js';
+import type { AuditInput } from './guard.js';
 
 export interface AppSecret {
   id: string;

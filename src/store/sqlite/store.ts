@@ -16,25 +16,25 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { sqliteMigrations } from './schema.js';
-import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, traceListQuery, USAGE_SQL } from './queries.js';
-import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import { configureSqlite, traceCommitter, type TraceCommit } from './sqlite-traces.js';
-import type { CommitReply, CommitRequest } from './sqlite-worker.js';
-import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { AuditInput } from './guard-types.js';
-import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './sqlite-guard.js';
-import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from './guard-sql.js';
-import { SqliteApprovalStore } from './sqlite-approvals.js';
-import { SqliteWebhookStore } from './sqlite-webhooks.js';
-import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
-import { SqliteSecretStore } from './sqlite-secrets.js';
-import { SqliteToolStore } from './sqlite-tools.js';
-import { withoutLockWaits } from './sqlite-locks.js';
-import { storeError } from './errors.js';
-import { PROBE_SQL, WriteHealth } from './write-health.js';
-import { DEFAULT_COMMIT_BATCH } from '../config.js';
+import { sqliteMigrations } from '../migrations/index.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, numbered, traceListQuery, USAGE_SQL } from '../sql/common.js';
+import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from '../sql/rows.js';
+import { configureSqlite, traceCommitter, type TraceCommit } from './traces.js';
+import type { CommitReply, CommitRequest } from './worker.js';
+import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from '../types/store.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { AuditInput } from '../types/guard.js';
+import { appendAuditSync, SqliteAuditStore, SqliteGuardStore } from './guard.js';
+import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from '../sql/guard.js';
+import { SqliteApprovalStore } from './approvals.js';
+import { SqliteWebhookStore } from './webhooks.js';
+import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from '../types/webhooks.js';
+import { SqliteSecretStore } from './secrets.js';
+import { SqliteToolStore } from './tools.js';
+import { withoutLockWaits } from './locks.js';
+import { storeError } from '../errors.js';
+import { PROBE_SQL, WriteHealth } from '../write-health.js';
+import { DEFAULT_COMMIT_BATCH } from '../../config.js';
 
 type Row = Record<string, unknown>;
 
@@ -320,7 +320,7 @@ export class SqliteStore implements Store {
 
   private commitWorker(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs, commitBatch: this.commitBatch }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { file: this.file, lockTimeoutMs: this.lockTimeoutMs, commitBatch: this.commitBatch }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     worker.on('message', (reply: CommitReply) => {
       const failure = 'error' in reply ? Object.assign(new Error(reply.error), { code: reply.code }) : null;
       if (failure !== null) this.writeHealth.failed(failure);

@@ -9,8 +9,8 @@
  * Retrying a whole method is safe because every method of the SQLite stores is one statement or
  * one transaction run synchronously: a failed attempt has changed nothing.
  */
-import { isBusy, StoreUnavailableError, storeError } from './errors.js';
-import type { WriteHealth } from './write-health.js';
+import { isBusy, StoreUnavailableError, storeError } from '../errors.js';
+import type { WriteHealth } from '../write-health.js';
 
 const FIRST_PAUSE_MS = 1;
 const LONGEST_PAUSE_MS = 25;

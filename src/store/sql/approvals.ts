@@ -1,6 +1,6 @@
 /** SQL and row mapping the approval sub-stores of both engines share. */
-import { slots } from './queries.js';
-import type { Approval, ApprovalQuery, DecideInput } from './approval-types.js';
+import { slots } from './common.js';
+import type { Approval, ApprovalQuery, DecideInput } from '../types/approvals.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

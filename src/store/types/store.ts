@@ -6,11 +6,11 @@
  * trace's `started_at` (RFC 3339 allows sub-millisecond precision and we keep it).
  */
 
-import type { ApprovalStore } from './approval-types.js';
-import type { AuditInput, AuditStore, GuardStore } from './guard-types.js';
-import type { WebhookStore } from './webhook-types.js';
-import type { SecretStore } from './secret-types.js';
-import type { ToolStore } from './tool-types.js';
+import type { ApprovalStore } from './approvals.js';
+import type { AuditInput, AuditStore, GuardStore } from './guard.js';
+import type { WebhookStore } from './webhooks.js';
+import type { SecretStore } from './secrets.js';
+import type { ToolStore } from './tools.js';
 
 export interface Account {
   id: string;

@@ -1,6 +1,6 @@
 /** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
-import { EXPIRE_FOR_ROTATION_SQL } from './queries.js';
-import type { AppSecret } from './secret-types.js';
+import { EXPIRE_FOR_ROTATION_SQL } from './common.js';
+import type { AppSecret } from '../types/secrets.js';
 
 type Row = Record<string, unknown>;
 

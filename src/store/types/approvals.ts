@@ -5,8 +5,8 @@
  * `expires_at`, so two operators (or two nodes) deciding at once get exactly one winner, and an
  * approval that has expired can no longer be approved.
  */
-import type { AuditInput, Grant } from './guard-types.js';
-import type { NewDelivery } from './webhook-types.js';
+import type { AuditInput, Grant } from './guard.js';
+import type { NewDelivery } from './webhooks.js';
 
 /** Stored states; a `pending` row past `expires_at` is reported as `expired` (see `effectiveStatus`). */
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';

@@ -3,11 +3,11 @@
  * is pure: given the rows the report's transaction read, it decides every verdict and write, so
  * both engines pin, quarantine and cap the same way.
  */
-import { slots } from './queries.js';
+import { slots } from './common.js';
 import {
   MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP,
   type DefinitionStatus, type NewToolsPolicy, type ReportInput, type ReportResult, type ToolChange, type ToolDefinition, type ToolRecord, type ToolVerdict,
-} from './tool-types.js';
+} from '../types/tools.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

@@ -1,5 +1,5 @@
 /** Maps database rows (snake_case, engine-typed) to domain records; shared by both engines. */
-import type { Account, App, OperatorToken, Pak, PakAuthRecord, StoredTrace, TraceStatus, UsageRow } from './types.js';
+import type { Account, App, OperatorToken, Pak, PakAuthRecord, StoredTrace, TraceStatus, UsageRow } from '../types/store.js';
 
 type Row = Record<string, unknown>;
 

@@ -9,8 +9,8 @@
  * operator approves it (it becomes the pin; the old pin is `superseded`) or rejects it. Every change
  * carries its audit entries, and the quarantines their webhook deliveries, in the same transaction.
  */
-import type { AuditInput } from './audit-types.js';
-import type { NewDelivery } from './webhook-types.js';
+import type { AuditInput } from './audit.js';
+import type { NewDelivery } from './webhooks.js';
 
 export type DefinitionStatus = 'pending' | 'approved' | 'rejected' | 'superseded';
 

@@ -3,9 +3,9 @@
  * enable/rotate/disable of one app (from any node) apply one after the other.
  */
 import type pg from 'pg';
-import { appendAuditTx, type PgDb } from './postgres-guard.js';
-import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from './secret-sql.js';
-import type { SecretStore } from './secret-types.js';
+import { appendAuditTx, type PgDb } from './guard.js';
+import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
+import type { SecretStore } from '../types/secrets.js';
 
 type Row = Record<string, unknown>;
 

@@ -5,7 +5,7 @@
  * LOCKED), and an outcome is recorded only by the claim that is still current, so a slow node
  * whose lease ran out cannot overwrite the result of the node that took over.
  */
-import type { AuditInput } from './audit-types.js';
+import type { AuditInput } from './audit.js';
 
 /** The governance events a webhook endpoint can subscribe to, as stored with each endpoint and delivery. */
 export type GuardEventType = 'approval.requested' | 'approval.decided' | 'approval.expired' | 'kill_switch.on' | 'kill_switch.off' | 'tool.changed';

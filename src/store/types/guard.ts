@@ -6,10 +6,10 @@
  * Governance changes carry an `AuditInput`, appended in the same transaction as the change, so the
  * log cannot miss a change that happened.
  */
-import type { NewDelivery } from './webhook-types.js';
-import type { AuditEntry, AuditInput } from './audit-types.js';
+import type { NewDelivery } from './webhooks.js';
+import type { AuditEntry, AuditInput } from './audit.js';
 
-export type { AuditEntry, AuditInput } from './audit-types.js';
+export type { AuditEntry, AuditInput } from './audit.js';
 
 export interface AuditStore {
   /** Appends a keyed entry (the store holds the chain key it was opened with). */

@@ -1,15 +1,15 @@
 /** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
 import {
   answerValues, approvalValues, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
   nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL,
-} from './guard-sql.js';
-import { appsOpening, earliest, keysByApp, planChecks } from './check-plan.js';
-import { numbered, slots } from './queries.js';
-import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from './webhook-sql.js';
-import type { NewDelivery } from './webhook-types.js';
+} from '../sql/guard.js';
+import { appsOpening, earliest, keysByApp, planChecks } from '../check-plan.js';
+import { numbered, slots } from '../sql/common.js';
+import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from '../sql/webhooks.js';
+import type { NewDelivery } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
 

@@ -6,22 +6,22 @@
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { postgresMigrations, TRACE_COLUMNS } from './schema.js';
-import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, traceListQuery, USAGE_SQL } from './queries.js';
-import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from './rows.js';
-import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from './types.js';
-import type { AuditKey } from '../crypto/audit-key.js';
-import { DEFAULT_LISTENER_OPTIONS, PgListener, type ListenerOptions } from './pg-listener.js';
-import type { AuditInput } from './guard-types.js';
-import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './postgres-guard.js';
-import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from './guard-sql.js';
-import { PostgresApprovalStore } from './postgres-approvals.js';
-import { PostgresWebhookStore } from './postgres-webhooks.js';
-import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from './webhook-types.js';
-import { PostgresSecretStore } from './postgres-secrets.js';
-import { PostgresToolStore } from './postgres-tools.js';
-import { storeError } from './errors.js';
-import { PROBE_SQL, WriteHealth } from './write-health.js';
+import { postgresMigrations, TRACE_COLUMNS } from '../migrations/index.js';
+import { EXPIRE_PAKS_SQL, INSERT_PAK_SQL, traceListQuery, USAGE_SQL } from '../sql/common.js';
+import { toAccount, toApp, toOperatorToken, toPak, toPakAuth, toTrace, toUsage } from '../sql/rows.js';
+import type { App, NewAccount, NewPak, Pak, SignalHealth, Store, StoreSignal, TraceRow } from '../types/store.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import { DEFAULT_LISTENER_OPTIONS, PgListener, type ListenerOptions } from './listener.js';
+import type { AuditInput } from '../types/guard.js';
+import { appendAuditTx, PostgresAuditStore, PostgresGuardStore, type PgDb } from './guard.js';
+import { sealUnkeyedInput, UNKEYED_TAILS_SQL } from '../sql/guard.js';
+import { PostgresApprovalStore } from './approvals.js';
+import { PostgresWebhookStore } from './webhooks.js';
+import { DEFAULT_WEBHOOK_OUTBOX_LIMIT } from '../types/webhooks.js';
+import { PostgresSecretStore } from './secrets.js';
+import { PostgresToolStore } from './tools.js';
+import { storeError } from '../errors.js';
+import { PROBE_SQL, WriteHealth } from '../write-health.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 /** What the store appends to an application's audit log, and what it reads back. */
-import type { ChainEntry } from '../crypto/audit-chain.js';
+import type { ChainEntry } from '../../crypto/audit-chain.js';
 
 export interface AuditInput {
   clientId: string;

@@ -1,14 +1,14 @@
 /** MCP tool pinning on SQLite. Each change is one immediate transaction, so reports and decisions of an app apply one at a time. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../crypto/audit-key.js';
-import { numbered } from './queries.js';
-import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import { numbered } from '../sql/common.js';
+import { appendAuditSync, insertDeliveriesSync } from './guard.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
   UPSERT_DEFINITION_SQL, UPSERT_TOOL_SQL,
-} from './tool-sql.js';
-import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from './tool-types.js';
-import type { AuditInput } from './audit-types.js';
+} from '../sql/tools.js';
+import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from '../types/tools.js';
+import type { AuditInput } from '../types/audit.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
-import { slots } from './queries.js';
-import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../crypto/audit-chain.js';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from './guard-types.js';
-import type { AnswerRow, CheckWrite, PendingApproval } from './check-plan.js';
+import { slots } from './common.js';
+import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../../crypto/audit-chain.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from '../types/guard.js';
+import type { AnswerRow, CheckWrite, PendingApproval } from '../check-plan.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

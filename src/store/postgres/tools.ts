@@ -3,13 +3,13 @@
  * approvals do), so two nodes reporting the same new tool, or a report racing an operator's
  * decision, apply one after the other.
  */
-import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './postgres-guard.js';
+import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './guard.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
   UPSERT_DEFINITION_SQL,
-} from './tool-sql.js';
-import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from './tool-types.js';
-import type { AuditInput } from './audit-types.js';
+} from '../sql/tools.js';
+import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from '../types/tools.js';
+import type { AuditInput } from '../types/audit.js';
 
 type Row = Record<string, unknown>;
 

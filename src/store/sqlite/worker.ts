@@ -17,9 +17,9 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { configureSqlite, traceCommitter } from './sqlite-traces.js';
-import { takeBatch, type BatchSource } from './group-commit.js';
-import type { TraceRow } from './types.js';
+import { configureSqlite, traceCommitter } from './traces.js';
+import { takeBatch, type BatchSource } from '../group-commit.js';
+import type { TraceRow } from '../types/store.js';
 
 export interface CommitRequest {
   id: number;

@@ -1,7 +1,7 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
-import { slots } from './queries.js';
-import type { GuardEventType } from './webhook-types.js';
-import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from './webhook-types.js';
+import { slots } from './common.js';
+import type { GuardEventType } from '../types/webhooks.js';
+import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

@@ -1,12 +1,12 @@
 /** The approval sub-store on SQLite: one immediate transaction per change, so a decision cannot interleave with another. */
 import type Database from 'better-sqlite3';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from './approval-types.js';
-import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from './approval-sql.js';
-import type { AuditInput } from './guard-types.js';
-import { toGrant } from './guard-sql.js';
-import { numbered } from './queries.js';
-import { appendAuditSync, insertDeliveriesSync } from './sqlite-guard.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from '../types/approvals.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
+import type { AuditInput } from '../types/guard.js';
+import { toGrant } from '../sql/guard.js';
+import { numbered } from '../sql/common.js';
+import { appendAuditSync, insertDeliveriesSync } from './guard.js';
 
 type Row = Record<string, unknown>;
 

@@ -3,7 +3,7 @@
  * SQLite reads `$1` as a named parameter called "1", so the same text runs on better-sqlite3 with
  * its values bound by name through `numbered`; no rewriting of the statement is needed.
  */
-import type { TraceQuery } from './types.js';
+import type { TraceQuery } from '../types/store.js';
 
 /** better-sqlite3's binding of a statement's `$1`, `$2`, …: `{ 1: first, 2: second, … }`. */
 export function numbered(params: readonly unknown[]): Record<string, unknown> {

@@ -1,15 +1,15 @@
 /** The guard and audit sub-stores on PostgreSQL. Audit appends lock the app row, so one app's chain grows one entry at a time across nodes. */
 import type pg from 'pg';
-import type { AuditKey } from '../crypto/audit-key.js';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from './guard-types.js';
+import type { AuditKey } from '../../crypto/audit-key.js';
+import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
 import {
   answerValues, approvalValues, asWritten, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
   INSERT_AUDIT_SQL, nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy,
   toStoredAnswer, ACTIVE_GRANTS_SQL,
-} from './guard-sql.js';
-import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from './check-plan.js';
-import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, OUTBOX_SIZE_SQL } from './webhook-sql.js';
-import type { NewDelivery } from './webhook-types.js';
+} from '../sql/guard.js';
+import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from '../check-plan.js';
+import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, OUTBOX_SIZE_SQL } from '../sql/webhooks.js';
+import type { NewDelivery } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
 

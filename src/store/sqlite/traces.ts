@@ -3,9 +3,9 @@
  * (sqlite-worker.ts) so both write exactly the same way.
  */
 import type Database from 'better-sqlite3';
-import { TRACE_COLUMNS } from './schema.js';
-import { numbered, USAGE_UPSERT_SQL } from './queries.js';
-import { usageIncrements, type TraceRow } from './types.js';
+import { TRACE_COLUMNS } from '../migrations/index.js';
+import { numbered, USAGE_UPSERT_SQL } from '../sql/common.js';
+import { usageIncrements, type TraceRow } from '../types/store.js';
 
 /** Connection settings every connection to the file uses; synchronous=FULL is what makes a returned commit durable. */
 export function configureSqlite(db: Database.Database, lockTimeoutMs: number): void {
