@@ -394,7 +394,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       '(the limiter still runs on every request), and one tenant with one PAK. Every 202/200 is sent after the commit containing its row returned.',
   );
   md.push('- CEILING: `bench/ceiling.ts`, a bare Fastify 5 route in its own process that validates the same body with the same TraceEvent schema through the same validatorCompiler and answers 202 with the same body: no auth, no rate limit, no store.');
-  md.push('- NAIVE: the full server with `ingestMode: per-request`: one durable single-row commit per request (for SQLite on the main connection, as the simplest design would).');
+  md.push('- NAIVE: the full server with its group commit replaced by `bench/naive-writer.ts`: one durable single-row commit per trace (for SQLite on the main thread, as the simplest design would).');
   md.push(`- Payload (${Buffer.byteLength(input.payload)} bytes), a fresh UUID per request:`);
   md.push('');
   md.push('  ```json');
@@ -417,7 +417,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
       'PostgreSQL\'s processes (which may also serve other users of the database), everything else (other users of the machine, kernel threads) and idle. ' +
       'Server CPU per trace divides the server\'s cores by traces/s.',
   );
-  md.push('- Rows/commit: trace transactions committed and their rows during the measured window, read by SIGUSR2 before and after: on SQLite the commit worker\'s own count (`store.traceCommitStats`, as it merges the writer\'s batches), on PostgreSQL the writer\'s (`services.writer.stats`).');
+  md.push('- Rows/commit: trace transactions committed and their rows during the measured window, read by SIGUSR2 before and after: on SQLite the commit worker\'s own count (`store.traces.commitStats`, as it merges the writer\'s batches), on PostgreSQL the writer\'s (`services.writer.stats`).');
   md.push('');
   md.push('## Results');
   md.push('');
@@ -472,7 +472,7 @@ export function renderReport(input: ReportInput): { markdown: string; console: s
     md.push('### SQLite store alone');
     md.push('');
     md.push(
-      'No HTTP: rows built in advance and committed through `SqliteStore.insertTraces` (the commit worker, synchronous=FULL) into a fresh file, ' +
+      'No HTTP: rows built in advance and committed through `store.traces.insert` on SQLite (the commit worker, synchronous=FULL) into a fresh file, ' +
         'alternating the kind of event_id, to show what the commit path alone sustains.',
     );
     md.push('');

@@ -508,7 +508,7 @@ function timeOrderedId(startMs: number, i: number): string {
 }
 
 /**
- * Commits `rows` traces straight through SqliteStore.insertTraces (the commit worker), in groups
+ * Commits `rows` traces straight through store.traces.insert on SQLite (the commit worker), in groups
  * of `perCommit` as batch ingest does, into a fresh file; rows are built before the clock starts.
  */
 async function storeProbe(ids: StoreProbe['ids'], rows: number, perCommit: number): Promise<StoreProbe> {
@@ -525,7 +525,7 @@ async function storeProbe(ids: StoreProbe['ids'], rows: number, perCommit: numbe
       });
     }
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < rows; i += perCommit) await store.insertTraces(all.slice(i, i + perCommit));
+    for (let i = 0; i < rows; i += perCommit) await store.traces.insert(all.slice(i, i + perCommit));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { ids, rows, rowsPerCommit: perCommit, tracesPerSec: rows / seconds };
   } finally {

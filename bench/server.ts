@@ -16,6 +16,7 @@
  */
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
+import { naiveTraceSink } from './naive-writer.js';
 import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../test/support/harness.js';
 
 type Mode = 'group-commit' | 'per-request';
@@ -39,11 +40,11 @@ async function main(): Promise<void> {
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { pakRateLimitPerSecond: 1_000_000_000, logLevel: 'silent' });
   const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize, commitBatch: config.commitBatchSize });
-  const { app, services } = await buildServer(config, store, { ingestMode: mode });
+  const { app, services } = await buildServer(config, store, mode === 'per-request' ? { traceSink: naiveTraceSink(location, config.lockTimeoutMs) } : {});
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);
   // SQLite's commit worker merges the writer's batches into fewer transactions: count those.
-  const stats = () => ({ ...(store.traceCommitStats ?? services.writer.stats) });
+  const stats = () => ({ ...(store.traces.commitStats ?? services.writer.stats) });
 
   process.on('SIGUSR2', () => line({ mark: true, hrtimeUs: hrtimeUs(), stats: stats() }));
 

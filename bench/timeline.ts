@@ -2,7 +2,7 @@
  * `npm run bench:timeline`: are the console's read endpoints fast on a big store?
  *
  * Loads 1,000,000 traces (900k in the measured app, 100k in another) into a fresh SQLite store
- * through the store's own insertTraces in batches of 2000, starts the real server on it in a child
+ * through the store's own traces.insert in batches of 2000, starts the real server on it in a child
  * process (so the load generator does not share its event loop), and measures with autocannon the
  * timeline (first page, by tool, by a rare tool, by status, by user_sub, a deep cursor page) and
  * usage (a year). Writes docs/benchmarks-console.md with p50/p99 latency, req/s, and the query plan
@@ -21,7 +21,7 @@ import autocannon from 'autocannon';
 import { issueOperatorToken } from '../src/accounts/service.js';
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
-import { traceListQuery } from '../src/store/sql/common.js';
+import { traceListQuery } from '../src/store/sql/traces.js';
 import type { TraceQuery, TraceRow, TraceStatus } from '../src/store/types/store.js';
 import { rawSql, REPO_ROOT, tempDir, TEST_AUDIT_KEY, testConfig } from '../test/support/harness.js';
 
@@ -90,12 +90,12 @@ async function main(): Promise<void> {
   const location = { engine: 'sqlite' as const, file };
   try {
     const store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
-    const created = await store.createAccount({ id: 'acct_bench', email: 'bench@example.com', passwordHash: 'x', now: Date.now() });
+    const created = await store.accounts.create({ id: 'acct_bench', email: 'bench@example.com', passwordHash: 'x', now: Date.now() });
     if (!created.ok) throw new Error(`bench account: ${created.reason}`);
     const { account } = created;
     for (const [clientId, name] of [[CLIENT, 'bench'], [OTHER, 'other']] as const) {
       const now = Date.now();
-      await store.createApp({ clientId, accountId: account.id, name, now }, { clientId, at: now, actor: 'system', action: 'app.create', target: clientId, before: null, after: { name } });
+      await store.apps.create({ clientId, accountId: account.id, name, now }, { clientId, at: now, actor: 'system', action: 'app.create', target: clientId, before: null, after: { name } });
     }
     const { token } = await issueOperatorToken(store, account.id, 'bench', Date.now());
     const t0 = Date.now();
@@ -103,12 +103,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < total; i += BATCH) {
       const rows: TraceRow[] = [];
       for (let k = i; k < Math.min(total, i + BATCH); k++) rows.push(makeRow(k, total));
-      await store.insertTraces(rows);
+      await store.traces.insert(rows);
     }
     const loadS = (Date.now() - t0) / 1000;
-    const appTraces = await store.countTraces(CLIENT);
+    const appTraces = await store.traces.count(CLIENT);
     // A cursor half way down the app's timeline: what "Load more" sends after many pages.
-    const mid = await store.listTraces({ clientId: CLIENT, limit: 1, untilUs: START_US + Math.floor(SPAN_DAYS / 2) * DAY_US });
+    const mid = await store.traces.list({ clientId: CLIENT, limit: 1, untilUs: START_US + Math.floor(SPAN_DAYS / 2) * DAY_US });
     const cursor = Buffer.from(`${mid[0]!.startedAtUs}.${mid[0]!.seq}`).toString('base64url');
     await store.close();
 

@@ -55,7 +55,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
   async function startSession(reply: FastifyReply, accountId: string) {
     const token = newSessionToken();
     const expiresAt = now() + config.sessionTtlMs;
-    await store.createSession({ tokenHash: hashSecret(token), accountId, now: now(), expiresAt });
+    await store.accounts.createSession({ tokenHash: hashSecret(token), accountId, now: now(), expiresAt });
     reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
       sameSite: 'strict',
@@ -103,8 +103,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
     onRequest: authenticated,
   }, async (request, reply) => {
     const op = operatorOf(request);
-    if (op.via === 'session') await store.deleteSession(op.credentialHash);
-    else await store.revokeOperatorToken(op.credentialHash, now());
+    if (op.via === 'session') await store.accounts.deleteSession(op.credentialHash);
+    else await store.accounts.revokeToken(op.credentialHash, now());
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return reply.code(204).send();
   });
@@ -133,7 +133,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
   }, async (request, reply) => {
     const op = operatorOf(request);
     if (op.via !== 'token') throw new ApiError('unauthenticated', 'Authenticate with the operator token to revoke it');
-    await store.revokeOperatorToken(op.credentialHash, now());
+    await store.accounts.revokeToken(op.credentialHash, now());
     return reply.code(204).send();
   });
 
@@ -142,7 +142,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
     onRequest: authenticated,
   }, async (request) => {
     const op = operatorOf(request);
-    const account = await store.findAccountById(op.accountId);
+    const account = await store.accounts.findById(op.accountId);
     if (account === null) throw new ApiError('unauthenticated');
     return { account: accountJson(account), via: op.via };
   });

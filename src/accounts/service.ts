@@ -13,14 +13,14 @@ export function normaliseEmail(email: string): string {
 export async function signUp(store: Store, config: Pick<ServerConfig, 'signup'>, email: string, password: string, now: number, scryptN: number): Promise<SignUpResult> {
   const closed = config.signup === 'closed';
   // Answered before the (deliberately slow) password hash; the store decides again atomically.
-  if (closed && (await store.countAccounts()) > 0) return { ok: false, code: 'signup_closed' };
+  if (closed && (await store.accounts.count()) > 0) return { ok: false, code: 'signup_closed' };
   const passwordHash = await hashPassword(password, scryptN);
-  const created = await store.createAccount({ id: newId('acct'), email: normaliseEmail(email), passwordHash, now, onlyIfFirst: closed });
+  const created = await store.accounts.create({ id: newId('acct'), email: normaliseEmail(email), passwordHash, now, onlyIfFirst: closed });
   return created.ok ? created : { ok: false, code: created.reason };
 }
 
 export async function checkCredentials(store: Store, email: string, password: string, scryptN: number): Promise<Account | null> {
-  const account = await store.findAccountByEmail(normaliseEmail(email));
+  const account = await store.accounts.findByEmail(normaliseEmail(email));
   // Verify against a decoy when the account is unknown, so response time does not reveal which emails exist.
   const ok = await verifyPassword(password, account?.passwordHash ?? (await decoyHash(scryptN)));
   return ok && account ? account : null;
@@ -28,7 +28,7 @@ export async function checkCredentials(store: Store, email: string, password: st
 
 export async function issueOperatorToken(store: Store, accountId: string, name: string, now: number) {
   const token = generateToken(OPERATOR_TOKEN_PREFIX);
-  const record = await store.createOperatorToken({
+  const record = await store.accounts.createToken({
     id: newId('tok'),
     tokenHash: hashSecret(token),
     accountId,

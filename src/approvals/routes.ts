@@ -164,7 +164,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<{ services: Services }> =
   async function ownedApproval(request: FastifyRequest & { params: Static<typeof ApprovalIdParams> }): Promise<Approval> {
     const { approval_id } = request.params;
     const approval = await store.approvals.get(approval_id);
-    if (approval === null || (await store.findApp(operatorOf(request).accountId, approval.clientId)) === null) throw new ApiError('approval_not_found');
+    if (approval === null || (await store.apps.find(operatorOf(request).accountId, approval.clientId)) === null) throw new ApiError('approval_not_found');
     return approval;
   }
 

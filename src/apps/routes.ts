@@ -39,7 +39,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
   app.get('/api/apps', {
     onRequest: authenticated,
     schema: { tags: ['apps'], summary: "The caller's applications", response: { 200: Type.Object({ apps: Type.Array(AppJson) }), ...errorResponses(401) } },
-  }, async (request) => ({ apps: (await store.listApps(operatorOf(request).accountId)).map(appJson) }));
+  }, async (request) => ({ apps: (await store.apps.list(operatorOf(request).accountId)).map(appJson) }));
 
   app.get('/api/apps/:client_id', {
     onRequest: authenticated,

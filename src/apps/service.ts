@@ -11,7 +11,7 @@ export function newClientId(): string {
 /** Creates the app; its audit log starts with `app.create`, written in the same transaction. */
 export async function createApp(store: Store, accountId: string, name: string, now: number, actor: string): Promise<App> {
   const clientId = newClientId();
-  return store.createApp(
+  return store.apps.create(
     { clientId, accountId, name, now },
     { clientId, at: now, actor, action: 'app.create', target: clientId, before: null, after: { name, panopticon_enabled: false } },
   );
@@ -40,7 +40,7 @@ export async function updateApp(
   actor: string,
   now: number,
 ): Promise<App | null> {
-  const app = await store.updateApp(accountId, clientId, patch, (before, after) => appChangeEntries(before, after, actor, now));
+  const app = await store.apps.update(accountId, clientId, patch, (before, after) => appChangeEntries(before, after, actor, now));
   // The enabled flag is part of every node's cached PAK decision.
   if (app !== null && patch.panopticonEnabled !== undefined) await store.publish({ kind: 'keys_changed', clientId });
   return app;

@@ -53,7 +53,7 @@ async function withEmails(store: Store, entries: AuditEntry[]) {
   const ids = [...new Set(entries.map((e) => e.actor).filter((a) => a.startsWith('account:')).map((a) => a.slice('account:'.length)))];
   const emails = new Map<string, string>();
   for (const id of ids) {
-    const account = await store.findAccountById(id);
+    const account = await store.accounts.findById(id);
     if (account !== null) emails.set(`account:${id}`, account.email);
   }
   return entries.map((e) => ({

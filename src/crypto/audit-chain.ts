@@ -10,7 +10,7 @@
  * - 2, keyed: HMAC-SHA256 under the audit chain key (src/crypto/audit-key.ts), which is derived from the
  *   server key and never stored. Every entry written now is keyed.
  * Unkeyed entries may only form a prefix that a keyed entry closes (the migration that keyed the
- * chain sealed every such log with an `audit.keyed` entry, src/store/schema.ts version 7): an
+ * chain sealed every such log with an `audit.keyed` entry, src/store/migrations/007-keyed-audit.ts): an
  * unkeyed entry after a keyed one, or a log that ends unkeyed, was written by someone without the
  * key.
  *

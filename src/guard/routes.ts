@@ -303,7 +303,7 @@ export const guardRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = as
     const sinceMs = t - body.since_hours * 3600_000;
     const [checks, traces] = await Promise.all([
       store.guard.recentChecks(owned.clientId, sinceMs, body.limit),
-      store.listTraces({ clientId: owned.clientId, limit: body.limit, sinceUs: sinceMs * 1000 }),
+      store.traces.list({ clientId: owned.clientId, limit: body.limit, sinceUs: sinceMs * 1000 }),
     ]);
     const samples: SimulationSample[] = [
       ...checks.map(checkSample),

@@ -53,7 +53,7 @@ export function requireOperator(services: Services) {
         throw new ApiError('unauthenticated', 'The Bearer value is not a well-formed operator token (pano_op_…)');
       }
       const hash = hashSecret(value.trim());
-      const token = await services.store.findOperatorToken(hash);
+      const token = await services.store.accounts.findToken(hash);
       if (token === null) throw new ApiError('unauthenticated', 'The operator token is unknown or revoked');
       request.operator = { accountId: token.accountId, via: 'token', credentialHash: hash };
       return;
@@ -61,7 +61,7 @@ export function requireOperator(services: Services) {
     const cookieValue = request.cookies[SESSION_COOKIE];
     if (cookieValue === undefined || cookieValue === '') throw new ApiError('unauthenticated');
     const hash = hashSecret(cookieValue);
-    const session = await services.store.findSession(hash, services.now());
+    const session = await services.store.accounts.findSession(hash, services.now());
     if (session === null) throw new ApiError('unauthenticated', 'The session has expired; sign in again');
     if (!SAFE_METHODS.has(request.method)) assertSameOrigin(request, services.config.secureCookies);
     request.operator = { accountId: session.accountId, via: 'session', credentialHash: hash };
@@ -111,7 +111,7 @@ export type ClientIdParams = Static<typeof ClientIdParams>;
  */
 export async function ownedApp(services: Services, request: FastifyRequest & { params: ClientIdParams }): Promise<App> {
   const { client_id } = request.params;
-  const app = await services.store.findApp(operatorOf(request).accountId, client_id);
+  const app = await services.store.apps.find(operatorOf(request).accountId, client_id);
   if (app === null) throw new ApiError('app_not_found', `No application ${client_id} in this account`);
   return app;
 }

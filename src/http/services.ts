@@ -6,7 +6,7 @@
 import type { ServerConfig } from '../config.js';
 import type { Store } from '../store/types/store.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
-import { TraceWriter } from '../traces/writer.js';
+import { TraceWriter, type CommittedListener, type TraceSink } from '../traces/writer.js';
 import { ArgumentHasher } from '../guard/arguments-hash.js';
 import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { LiveHub } from '../live/hub.js';
@@ -23,7 +23,8 @@ import { DEFAULT_WEBHOOK_SETTINGS, WebhookService, type WebhookSettings } from '
 export interface Services {
   config: ServerConfig;
   store: Store;
-  writer: TraceWriter;
+  /** Trace ingest's group commit. */
+  writer: TraceSink;
   paks: PakAuthenticator;
   /** Per-node cache of compiled policies, kill switches and grants. */
   guard: GuardCache;
@@ -54,8 +55,11 @@ export interface Services {
 
 export interface BuildOptions {
   now?: () => number;
-  /** The benchmark's naive baseline; never used in production. */
-  ingestMode?: 'group-commit' | 'per-request';
+  /**
+   * Replaces trace ingest's group commit (TraceWriter): only the benchmark does, to measure its
+   * naive baseline (bench/naive-writer.ts).
+   */
+  traceSink?: (store: Store, onCommitted: CommittedListener) => TraceSink;
   /** Tests shorten the expiry sweep. */
   hitl?: Partial<HitlSettings>;
   /** Tests shorten retries and backoff. */
@@ -136,7 +140,7 @@ export function createServices(config: ServerConfig, store: Store, options: Buil
   return {
     config,
     store,
-    writer: new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 8, 100_000, options.ingestMode, onCommitted),
+    writer: options.traceSink?.(store, onCommitted) ?? new TraceWriter(store, config.commitBatchSize, store.engine === 'postgres' ? 2 : 8, 100_000, onCommitted),
     paks: new PakAuthenticator(store, now, secrets),
     guard: new GuardCache(store, now),
     // One batch at a time on both engines, as check records have always committed.

@@ -94,7 +94,7 @@ export class PakAuthenticator {
   private async load(hash: string, now: number): Promise<PakAuthResult> {
     const generation = this.generation;
     const cacheable = !this.deaf;
-    const entry: CacheEntry = { record: await this.store.findPakForAuth(hash), loadedAt: now };
+    const entry: CacheEntry = { record: await this.store.keys.findForAuth(hash), loadedAt: now };
     if (entry.record?.hmacEnabled) this.signing.set(entry.record, await this.loadSigningKeys(entry.record.clientId, now));
     if (cacheable && generation === this.generation) {
       if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
@@ -128,7 +128,7 @@ export class PakAuthenticator {
     if (this.lastUsed.size === 0) return;
     const batch = new Map(this.lastUsed);
     this.lastUsed.clear();
-    await this.store.touchPaks(batch);
+    await this.store.keys.touch(batch);
   }
 
   async close(): Promise<void> {

@@ -38,7 +38,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
   }, async (request) => {
     const target = await ownedApp(services, request);
     const t = now();
-    return { paks: (await store.listPaks(target.clientId)).map((p) => pakJson(p, t)) };
+    return { paks: (await store.keys.list(target.clientId)).map((p) => pakJson(p, t)) };
   });
 
   app.post('/api/apps/:client_id/paks', {

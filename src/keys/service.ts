@@ -16,7 +16,7 @@ const keyView = (p: Pak) => ({ id: p.id, prefix: p.prefix, expires_at: p.expires
 
 export async function issuePak(store: Store, clientId: string, now: number, actor: string): Promise<IssueResult> {
   const { pak, input } = newPak(clientId, now);
-  const key = await store.insertPak(input, {
+  const key = await store.keys.insert(input, {
     clientId, at: now, actor, action: 'pak.issue', target: input.id, before: null, after: { id: input.id, prefix: input.prefix },
   });
   if (key === null) return { ok: false, code: 'pak_exists' };
@@ -26,7 +26,7 @@ export async function issuePak(store: Store, clientId: string, now: number, acto
 
 export async function rotatePak(store: Store, clientId: string, graceMs: number, now: number, actor: string) {
   const { pak, input } = newPak(clientId, now);
-  const { pak: key, previous } = await store.rotatePak({ ...input, expiresAt: now + graceMs }, {
+  const { pak: key, previous } = await store.keys.rotate({ ...input, expiresAt: now + graceMs }, {
     clientId, at: now, actor, action: 'pak.rotate', target: input.id, before: null,
     after: { id: input.id, prefix: input.prefix, grace_seconds: Math.round(graceMs / 1000) },
   });
@@ -35,7 +35,7 @@ export async function rotatePak(store: Store, clientId: string, graceMs: number,
 }
 
 export async function revokePaks(store: Store, clientId: string, now: number, actor: string, keyId?: string): Promise<Pak[]> {
-  const revoked = await store.revokePaks(clientId, now, keyId, (keys) => ({
+  const revoked = await store.keys.revoke(clientId, now, keyId, (keys) => ({
     clientId, at: now, actor, action: 'pak.revoke', target: keyId ?? null, before: null, after: keys.map(keyView),
   }));
   await store.publish({ kind: 'keys_changed', clientId });

@@ -12,7 +12,10 @@
  * instead. Rows of the overlap are filtered out per stream by seq, so nothing is sent twice.
  * SQLite commits one at a time in seq order, so its overlap is zero.
  */
-import type { Store, StoredTrace, TraceStatus } from '../store/types/store.js';
+import type { Store, StoredTrace, TraceStatus, TraceStore } from '../store/types/store.js';
+
+/** What the hub reads: the signals, and the traces after a seq. */
+export type LiveStore = Pick<Store, 'subscribe'> & { traces: Pick<TraceStore, 'after' | 'maxSeq'> };
 
 /** How often every watched app is read while other nodes' commit signals cannot arrive. */
 const DEAF_POLL_MS = 250;
@@ -70,7 +73,7 @@ export class LiveHub {
   private closed = false;
   private deafTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly store: Store, private readonly options: LiveHubOptions) {
+  constructor(private readonly store: LiveStore, private readonly options: LiveHubOptions) {
     this.coalesceMs = options.coalesceMs ?? 100;
     this.pageSize = options.pageSize ?? 500;
     this.now = options.now ?? Date.now;
@@ -112,7 +115,7 @@ export class LiveHub {
    * stream starts after, once the stream is registered; rows after it follow through `send`.
    */
   async subscribe(clientId: string, after: number | null, filter: LiveFilter, subscriber: LiveSubscriber): Promise<{ start: number; close: () => void }> {
-    const start = after ?? (await this.store.maxTraceSeq(clientId));
+    const start = after ?? (await this.store.traces.maxSeq(clientId));
     const stream: Stream = { subscriber, filter, start, seen: new Set(), cursor: start };
     let feed = this.feeds.get(clientId);
     if (feed === undefined) {
@@ -182,7 +185,7 @@ export class LiveHub {
     let maxSeq = feed.history.at(-1)?.maxSeq ?? from;
     try {
       for (;;) {
-        const rows = await this.store.tracesAfter(clientId, from, this.pageSize);
+        const rows = await this.store.traces.after(clientId, from, this.pageSize);
         for (const stream of streams) {
           if (!feed.streams.has(stream)) continue;
           const streamFrom = froms.get(stream)!;

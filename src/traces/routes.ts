@@ -181,7 +181,7 @@ const timelineRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async 
     };
     const sinceUs = bound('since', q.since);
     const untilUs = bound('until', q.until);
-    const traces = await services.store.listTraces({
+    const traces = await services.store.traces.list({
       clientId: target.clientId,
       limit: q.limit + 1,
       tool: q.tool,

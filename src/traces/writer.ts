@@ -11,7 +11,24 @@ import { GroupCommit } from '../store/group-commit.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { Store, TraceRow } from '../store/types/store.js';
 
-export class TraceWriter {
+/**
+ * What trace ingest writes through: TraceWriter below, or a replacement given to buildServer (the
+ * benchmark's naive baseline, bench/naive-writer.ts).
+ */
+export interface TraceSink {
+  /** Commits and rows written, for the benchmark's "where the time goes". */
+  readonly stats: { commits: number; rows: number };
+  /** Resolves with, per row, whether it was new; rejects with StoreUnavailableError. */
+  write(rows: readonly TraceRow[]): Promise<boolean[]>;
+  /** Waits until every queued row is committed (or failed). */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Called after each commit with the apps that got new traces (live views); must not throw. */
+export type CommittedListener = (clientIds: ReadonlySet<string>) => void;
+
+export class TraceWriter implements TraceSink {
   private readonly commits: GroupCommit<readonly TraceRow[], boolean[]>;
   private closed = false;
   /** Commits and rows written, for the benchmark's "where the time goes". */
@@ -22,10 +39,7 @@ export class TraceWriter {
     maxBatchRows: number,
     maxInFlight = 1,
     maxQueuedRows = 100_000,
-    /** `per-request` is the naive design (one durable commit per row), kept only as the benchmark's baseline. */
-    private readonly mode: 'group-commit' | 'per-request' = 'group-commit',
-    /** Called after each commit with the apps that got new traces (live views); must not throw. */
-    private readonly onCommitted?: (clientIds: ReadonlySet<string>) => void,
+    private readonly onCommitted?: CommittedListener,
   ) {
     this.commits = new GroupCommit((groups) => this.commitGroups(groups), {
       maxBatch: maxBatchRows,
@@ -45,14 +59,13 @@ export class TraceWriter {
   /** Resolves with, per row, whether it was new; rejects with StoreUnavailableError. */
   write(rows: readonly TraceRow[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('writer is shutting down'));
-    if (this.mode === 'per-request') return this.writeUnbatched(rows);
     return this.commits.write(rows);
   }
 
   private async commitGroups(groups: Array<readonly TraceRow[]>): Promise<boolean[][]> {
     try {
       const rows = groups.length === 1 ? groups[0]! : groups.flat();
-      const isNew = await this.store.insertTraces(rows);
+      const isNew = await this.store.traces.insert(rows);
       this.stats.commits++;
       this.stats.rows += rows.length;
       this.committed(rows, isNew);
@@ -67,21 +80,6 @@ export class TraceWriter {
     } catch (err) {
       throw new StoreUnavailableError(err instanceof Error ? err.message : String(err), { cause: err });
     }
-  }
-
-  private async writeUnbatched(rows: readonly TraceRow[]): Promise<boolean[]> {
-    const isNew: boolean[] = [];
-    try {
-      for (const row of rows) {
-        isNew.push(await this.store.insertTraceUnbatched(row));
-        this.committed([row], [isNew[isNew.length - 1]!]);
-        this.stats.commits++;
-        this.stats.rows++;
-      }
-    } catch (err) {
-      throw new StoreUnavailableError(err instanceof Error ? err.message : String(err), { cause: err });
-    }
-    return isNew;
   }
 
   /** Waits until every queued row is committed (or failed). */

@@ -20,7 +20,7 @@ export function addDays(day: string, days: number): string {
 }
 
 export async function usageReport(store: Store, clientId: string, since: string, until: string) {
-  const rows = (await store.usage(clientId, since, until)).map(usageJson);
+  const rows = (await store.traces.usage(clientId, since, until)).map(usageJson);
   const totals = { traces: 0, errors: 0, hitl_requests: 0, kill_switch: 0 };
   for (const r of rows) {
     totals.traces += r.traces;

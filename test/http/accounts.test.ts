@@ -38,7 +38,7 @@ for (const engine of ENGINES) {
     });
 
     it('passwords are stored as scrypt hashes, never as given', async () => {
-      const account = await server.store.findAccountByEmail('owner@example.com');
+      const account = await server.store.accounts.findByEmail('owner@example.com');
       assert.ok(account);
       assert.match(account.passwordHash, /^scrypt\$131072\$8\$1\$/);
       assert.equal(server.services.passwordScryptN, 2 ** 17);
@@ -55,7 +55,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(short.body.error.fields.map((f: { field: string }) => f.field), ['password']);
       const extra = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'y@example.com', password, admin: true } });
       assert.equal(extra.status, 400);
-      assert.equal(await server.store.findAccountByEmail('y@example.com'), null);
+      assert.equal(await server.store.accounts.findByEmail('y@example.com'), null);
     });
 
     it('login: wrong password and unknown email get the same 401', async () => {
@@ -132,7 +132,7 @@ describe('sign-up closed', () => {
     const res = await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'late@example.com', password } });
     assert.equal(res.status, 403);
     assert.equal(res.body.error.code, 'signup_closed');
-    assert.equal(await server.store.countAccounts(), 1);
+    assert.equal(await server.store.accounts.count(), 1);
   });
 });
 
@@ -151,7 +151,7 @@ for (const engine of ENGINES) {
       const statuses = answers.map((a) => a.status).sort();
       assert.deepEqual(statuses, [201, 403, 403, 403, 403, 403]);
       for (const a of answers.filter((x) => x.status === 403)) assert.equal(a.body.error.code, 'signup_closed');
-      assert.equal(await server.store.countAccounts(), 1);
+      assert.equal(await server.store.accounts.count(), 1);
     });
   });
 }

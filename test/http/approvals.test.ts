@@ -62,7 +62,7 @@ for (const engine of ENGINES) {
     it('approve: the agent sees who decided, when and why; audited; HITL usage counts the request, not the decision', async () => {
       const { approvalId } = await openApproval(server, t.clientId);
       const day = new Date().toISOString().slice(0, 10);
-      const hitlBefore = (await server.store.usage(t.clientId, day, day))[0]?.hitlRequests ?? 0;
+      const hitlBefore = (await server.store.traces.usage(t.clientId, day, day))[0]?.hitlRequests ?? 0;
       assert.ok(hitlBefore >= 1, 'opening an approval counts as a HITL request');
 
       const res = await decide(server.url, t.token, approvalId, 'approve', { comment: 'refund ok' });
@@ -81,7 +81,7 @@ for (const engine of ENGINES) {
       assert.ok(entry, 'approval.approve audited');
       assert.equal(entry.actor, seen.body.decided_by);
       assert.equal(JSON.parse(entry.after!).comment, 'refund ok');
-      assert.equal((await server.store.usage(t.clientId, day, day))[0]?.hitlRequests, hitlBefore, 'decisions leave the HITL count alone');
+      assert.equal((await server.store.traces.usage(t.clientId, day, day))[0]?.hitlRequests, hitlBefore, 'decisions leave the HITL count alone');
       assert.ok(events.some((e) => e.type === 'approval.decided' && e.approvalId === approvalId && e.status === 'approved'));
     });
 

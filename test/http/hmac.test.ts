@@ -41,7 +41,7 @@ for (const engine of ENGINES) {
     });
     after(() => server.close());
 
-    const count = () => server.store.countTraces(t.clientId);
+    const count = () => server.store.traces.count(t.clientId);
     const signedTrace = (s: string, overrides: Record<string, unknown> = {}) => {
       const raw = JSON.stringify(traceBody(t.clientId, overrides));
       return sendRaw(server.url, t.pak, '/panopticon/trace', raw, { 'x-panopticon-signature': header(s, 'POST', '/panopticon/trace', raw) });

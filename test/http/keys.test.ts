@@ -45,7 +45,7 @@ for (const engine of ENGINES) {
       assert.ok(isWellFormedToken(PAK_PREFIX, pak));
       assert.equal(pak.length, 'pano_pak_'.length + 38);
       assert.equal(res.body.prefix, pak.slice(0, 15));
-      const auth = await server.store.findPakForAuth(hashSecret(pak));
+      const auth = await server.store.keys.findForAuth(hashSecret(pak));
       assert.equal(auth?.keyId, res.body.id);
       const listed = await http(server.url, 'GET', `/api/apps/${t.clientId}/paks`, { token: t.token });
       assert.ok(!listed.text.includes(pak), 'the list never shows the key');

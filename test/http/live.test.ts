@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, postTrace, startServer, traceBody, type RunningServer, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
-import type { Store, StoredTrace, StoreSignal } from '../../src/store/types/store.js';
+import type { StoredTrace, StoreSignal } from '../../src/store/types/store.js';
 import { LiveHub } from '../../src/live/hub.js';
 import { SseClient } from '../support/sse.js';
 
@@ -234,12 +234,10 @@ class ScriptedStore {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
-  async tracesAfter(_clientId: string, afterSeq: number, limit: number) {
-    return this.visible.filter((t) => t.seq > afterSeq).sort((x, y) => x.seq - y.seq).slice(0, limit);
-  }
-  async maxTraceSeq() {
-    return Math.max(0, ...this.visible.map((t) => t.seq));
-  }
+  traces = {
+    after: async (_clientId: string, afterSeq: number, limit: number) => this.visible.filter((t) => t.seq > afterSeq).sort((x, y) => x.seq - y.seq).slice(0, limit),
+    maxSeq: async () => Math.max(0, ...this.visible.map((t) => t.seq)),
+  };
   commit(...seqs: number[]) {
     for (const seq of seqs) this.visible.push({ seq, clientId: 'logi_000000000001', eventId: `e${seq}`, tool: 't', scopeUsed: 's', status: 'ok', startedAtUs: 0, day: '2026-01-01', durationMs: 1, userSub: null, errorMessage: null, sessionId: null, attributes: null, keyId: 'pak_x', receivedAt: 0, checkId: null });
     for (const l of this.listeners) l({ kind: 'traces_committed', clientIds: ['logi_000000000001'] });
@@ -250,7 +248,7 @@ describe('live hub: commits visible out of seq order', () => {
   async function scenario(overlapMs: number) {
     const store = new ScriptedStore();
     let clock = 1_000_000;
-    const hub = new LiveHub(store as unknown as Store, { overlapMs, coalesceMs: 0, pageSize: 2, now: () => clock });
+    const hub = new LiveHub(store, { overlapMs, coalesceMs: 0, pageSize: 2, now: () => clock });
     const got: number[] = [];
     const settle = () => new Promise((r) => setTimeout(r, 20));
     store.commit(1, 2);

@@ -66,14 +66,14 @@ for (const engine of ENGINES) {
     });
 
     it("a PAK cannot write into another app, even naming that app's client_id", async () => {
-      const before = await server.store.countTraces(alice.clientId);
+      const before = await server.store.traces.count(alice.clientId);
       const res = await postTrace(server.url, mallory.pak, traceBody(alice.clientId));
       assert.equal(res.status, 403);
       assert.equal(res.body.error.code, 'client_id_mismatch');
       const batch = await http(server.url, 'POST', '/panopticon/traces', { token: mallory.pak, body: { traces: [traceBody(alice.clientId)] } });
       assert.equal(batch.status, 207);
       assert.equal(batch.body.results[0].error.code, 'client_id_mismatch');
-      assert.equal(await server.store.countTraces(alice.clientId), before);
+      assert.equal(await server.store.traces.count(alice.clientId), before);
     });
   });
 }

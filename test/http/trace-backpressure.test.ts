@@ -44,7 +44,7 @@ for (const engine of ENGINES) {
         assert.equal(r.body.error.retry_after_seconds, Number(r.headers.get('retry-after')));
       }
 
-      const stored = new Set((await server.store.listTraces({ clientId: a.clientId, limit: 1000 })).map((t) => t.eventId));
+      const stored = new Set((await server.store.traces.list({ clientId: a.clientId, limit: 1000 })).map((t) => t.eventId));
       const accepted = new Set(burstA.filter((_, i) => resA[i]!.status === 202).map((t) => t.event_id as string));
       assert.deepEqual([...stored].sort(), [...accepted].sort(), 'exactly the 202s are stored');
     });
@@ -95,7 +95,7 @@ for (const engine of ENGINES) {
     it('answers 503 store_unavailable with Retry-After when the write cannot get its lock, stores nothing, and recovers', { timeout: 30_000 }, async () => {
       const single = traceBody(t.clientId);
       const batch = [traceBody(t.clientId), traceBody(t.clientId, { status: 'error' })];
-      const before = await server.store.countTraces(t.clientId);
+      const before = await server.store.traces.count(t.clientId);
       const [one, many] = await whileLocked(() =>
         Promise.all([
           postTrace(server.url, t.pak, single),
@@ -104,7 +104,7 @@ for (const engine of ENGINES) {
       );
       assertUnavailable(one);
       assertUnavailable(many);
-      assert.equal(await server.store.countTraces(t.clientId), before, 'nothing was stored');
+      assert.equal(await server.store.traces.count(t.clientId), before, 'nothing was stored');
       const usage = await http(server.url, 'GET', `/api/apps/${t.clientId}/usage?since=2026-05-01&until=2026-05-31`, { token: t.token });
       assert.deepEqual(usage.body.rows, [], 'nor counted');
 

@@ -19,7 +19,7 @@ for (const engine of ENGINES) {
     after(() => server.close());
 
     const postBatch = (traces: unknown[], pak = tenant.pak) => http(server.url, 'POST', '/panopticon/traces', { body: { traces }, token: pak });
-    const stored = async () => new Map((await server.store.listTraces({ clientId: tenant.clientId, limit: 100_000 })).map((t) => [t.eventId, t]));
+    const stored = async () => new Map((await server.store.traces.list({ clientId: tenant.clientId, limit: 100_000 })).map((t) => [t.eventId, t]));
 
     it('answers 200 with one result per item, in input order, when none is rejected', async () => {
       const items = [traceBody(tenant.clientId), traceBody(tenant.clientId, { status: 'error' }), traceBody(tenant.clientId, { status: 'timeout' })];
@@ -74,7 +74,7 @@ for (const engine of ENGINES) {
       assert.equal(rows.size, before + 2);
       assert.ok(rows.has(fresh1.event_id as string) && rows.has(fresh2.event_id as string));
       for (const bad of [invalid, tooDeep]) assert.ok(!rows.has(bad.event_id as string));
-      assert.equal(await server.store.countTraces(other.clientId), 0, "nothing reached the other app's traces");
+      assert.equal(await server.store.traces.count(other.clientId), 0, "nothing reached the other app's traces");
     });
 
     it('an event_id twice in one batch: the first item wins, the later one is a duplicate', async () => {

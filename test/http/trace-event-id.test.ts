@@ -26,7 +26,7 @@ for (const engine of ENGINES) {
       assert.equal(batch.body.results[0].status, 'rejected');
       const check = await http(server.url, 'POST', '/panopticon/guard/check', { token: t.pak, body: { client_id: t.clientId, tool: 'hello', scope: 'agent:read', event_id: `urn:uuid:${id}` } });
       assert.equal(check.status, 400);
-      assert.equal(await server.store.countTraces(t.clientId), 0);
+      assert.equal(await server.store.traces.count(t.clientId), 0);
     });
 
     it('treats upper and lower case as one id: the second spelling is a duplicate', async () => {

@@ -17,7 +17,7 @@ for (const engine of ENGINES) {
     });
     after(() => server.close());
 
-    const count = () => server.store.countTraces(tenant.clientId);
+    const count = () => server.store.traces.count(tenant.clientId);
 
     it('answers 202 accepted, then 200 duplicate for the same event_id, storing one row', async () => {
       const body = traceBody(tenant.clientId);
@@ -27,7 +27,7 @@ for (const engine of ENGINES) {
       const again = await postTrace(server.url, tenant.pak, body);
       assert.equal(again.status, 200);
       assert.equal(again.text, `{"event_id":"${body.event_id as string}","status":"duplicate"}`);
-      const stored = await server.store.listTraces({ clientId: tenant.clientId, limit: 10 });
+      const stored = await server.store.traces.list({ clientId: tenant.clientId, limit: 10 });
       assert.equal(stored.filter((t) => t.eventId === body.event_id).length, 1);
     });
 
@@ -53,7 +53,7 @@ for (const engine of ENGINES) {
         attributes: { model: 'x', nested: { a: [1, 2] } },
       });
       assert.equal((await postTrace(server.url, tenant.pak, body)).status, 202);
-      const [row] = (await server.store.listTraces({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === body.event_id);
+      const [row] = (await server.store.traces.list({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === body.event_id);
       assert.ok(row);
       assert.equal(row.startedAtUs, Date.parse('2026-05-09T10:11:12.123Z') * 1000 + 456);
       assert.equal(row.day, '2026-05-09');
@@ -122,7 +122,7 @@ for (const engine of ENGINES) {
           ...good.slice(5).map((body) => postTrace(server.url, tenant.pak, body)),
         ]);
         assert.deepEqual(results.map((r) => r.status), Array(11).fill(202));
-        const [row] = (await server.store.listTraces({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === odd.event_id);
+        const [row] = (await server.store.traces.list({ clientId: tenant.clientId, limit: 500 })).filter((t) => t.eventId === odd.event_id);
         assert.equal(row?.tool, 'bad\ufffdtool');
       });
 

@@ -122,7 +122,7 @@ for (const engine of ENGINES) {
         assert.ok(expected.length >= 4, 'several days');
 
         // The same, from the raw rows: per day, and in total.
-        const raw = await server.store.listTraces({ clientId: app.clientId, limit: 100_000 });
+        const raw = await server.store.traces.list({ clientId: app.clientId, limit: 100_000 });
         assert.equal(raw.length, app.events.length, 'one row per distinct event_id');
         const inRange = raw.filter((r) => r.day >= SINCE && r.day <= UNTIL);
         for (const row of res.body.rows as Array<{ date: string; traces: number; errors: number }>) {

@@ -58,8 +58,8 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      for (const clientId of [APP, OTHER]) await store.createApp({ clientId, accountId: 'acct_1', name: clientId, now }, audit(clientId, 'app.create', clientId));
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      for (const clientId of [APP, OTHER]) await store.apps.create({ clientId, accountId: 'acct_1', name: clientId, now }, audit(clientId, 'app.create', clientId));
       await store.webhooks.create(
         { id: 'whk_a1', clientId: APP, url: 'http://127.0.0.1:9/x', format: 'json', events: ['approval.decided', 'approval.expired'], secretEnc: 'sealed', enabled: true, createdAt: now },
         audit(APP, 'webhook.create', 'whk_a1'),

@@ -28,8 +28,8 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      for (const clientId of [APP, OTHER]) await store.createApp({ clientId, accountId: 'acct_1', name: clientId, now }, entry(clientId, 'app.create', 0));
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      for (const clientId of [APP, OTHER]) await store.apps.create({ clientId, accountId: 'acct_1', name: clientId, now }, entry(clientId, 'app.create', 0));
     });
     after(async () => {
       await store.close();

@@ -68,8 +68,8 @@ for (const engine of ENGINES) {
       location = fresh.location;
       cleanup = fresh.cleanup;
       store = await openStore(location, { auditKey: TEST_AUDIT_KEY, webhookOutboxLimit: 3 });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      for (const clientId of [APP, OTHER]) await store.createApp({ clientId, accountId: 'acct_1', name: clientId, now }, { clientId: clientId, at: now, actor: 'system', action: 'app.create', target: clientId, before: null, after: null });
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      for (const clientId of [APP, OTHER]) await store.apps.create({ clientId, accountId: 'acct_1', name: clientId, now }, { clientId: clientId, at: now, actor: 'system', action: 'app.create', target: clientId, before: null, after: null });
       for (const id of ['whk_a', 'whk_b']) {
         await store.webhooks.create(
           { id, clientId: APP, url: 'http://127.0.0.1:9/x', format: 'json', events: ['approval.requested'], secretEnc: 'sealed', enabled: true, createdAt: now },
@@ -84,7 +84,7 @@ for (const engine of ENGINES) {
 
     it('the cap holds within one batch and across batches; refused checks are written as denies, opening nothing', async () => {
       const app = 'logi_0000000000c1';
-      await store.createApp({ clientId: app, accountId: 'acct_1', name: 'cap', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
+      await store.apps.create({ clientId: app, accountId: 'acct_1', name: 'cap', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
       const first = await store.guard.recordChecks([record(app), record(app), record(app, { approve: false }), record(app), record(app)]);
       assert.deepEqual(kinds(first), ['opened', 'opened', 'recorded', 'opened', 'refused']);
       const refused = first[4] as Extract<RecordOutcome, { kind: 'refused' }>;
@@ -98,7 +98,7 @@ for (const engine of ENGINES) {
       assert.ok(denied.every((c) => c.decision === 'deny' && c.approvalId === null));
       assert.equal((await store.approvals.list({ clientId: app, now, limit: 100, status: 'pending' })).length, 3);
       const day = new Date(now).toISOString().slice(0, 10);
-      assert.equal((await store.usage(app, day, day))[0]?.hitlRequests, 3, 'only opened requests count');
+      assert.equal((await store.traces.usage(app, day, day))[0]?.hitlRequests, 3, 'only opened requests count');
 
       // An expired pending request no longer counts; a decided one neither.
       assert.deepEqual(kinds(await store.guard.recordChecks([record(app, { createdAt: now + 60_000 })])), ['opened']);
@@ -107,7 +107,7 @@ for (const engine of ENGINES) {
 
     it('an identical pending request answers the check: same tool, scope, user, session and arguments hash, unexpired', async () => {
       const app = 'logi_0000000000c2';
-      await store.createApp({ clientId: app, accountId: 'acct_1', name: 'same', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
+      await store.apps.create({ clientId: app, accountId: 'acct_1', name: 'same', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
       const same = { argumentsHash: 'h' };
       const outcomes = await store.guard.recordChecks([record(app, same), record(app, same), record(app, { ...same, sessionId: null }), record(app, { ...same, scope: 'other' })]);
       assert.deepEqual(kinds(outcomes), ['opened', 'reused', 'opened', 'opened']);
@@ -128,7 +128,7 @@ for (const engine of ENGINES) {
 
     it('idempotency keys: the first stored key decides; a replay binds the other keys; another request is key_reused; nothing written for either', async () => {
       const app = 'logi_0000000000c3';
-      await store.createApp({ clientId: app, accountId: 'acct_1', name: 'keys', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
+      await store.apps.create({ clientId: app, accountId: 'acct_1', name: 'keys', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
       const first = record(app, { idempotency: claim(['key:a', 'sig:1'], 'H') });
       const outcomes = await store.guard.recordChecks([
         first,
@@ -186,7 +186,7 @@ for (const engine of ENGINES) {
 
     it('a check commit bounds the outbox too: the approvals it opens bring their deliveries, the oldest make way', async () => {
       const app = 'logi_0000000000c4';
-      await store.createApp({ clientId: app, accountId: 'acct_1', name: 'outbox', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
+      await store.apps.create({ clientId: app, accountId: 'acct_1', name: 'outbox', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
       await store.webhooks.create(
         { id: 'whk_c', clientId: app, url: 'http://127.0.0.1:9/x', format: 'json', events: ['approval.requested'], secretEnc: 'sealed', enabled: true, createdAt: now },
         { clientId: app, at: now, actor: 'test', action: 'webhook.create', target: 'whk_c', before: null, after: null },
@@ -200,7 +200,7 @@ for (const engine of ENGINES) {
 
     it('two writers racing on one database keep the cap, reuse one approval and answer one key', { skip: engine === 'sqlite' ? 'one process owns a SQLite file' : false }, async () => {
       const app = 'logi_0000000000c5';
-      await store.createApp({ clientId: app, accountId: 'acct_1', name: 'race', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
+      await store.apps.create({ clientId: app, accountId: 'acct_1', name: 'race', now }, { clientId: app, at: now, actor: 'system', action: 'app.create', target: app, before: null, after: null });
       const second = await openStore(location, { auditKey: TEST_AUDIT_KEY });
       try {
         const writers = [store, second];

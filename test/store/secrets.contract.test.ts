@@ -23,9 +23,9 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      await store.createApp(...appCreated({ clientId, accountId: 'acct_1', name: 'signed', now }));
-      await store.insertPak({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      await store.apps.create(...appCreated({ clientId, accountId: 'acct_1', name: 'signed', now }));
+      await store.keys.insert({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
     });
     after(async () => {
       await store.close();
@@ -38,8 +38,8 @@ for (const engine of ENGINES) {
       const first = await store.secrets.enableHmac({ clientId, secret: { id: 'sec_1', sealed: 'sealed-1' }, now, audit: audit('hmac.enable') });
       assert.deepEqual(first, { id: 'sec_1', clientId, sealed: 'sealed-1', createdAt: now, expiresAt: null, revokedAt: null });
       assert.equal(await store.secrets.enableHmac({ clientId, secret: { id: 'sec_y', sealed: 'y' }, now, audit: audit('hmac.enable') }), null);
-      assert.equal((await store.findPakForAuth('h1'))?.hmacEnabled, true);
-      assert.equal((await store.findApp('acct_1', clientId))?.hmacEnabled, true);
+      assert.equal((await store.keys.findForAuth('h1'))?.hmacEnabled, true);
+      assert.equal((await store.apps.find('acct_1', clientId))?.hmacEnabled, true);
       assert.deepEqual((await store.audit.list(clientId, { limit: 10 })).map((e) => e.action), ['app.create', 'hmac.enable']);
       assert.deepEqual((await store.secrets.listSecrets(clientId)).map((s) => s.id), ['sec_1']);
     });
@@ -61,7 +61,7 @@ for (const engine of ENGINES) {
     it('disable revokes what still works and turns it off, in one transaction with its audit entry', async () => {
       const revoked = await store.secrets.disableHmac({ clientId, now: now + 40, audit: (r) => ({ ...audit('hmac.disable'), after: r.map((s) => s.id) }) });
       assert.deepEqual(revoked?.map((s) => [s.id, s.revokedAt]), [['sec_4', now + 40]]);
-      assert.equal((await store.findPakForAuth('h1'))?.hmacEnabled, false);
+      assert.equal((await store.keys.findForAuth('h1'))?.hmacEnabled, false);
       assert.deepEqual(await store.secrets.activeSecrets(clientId, now + 41), []);
       const entries = await store.audit.list(clientId, { limit: 10 });
       assert.deepEqual(entries.map((e) => e.action), ['app.create', 'hmac.enable', 'hmac.rotate', 'hmac.rotate', 'hmac.rotate', 'hmac.disable']);
@@ -72,7 +72,7 @@ for (const engine of ENGINES) {
     it('a change whose audit entry fails is rolled back', async () => {
       const broken = { ...audit('hmac.enable'), clientId: 'logi_000000000000' };
       await assert.rejects(store.secrets.enableHmac({ clientId, secret: { id: 'sec_5', sealed: 's5' }, now: now + 50, audit: broken }));
-      assert.equal((await store.findPakForAuth('h1'))?.hmacEnabled, false);
+      assert.equal((await store.keys.findForAuth('h1'))?.hmacEnabled, false);
       assert.equal((await store.secrets.listSecrets(clientId)).some((s) => s.id === 'sec_5'), false);
     });
   });

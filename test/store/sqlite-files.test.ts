@@ -13,7 +13,7 @@ test('sqlite: a created data directory is 0700 and the database, WAL and shared-
   try {
     const store = new SqliteStore(file, TEST_AUDIT_KEY);
     await store.migrate();
-    await store.createAccount({ id: 'acc_1', email: 'a@example.com', passwordHash: 'x', now: Date.now() });
+    await store.accounts.create({ id: 'acc_1', email: 'a@example.com', passwordHash: 'x', now: Date.now() });
     const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
     assert.equal(mode(path.dirname(file)), '700');
     assert.equal(mode(file), '600');

@@ -49,7 +49,7 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      const { account } = ok(await store.createAccount({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now }));
+      const { account } = ok(await store.accounts.create({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now }));
       accountId = account!.id;
     });
     after(async () => {
@@ -59,41 +59,41 @@ for (const engine of ENGINES) {
 
     it('migrations are idempotent', async () => {
       await store.migrate();
-      assert.equal(await store.countAccounts(), 1);
+      assert.equal(await store.accounts.count(), 1);
     });
 
     it('the first account owns the install; later ones do not; emails are unique', async () => {
-      const first = await store.findAccountById(accountId);
+      const first = await store.accounts.findById(accountId);
       assert.equal(first?.isOwner, true);
-      const { account: second } = ok(await store.createAccount({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now }));
+      const { account: second } = ok(await store.accounts.create({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now }));
       assert.equal(second?.isOwner, false);
-      assert.deepEqual(await store.createAccount({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), { ok: false, reason: 'email_taken' });
+      assert.deepEqual(await store.accounts.create({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), { ok: false, reason: 'email_taken' });
     });
 
     it('sessions expire and can be deleted', async () => {
-      await store.createSession({ tokenHash: 's1', accountId, now, expiresAt: now + 1000 });
-      assert.equal((await store.findSession('s1', now))?.accountId, accountId);
-      assert.equal(await store.findSession('s1', now + 1000), null);
-      await store.deleteSession('s1');
-      assert.equal(await store.findSession('s1', now), null);
+      await store.accounts.createSession({ tokenHash: 's1', accountId, now, expiresAt: now + 1000 });
+      assert.equal((await store.accounts.findSession('s1', now))?.accountId, accountId);
+      assert.equal(await store.accounts.findSession('s1', now + 1000), null);
+      await store.accounts.deleteSession('s1');
+      assert.equal(await store.accounts.findSession('s1', now), null);
     });
 
     it('operator tokens are found by hash until revoked', async () => {
-      await store.createOperatorToken({ id: 'tok_1', tokenHash: 't1', accountId, prefix: 'pano_op_abc', name: 'cli', now });
-      assert.equal((await store.findOperatorToken('t1'))?.id, 'tok_1');
-      assert.equal(await store.revokeOperatorToken('t1', now), true);
-      assert.equal(await store.findOperatorToken('t1'), null);
-      assert.equal(await store.revokeOperatorToken('t1', now), false);
+      await store.accounts.createToken({ id: 'tok_1', tokenHash: 't1', accountId, prefix: 'pano_op_abc', name: 'cli', now });
+      assert.equal((await store.accounts.findToken('t1'))?.id, 'tok_1');
+      assert.equal(await store.accounts.revokeToken('t1', now), true);
+      assert.equal(await store.accounts.findToken('t1'), null);
+      assert.equal(await store.accounts.revokeToken('t1', now), false);
     });
 
     it('apps are scoped to their account', async () => {
-      await store.createApp(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
-      assert.equal((await store.findApp(accountId, 'logi_000000000001'))?.name, 'one');
-      assert.equal(await store.findApp('acct_2', 'logi_000000000001'), null);
+      await store.apps.create(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
+      assert.equal((await store.apps.find(accountId, 'logi_000000000001'))?.name, 'one');
+      assert.equal(await store.apps.find('acct_2', 'logi_000000000001'), null);
       const entry = (action: string): AuditInput => ({ clientId: 'logi_000000000001', at: now, actor: 'system', action, target: null, before: null, after: null });
-      assert.equal(await store.updateApp('acct_2', 'logi_000000000001', { name: 'stolen' }, () => [entry('app.rename')]), null);
+      assert.equal(await store.apps.update('acct_2', 'logi_000000000001', { name: 'stolen' }, () => [entry('app.rename')]), null);
       let seen: [boolean, boolean] | undefined;
-      const updated = await store.updateApp(accountId, 'logi_000000000001', { panopticonEnabled: true }, (b, a) => {
+      const updated = await store.apps.update(accountId, 'logi_000000000001', { panopticonEnabled: true }, (b, a) => {
         seen = [b.panopticonEnabled, a.panopticonEnabled];
         return [entry('app.enable')];
       });
@@ -102,75 +102,74 @@ for (const engine of ENGINES) {
       assert.deepEqual(seen, [false, true], 'the audit builder sees the row before and after the change');
       const log = await store.audit.list('logi_000000000001', { limit: 10 });
       assert.deepEqual(log.map((e) => [e.action, e.chain]), [['app.create', 2], ['app.enable', 2]], 'written with the change, keyed; nothing for the refused one');
-      assert.deepEqual((await store.listApps('acct_2')).map((a) => a.clientId), []);
+      assert.deepEqual((await store.apps.list('acct_2')).map((a) => a.clientId), []);
     });
 
     it('keys: one primary per app, rotation with grace, revocation', async () => {
       const clientId = 'logi_000000000002';
-      await store.createApp(...appCreated({ clientId, accountId, name: 'keys', now }));
-      const first = await store.insertPak({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
+      await store.apps.create(...appCreated({ clientId, accountId, name: 'keys', now }));
+      const first = await store.keys.insert({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
       assert.equal(first?.id, 'pak_1');
-      assert.equal(await store.insertPak({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
+      assert.equal(await store.keys.insert({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
 
-      const rotated = await store.rotatePak({ id: 'pak_2', clientId, keyHash: 'h2', prefix: 'p2', now: now + 10, expiresAt: now + 10 + 3600_000 });
+      const rotated = await store.keys.rotate({ id: 'pak_2', clientId, keyHash: 'h2', prefix: 'p2', now: now + 10, expiresAt: now + 10 + 3600_000 });
       assert.equal(rotated.pak.id, 'pak_2');
       assert.deepEqual(rotated.previous.map((p) => [p.id, p.expiresAt, p.revokedAt]), [['pak_1', now + 10 + 3600_000, null]]);
-      assert.deepEqual((await store.activePaks(clientId, now + 20)).map((p) => p.id).sort(), ['pak_1', 'pak_2']);
-      assert.deepEqual((await store.activePaks(clientId, now + 10 + 3600_000)).map((p) => p.id), ['pak_2']);
+      assert.deepEqual((await store.keys.active(clientId, now + 20)).map((p) => p.id).sort(), ['pak_1', 'pak_2']);
+      assert.deepEqual((await store.keys.active(clientId, now + 10 + 3600_000)).map((p) => p.id), ['pak_2']);
 
-      const auth = await store.findPakForAuth('h1');
+      const auth = await store.keys.findForAuth('h1');
       assert.equal(auth?.clientId, clientId);
       assert.equal(auth?.expiresAt, now + 10 + 3600_000);
 
       // A rotation with no grace revokes the others on the spot.
-      const immediate = await store.rotatePak({ id: 'pak_3', clientId, keyHash: 'h3', prefix: 'p3', now: now + 30, expiresAt: now + 30 });
+      const immediate = await store.keys.rotate({ id: 'pak_3', clientId, keyHash: 'h3', prefix: 'p3', now: now + 30, expiresAt: now + 30 });
       assert.deepEqual(immediate.previous.map((p) => p.id).sort(), ['pak_1', 'pak_2']);
       assert.ok(immediate.previous.every((p) => p.revokedAt === now + 30));
-      assert.deepEqual((await store.activePaks(clientId, now + 31)).map((p) => p.id), ['pak_3']);
+      assert.deepEqual((await store.keys.active(clientId, now + 31)).map((p) => p.id), ['pak_3']);
 
-      const revoked = await store.revokePaks(clientId, now + 40);
+      const revoked = await store.keys.revoke(clientId, now + 40);
       assert.deepEqual(revoked.map((p) => p.id), ['pak_3']);
-      assert.equal((await store.findPakForAuth('h3'))?.revokedAt, now + 40);
-      assert.equal(await store.findPakForAuth('nope'), null);
+      assert.equal((await store.keys.findForAuth('h3'))?.revokedAt, now + 40);
+      assert.equal(await store.keys.findForAuth('nope'), null);
 
-      await store.touchPaks(new Map([['pak_3', now + 50]]));
-      assert.equal((await store.listPaks(clientId)).find((p) => p.id === 'pak_3')?.lastUsedAt, now + 50);
+      await store.keys.touch(new Map([['pak_3', now + 50]]));
+      assert.equal((await store.keys.list(clientId)).find((p) => p.id === 'pak_3')?.lastUsedAt, now + 50);
     });
 
-    it('insertTraces reports which rows were new, first occurrence wins, and counts usage once', async () => {
+    it('traces.insert reports which rows were new, first occurrence wins, and counts usage once', async () => {
       const clientId = 'logi_000000000003';
-      await store.createApp(...appCreated({ clientId, accountId, name: 'traces', now }));
+      await store.apps.create(...appCreated({ clientId, accountId, name: 'traces', now }));
       const a = row(clientId);
       const b = row(clientId, { status: 'error', day: '2026-05-10', startedAtUs: Date.parse('2026-05-10T00:00:00Z') * 1000 });
-      assert.deepEqual(await store.insertTraces([a, b, { ...a }]), [true, true, false]);
-      assert.deepEqual(await store.insertTraces([a, row(clientId, { status: 'timeout' })]), [false, true]);
-      assert.equal(await store.countTraces(clientId), 3);
-      const usage = await store.usage(clientId, '2026-05-01', '2026-05-31');
+      assert.deepEqual(await store.traces.insert([a, b, { ...a }]), [true, true, false]);
+      assert.deepEqual(await store.traces.insert([a, row(clientId, { status: 'timeout' })]), [false, true]);
+      assert.equal(await store.traces.count(clientId), 3);
+      const usage = await store.traces.usage(clientId, '2026-05-01', '2026-05-31');
       assert.deepEqual(usage, [
         { day: '2026-05-09', traces: 2, errors: 1, hitlRequests: 0, killSwitch: 0 },
         { day: '2026-05-10', traces: 1, errors: 1, hitlRequests: 0, killSwitch: 0 },
       ]);
-      assert.equal(await store.insertTraceUnbatched(a), false);
-      assert.equal(await store.insertTraceUnbatched(row(clientId)), true);
+      assert.deepEqual(await store.traces.insert([a]), [false], 'a resend alone is not new either');
     });
 
     it('the same event_id in two apps is two traces', async () => {
-      await store.createApp(...appCreated({ clientId: 'logi_000000000004', accountId, name: 'x', now }));
-      await store.createApp(...appCreated({ clientId: 'logi_000000000005', accountId, name: 'y', now }));
+      await store.apps.create(...appCreated({ clientId: 'logi_000000000004', accountId, name: 'x', now }));
+      await store.apps.create(...appCreated({ clientId: 'logi_000000000005', accountId, name: 'y', now }));
       const eventId = crypto.randomUUID();
       assert.deepEqual(
-        await store.insertTraces([row('logi_000000000004', { eventId }), row('logi_000000000005', { eventId })]),
+        await store.traces.insert([row('logi_000000000004', { eventId }), row('logi_000000000005', { eventId })]),
         [true, true],
       );
     });
 
     it('lists traces newest first with filters and a keyset cursor', async () => {
       const clientId = 'logi_000000000006';
-      await store.createApp(...appCreated({ clientId, accountId, name: 'list', now }));
+      await store.apps.create(...appCreated({ clientId, accountId, name: 'list', now }));
       const base = Date.parse('2026-06-01T00:00:00Z') * 1000;
       const rows = Array.from({ length: 7 }, (_, i) => row(clientId, { startedAtUs: base + (i % 3) * 1000, tool: i % 2 ? 'odd' : 'even', userSub: `u${i % 2}` }));
-      await store.insertTraces(rows);
-      const all = await store.listTraces({ clientId, limit: 100 });
+      await store.traces.insert(rows);
+      const all = await store.traces.list({ clientId, limit: 100 });
       assert.equal(all.length, 7);
       for (let i = 1; i < all.length; i++) {
         const [p, c] = [all[i - 1]!, all[i]!];
@@ -179,36 +178,36 @@ for (const engine of ENGINES) {
       const pages: string[] = [];
       let before: { startedAtUs: number; seq: number } | undefined;
       for (;;) {
-        const page = await store.listTraces({ clientId, limit: 3, before });
+        const page = await store.traces.list({ clientId, limit: 3, before });
         pages.push(...page.map((t) => t.eventId));
         if (page.length < 3) break;
         const last = page[page.length - 1]!;
         before = { startedAtUs: last.startedAtUs, seq: last.seq };
       }
       assert.deepEqual(pages, all.map((t) => t.eventId));
-      assert.equal((await store.listTraces({ clientId, limit: 100, tool: 'odd' })).length, 3);
-      assert.equal((await store.listTraces({ clientId, limit: 100, userSub: 'u0' })).length, 4);
-      assert.equal((await store.listTraces({ clientId, limit: 100, sinceUs: base + 1000, untilUs: base + 2000 })).length, 2);
-      assert.equal((await store.listTraces({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
+      assert.equal((await store.traces.list({ clientId, limit: 100, tool: 'odd' })).length, 3);
+      assert.equal((await store.traces.list({ clientId, limit: 100, userSub: 'u0' })).length, 4);
+      assert.equal((await store.traces.list({ clientId, limit: 100, sinceUs: base + 1000, untilUs: base + 2000 })).length, 2);
+      assert.equal((await store.traces.list({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
     });
 
     it('tracesAfter reads one app after a seq, ascending and bounded; maxTraceSeq is its latest', async () => {
       const clientId = 'logi_000000000007';
       const other = 'logi_000000000008';
-      await store.createApp(...appCreated({ clientId, accountId, name: 'live', now }));
-      await store.createApp(...appCreated({ clientId: other, accountId, name: 'other', now }));
-      assert.equal(await store.maxTraceSeq(clientId), 0);
-      assert.deepEqual(await store.tracesAfter(clientId, 0, 10), []);
+      await store.apps.create(...appCreated({ clientId, accountId, name: 'live', now }));
+      await store.apps.create(...appCreated({ clientId: other, accountId, name: 'other', now }));
+      assert.equal(await store.traces.maxSeq(clientId), 0);
+      assert.deepEqual(await store.traces.after(clientId, 0, 10), []);
       // Interleaved with another app, and started_at going backwards: order is by seq, not time.
       const rows = Array.from({ length: 6 }, (_, i) => row(i % 2 ? other : clientId, { startedAtUs: (Date.parse('2026-06-01T00:00:00Z') - i * 1000) * 1000 }));
-      await store.insertTraces(rows);
-      const mine = await store.tracesAfter(clientId, 0, 10);
+      await store.traces.insert(rows);
+      const mine = await store.traces.after(clientId, 0, 10);
       // Within one commit the engine picks the seq order (PostgreSQL sorts rows by event_id to lock in one order).
       assert.deepEqual(mine.map((t) => t.eventId).sort(), [rows[0]!, rows[2]!, rows[4]!].map((r) => r.eventId).sort());
       assert.ok(mine[0]!.seq < mine[1]!.seq && mine[1]!.seq < mine[2]!.seq);
-      assert.equal(await store.maxTraceSeq(clientId), mine[2]!.seq);
-      assert.deepEqual((await store.tracesAfter(clientId, mine[0]!.seq, 1)).map((t) => t.seq), [mine[1]!.seq]);
-      assert.deepEqual(await store.tracesAfter(clientId, mine[2]!.seq, 10), []);
+      assert.equal(await store.traces.maxSeq(clientId), mine[2]!.seq);
+      assert.deepEqual((await store.traces.after(clientId, mine[0]!.seq, 1)).map((t) => t.seq), [mine[1]!.seq]);
+      assert.deepEqual(await store.traces.after(clientId, mine[2]!.seq, 10), []);
     });
 
     it('a signal has reached this node\'s subscribers when publish returns, once', async () => {
@@ -255,8 +254,8 @@ describe('SQLite trace commits run on a worker thread', () => {
     const fresh = freshLocation('sqlite');
     cleanup = fresh.cleanup;
     store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-    const { account } = ok(await store.createAccount({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
-    await store.createApp(...appCreated({ clientId, accountId: account!.id, name: 'w', now: 1 }));
+    const { account } = ok(await store.accounts.create({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
+    await store.apps.create(...appCreated({ clientId, accountId: account!.id, name: 'w', now: 1 }));
   });
   after(async () => {
     await store.close();
@@ -264,46 +263,46 @@ describe('SQLite trace commits run on a worker thread', () => {
   });
 
   it('the event loop keeps turning while a commit is in flight', async () => {
-    await store.insertTraces([row(clientId)]);
+    await store.traces.insert([row(clientId)]);
     let turned = false;
     setImmediate(() => (turned = true));
     // A commit on the main thread would finish (fsync included) before the loop could turn.
-    assert.deepEqual(await store.insertTraces([row(clientId), row(clientId)]), [true, true]);
+    assert.deepEqual(await store.traces.insert([row(clientId), row(clientId)]), [true, true]);
     assert.equal(turned, true);
   });
 
   it('batches posted while a commit runs ride the next one together; each caller gets its own rows\' answers, duplicates across callers included', async () => {
-    const sqlite = store as unknown as { traceCommitStats: { commits: number; rows: number } };
-    await store.insertTraces([row(clientId)]);
-    const before = { ...sqlite.traceCommitStats };
-    const stored = await store.countTraces(clientId);
+    const stats = store.traces.commitStats!;
+    await store.traces.insert([row(clientId)]);
+    const before = { ...stats };
+    const stored = await store.traces.count(clientId);
     const shared = row(clientId);
     // 40 callers at once, 3 rows each; caller 0 and caller 25 both carry `shared`.
     const batches = Array.from({ length: 40 }, (_, i) => [row(clientId), i === 0 || i === 25 ? shared : row(clientId), row(clientId)]);
-    const answers = await Promise.all(batches.map((b) => store.insertTraces(b)));
+    const answers = await Promise.all(batches.map((b) => store.traces.insert(b)));
     answers.forEach((a, i) => assert.deepEqual(a, [true, i !== 25, true], `caller ${i}`));
-    const commits = sqlite.traceCommitStats.commits - before.commits;
-    assert.equal(sqlite.traceCommitStats.rows - before.rows, 120);
+    const commits = stats.commits - before.commits;
+    assert.equal(stats.rows - before.rows, 120);
     assert.ok(commits >= 1 && commits < 40, `40 batches in ${commits} transactions`);
-    assert.equal(await store.countTraces(clientId), stored + 119);
+    assert.equal(await store.traces.count(clientId), stored + 119);
   });
 
   it('the worker merges no more than PANOPTICON_COMMIT_BATCH rows into one transaction, and never splits a caller\'s rows', async () => {
     const fresh = freshLocation('sqlite');
     const bounded = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY, commitBatch: 5 });
     try {
-      const { account } = ok(await bounded.createAccount({ id: 'acct_b', email: 'b@example.com', passwordHash: 'h', now: 1 }));
-      await bounded.createApp(...appCreated({ clientId, accountId: account!.id, name: 'b', now: 1 }));
-      const stats = (bounded as unknown as { traceCommitStats: { commits: number; rows: number } }).traceCommitStats;
-      await bounded.insertTraces([row(clientId)]);
+      const { account } = ok(await bounded.accounts.create({ id: 'acct_b', email: 'b@example.com', passwordHash: 'h', now: 1 }));
+      await bounded.apps.create(...appCreated({ clientId, accountId: account!.id, name: 'b', now: 1 }));
+      const stats = bounded.traces.commitStats!;
+      await bounded.traces.insert([row(clientId)]);
       const before = { ...stats };
       // Two callers of 3 rows exceed 5: however they arrive, each commits on its own. 7 rows commit whole.
       const batches = [...Array.from({ length: 20 }, () => [row(clientId), row(clientId), row(clientId)]), Array.from({ length: 7 }, () => row(clientId))];
-      const answers = await Promise.all(batches.map((b) => bounded.insertTraces(b)));
+      const answers = await Promise.all(batches.map((b) => bounded.traces.insert(b)));
       answers.forEach((a, i) => assert.deepEqual(a, batches[i]!.map(() => true), `caller ${i}`));
       assert.equal(stats.rows - before.rows, 67);
       assert.equal(stats.commits - before.commits, 21);
-      assert.equal(await bounded.countTraces(clientId), 68);
+      assert.equal(await bounded.traces.count(clientId), 68);
     } finally {
       await bounded.close();
       await fresh.cleanup();
@@ -311,23 +310,23 @@ describe('SQLite trace commits run on a worker thread', () => {
   });
 
   it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
-    await store.insertTraces([row(clientId)]);
+    await store.traces.insert([row(clientId)]);
     const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
     assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
   });
 
   it('a commit worker that dies fails the commits waiting on it, and the next commit starts a new one', { timeout: 20_000 }, async () => {
-    const internals = store as unknown as { worker: import('node:worker_threads').Worker | null };
-    await store.insertTraces([row(clientId)]);
+    const internals = store.traces as unknown as { worker: import('node:worker_threads').Worker | null };
+    await store.traces.insert([row(clientId)]);
     const worker = internals.worker;
     assert.ok(worker !== null);
-    const waiting = store.insertTraces([row(clientId)]).then(() => 'committed', (err: Error) => err.message);
+    const waiting = store.traces.insert([row(clientId)]).then(() => 'committed', (err: Error) => err.message);
     await worker.terminate();
     // It either committed before the thread stopped or failed with it; it never hangs.
     assert.match(await waiting, /committed|worker exited/);
     const again = row(clientId);
-    assert.deepEqual(await store.insertTraces([again]), [true]);
+    assert.deepEqual(await store.traces.insert([again]), [true]);
     assert.notEqual(internals.worker, worker);
-    assert.deepEqual(await store.insertTraces([again]), [false]);
+    assert.deepEqual(await store.traces.insert([again]), [false]);
   });
 });

@@ -43,9 +43,9 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
       for (const cid of [clientId, other]) {
-        await store.createApp({ clientId: cid, accountId: 'acct_1', name: 'tools', now }, { clientId: cid, at: now, actor: 'system', action: 'app.create', target: cid, before: null, after: null });
+        await store.apps.create({ clientId: cid, accountId: 'acct_1', name: 'tools', now }, { clientId: cid, at: now, actor: 'system', action: 'app.create', target: cid, before: null, after: null });
       }
       const endpoint = await store.webhooks.create(
         { id: 'whk_tools', clientId, url: 'https://example.com/h', format: 'json', events: ['tool.changed'], secretEnc: 'x', enabled: true, createdAt: now },
@@ -214,7 +214,7 @@ for (const engine of ENGINES) {
         clientId, eventId, tool: name, scopeUsed: 's', status: 'ok' as const, startedAtUs, day: '2026-05-09', durationMs: 1,
         userSub: null, errorMessage: null, sessionId: null, checkId: null, attributes: null, keyId: 'k', receivedAt: now,
       });
-      await store.insertTraces([row('00000000-0000-4000-8000-000000000001', 'read_file', 10), row('00000000-0000-4000-8000-000000000002', 'read_file', 20), row('00000000-0000-4000-8000-000000000003', 'write_file', 5)]);
+      await store.traces.insert([row('00000000-0000-4000-8000-000000000001', 'read_file', 10), row('00000000-0000-4000-8000-000000000002', 'read_file', 20), row('00000000-0000-4000-8000-000000000003', 'write_file', 5)]);
       assert.deepEqual([...(await store.tools.callCounts(clientId, 0))].sort(), [['read_file', 2], ['write_file', 1]]);
       assert.deepEqual([...(await store.tools.callCounts(clientId, 10))], [['read_file', 2]]);
     });

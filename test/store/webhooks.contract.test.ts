@@ -20,8 +20,8 @@ for (const engine of ENGINES) {
       const fresh = freshLocation(engine);
       cleanup = fresh.cleanup;
       store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      await store.createAccount({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
-      await store.createApp({ clientId: 'logi_000000000001', accountId: 'acct_1', name: 'a', now }, { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'app.create', target: 'logi_000000000001', before: null, after: null });
+      await store.accounts.create({ id: 'acct_1', email: 'o@example.com', passwordHash: 'h', now });
+      await store.apps.create({ clientId: 'logi_000000000001', accountId: 'acct_1', name: 'a', now }, { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'app.create', target: 'logi_000000000001', before: null, after: null });
       await store.webhooks.create(
         { id: 'whk_1', clientId: 'logi_000000000001', url: 'http://127.0.0.1:9/x', format: 'json', events: ['kill_switch.on'], secretEnc: 'sealed', enabled: true, createdAt: now },
         { clientId: 'logi_000000000001', at: now, actor: 'test', action: 'webhook.create', target: 'whk_1', before: null, after: null },
@@ -65,7 +65,7 @@ for (const engine of ENGINES) {
 
     it('endpoints belong to their app: listed, read and removed only there; create and remove are audited', async () => {
       const other = 'logi_000000000002';
-      await store.createApp({ clientId: other, accountId: 'acct_1', name: 'b', now }, { clientId: other, at: now, actor: 'test', action: 'app.create', target: other, before: null, after: null });
+      await store.apps.create({ clientId: other, accountId: 'acct_1', name: 'b', now }, { clientId: other, at: now, actor: 'test', action: 'app.create', target: other, before: null, after: null });
       const before = (await store.audit.pinned(other)).count;
       const created = await store.webhooks.create(
         { id: 'whk_2', clientId: other, url: 'https://example.com/hook', format: 'slack', events: ['approval.requested', 'kill_switch.off'], secretEnc: 'sealed2', enabled: true, createdAt: now },

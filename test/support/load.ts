@@ -100,7 +100,7 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
 export async function storedIds(location: StoreLocation, clientId: string): Promise<Set<string>> {
   const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: 2 });
   try {
-    const rows = await store.listTraces({ clientId, limit: 1_000_000 });
+    const rows = await store.traces.list({ clientId, limit: 1_000_000 });
     return new Set(rows.map((r) => r.eventId));
   } finally {
     await store.close();

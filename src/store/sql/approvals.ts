@@ -1,5 +1,5 @@
 /** SQL and row mapping the approval sub-stores of both engines share. */
-import { slots } from './common.js';
+import { slots } from './params.js';
 import type { Approval, ApprovalQuery, DecideInput } from '../types/approvals.js';
 
 type Row = Record<string, unknown>;

@@ -1,5 +1,5 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
-import { slots } from './common.js';
+import { slots } from './params.js';
 import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../../crypto/audit-chain.js';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import type { AuditEntry, AuditInput, CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from '../types/guard.js';

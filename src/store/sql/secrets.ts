@@ -1,5 +1,5 @@
 /** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
-import { EXPIRE_FOR_ROTATION_SQL } from './common.js';
+import { EXPIRE_FOR_ROTATION_SQL } from './keys.js';
 import type { AppSecret } from '../types/secrets.js';
 
 type Row = Record<string, unknown>;

@@ -3,7 +3,7 @@
  * is pure: given the rows the report's transaction read, it decides every verdict and write, so
  * both engines pin, quarantine and cap the same way.
  */
-import { slots } from './common.js';
+import { slots } from './params.js';
 import {
   MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP,
   type DefinitionStatus, type NewToolsPolicy, type ReportInput, type ReportResult, type ToolChange, type ToolDefinition, type ToolRecord, type ToolVerdict,

@@ -1,5 +1,5 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
-import { slots } from './common.js';
+import { slots } from './params.js';
 import type { GuardEventType } from '../types/webhooks.js';
 import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from '../types/webhooks.js';
 

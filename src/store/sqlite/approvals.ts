@@ -5,7 +5,7 @@ import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult,
 import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
 import type { AuditInput } from '../types/guard.js';
 import { toGrant } from '../sql/guard.js';
-import { numbered } from '../sql/common.js';
+import { numbered } from '../sql/params.js';
 import { appendAuditSync, insertDeliveriesSync } from './guard.js';
 
 type Row = Record<string, unknown>;

@@ -7,7 +7,7 @@ import {
   nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL,
 } from '../sql/guard.js';
 import { appsOpening, earliest, keysByApp, planChecks } from '../check-plan.js';
-import { numbered, slots } from '../sql/common.js';
+import { numbered, slots } from '../sql/params.js';
 import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from '../sql/webhooks.js';
 import type { NewDelivery } from '../types/webhooks.js';
 

@@ -1,7 +1,7 @@
 /** HMAC signing secrets on SQLite; each change is one immediate transaction with its audit entry. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import { numbered } from '../sql/common.js';
+import { numbered } from '../sql/params.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
 import type { SecretStore } from '../types/secrets.js';
 import { appendAuditSync } from './guard.js';

@@ -1,7 +1,7 @@
 /** MCP tool pinning on SQLite. Each change is one immediate transaction, so reports and decisions of an app apply one at a time. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import { numbered } from '../sql/common.js';
+import { numbered } from '../sql/params.js';
 import { appendAuditSync, insertDeliveriesSync } from './guard.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,

@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { configureSqlite, traceCommitter } from './traces.js';
+import { configureSqlite, traceCommitter } from './commit.js';
 import { takeBatch, type BatchSource } from '../group-commit.js';
 import type { TraceRow } from '../types/store.js';
 
@@ -48,7 +48,7 @@ const WAL_CEILING_BYTES = WAL_PAGES_PER_CHECKPOINT * 4096 + 64 * 1024 * 1024;
 const CACHE_KIB = 8 * 1024;
 
 const port = parentPort;
-if (port === null) throw new Error('sqlite-worker.js runs as a worker thread only');
+if (port === null) throw new Error('src/store/sqlite/worker.js runs as a worker thread only');
 
 /** `commitBatch`: PANOPTICON_COMMIT_BATCH, the most rows one transaction takes (a request's rows are never split). */
 const { file, lockTimeoutMs, commitBatch } = workerData as { file: string; lockTimeoutMs: number; commitBatch: number };

@@ -1,6 +1,6 @@
 /**
  * Storage for the AI Guard and the audit log, as sub-stores of `Store` (`store.audit`,
- * `store.guard`). Each engine implements them in `sqlite-guard.ts` / `postgres-guard.ts`; the
+ * `store.guard`). Each engine implements them in `sqlite/guard.ts` / `postgres/guard.ts`; the
  * contract suite runs them on both.
  *
  * Governance changes carry an `AuditInput`, appended in the same transaction as the change, so the

@@ -1,6 +1,6 @@
 /**
  * Storage for HMAC signing secrets (`store.secrets`): the `apps.hmac_enabled` switch and the rows
- * of `app_secrets`. Each engine implements it in `sqlite-secrets.ts` / `postgres-secrets.ts`.
+ * of `app_secrets`. Each engine implements it in `sqlite/secrets.ts` / `postgres/secrets.ts`.
  *
  * A secret is stored sealed (SecretBox, AES-256-GCM under the server key): the server has to read
  * it back to verify signatures, so it cannot be hashed like a PAK. The store never sees it in clear.

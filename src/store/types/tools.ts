@@ -1,7 +1,7 @@
 /**
  * Storage for MCP tool pinning (`store.tools`): every tool an application's MCP server listed, the
  * definitions it was seen with, and which one is pinned (trusted). Each engine implements it in
- * `sqlite-tools.ts` / `postgres-tools.ts`; `tools.contract.test.ts` runs one suite on both.
+ * `sqlite/tools.ts` / `postgres/tools.ts`; `tools.contract.test.ts` runs one suite on both.
  *
  * A definition is identified by (app, tool name, hash of its canonical JSON). The first definition
  * of a new name is pinned at once, or waits for an operator when the app says new tools need
