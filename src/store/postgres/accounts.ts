@@ -4,7 +4,7 @@ import {
   INSERT_ACCOUNT_SQL, INSERT_SESSION_SQL, INSERT_TOKEN_SQL, REVOKE_TOKEN_SQL, toAccount, toOperatorToken,
 } from '../sql/accounts.js';
 import type { AccountStore, CreateAccountResult, NewAccount } from '../types/accounts.js';
-import type { PgDb } from './guard.js';
+import type { PgDb } from './db.js';
 
 type Row = Record<string, unknown>;
 

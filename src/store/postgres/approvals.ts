@@ -3,7 +3,9 @@ import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult,
 import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
 import type { AuditInput } from '../types/guard.js';
 import { toGrant } from '../sql/guard.js';
-import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { insertDeliveriesTx } from './outbox.js';
+import { lockApps, type PgDb } from './db.js';
 
 type Row = Record<string, unknown>;
 

@@ -2,7 +2,8 @@
 import { FIND_APP_SQL, INSERT_APP_SQL, LIST_APPS_SQL, toApp, UPDATE_APP_SQL } from '../sql/apps.js';
 import type { App, AppPatch, AppStore } from '../types/apps.js';
 import type { AuditInput } from '../types/audit.js';
-import { appendAuditTx, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { type PgDb } from './db.js';
 
 type Row = Record<string, unknown>;
 

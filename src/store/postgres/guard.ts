@@ -1,88 +1,15 @@
-/** The guard and audit sub-stores on PostgreSQL. Audit appends lock the app row, so one app's chain grows one entry at a time across nodes. */
+/** The guard sub-store on PostgreSQL. */
 import type pg from 'pg';
-import type { AuditKey } from '../../crypto/audit-key.js';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
-import {
-  answerValues, approvalValues, asWritten, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL,
-  INSERT_AUDIT_SQL, nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy,
-  toStoredAnswer, ACTIVE_GRANTS_SQL,
-} from '../sql/guard.js';
+import type { AuditInput, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
+import { answerValues, approvalValues, asWritten, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, ACTIVE_GRANTS_SQL } from '../sql/guard.js';
 import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from '../check-plan.js';
-import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, OUTBOX_SIZE_SQL } from '../sql/webhooks.js';
+import { appendAuditTx } from './audit.js';
+import { lockApps, type PgDb } from './db.js';
+import { insertDeliveriesTx } from './outbox.js';
+
 import type { NewDelivery } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
-
-/**
- * What the sub-stores need of the engine: plain queries and transactions on one pooled client, and
- * the key audit entries are chained with.
- */
-export interface PgDb {
-  q(sql: string, params?: unknown[]): Promise<Row[]>;
-  tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-  readonly auditKey: AuditKey;
-}
-
-/** Appends a keyed entry to the app's chain inside the caller's transaction. */
-export async function appendAuditTx(client: pg.PoolClient, key: AuditKey, input: AuditInput): Promise<AuditEntry> {
-  const { rows } = await client.query('SELECT audit_head, audit_count FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
-  const app = rows[0] as Row | undefined;
-  if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
-  const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
-  await client.query(INSERT_AUDIT_SQL, auditValues(entry));
-  await client.query(PIN_AUDIT_SQL, [entry.hash, entry.seq, entry.clientId]);
-  return entry;
-}
-
-/** The app rows, locked in one order everywhere: every change to an app's approvals, keys or outbox holds its row. */
-export async function lockApps(client: pg.PoolClient, clientIds: readonly string[]): Promise<void> {
-  if (clientIds.length === 0) return;
-  await client.query('SELECT 1 FROM apps WHERE client_id = ANY($1::text[]) ORDER BY client_id FOR NO KEY UPDATE', [[...new Set(clientIds)].sort()]);
-}
-
-const INSERT_DELIVERIES_SQL = `
-  INSERT INTO webhook_deliveries (id, webhook_id, client_id, event, payload, status, attempts, next_attempt_at, created_at)
-  SELECT id, webhook_id, client_id, event, payload, 'pending', 0, created_at, created_at
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS d(id, webhook_id, client_id, event, payload, created_at)`;
-
-/**
- * Webhook outbox rows written inside the caller's transaction, so the event and its notification
- * commit together; then each endpoint that got one keeps at most `outboxLimit` undelivered rows,
- * its oldest dropped. Every writer of an app's outbox holds the app row (taken here, if the caller
- * has not already), so two nodes cannot both count below the limit and both insert.
- */
-export async function insertDeliveriesTx(client: pg.PoolClient, deliveries: readonly NewDelivery[], outboxLimit: number): Promise<void> {
-  if (deliveries.length === 0) return;
-  await lockApps(client, deliveries.map((d) => d.clientId));
-  const columns: unknown[][] = [[], [], [], [], [], []];
-  for (const d of deliveries) deliveryValues(d).forEach((v, i) => columns[i]!.push(v));
-  await client.query(INSERT_DELIVERIES_SQL, columns);
-  const at = Math.max(...deliveries.map((d) => d.createdAt));
-  for (const webhookId of endpointsOf(deliveries)) {
-    const size = Number((await client.query(OUTBOX_SIZE_SQL, [webhookId])).rows[0]!.n);
-    if (size > outboxLimit) await client.query(DROP_OLDEST_SQL, [webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]);
-  }
-}
-
-export class PostgresAuditStore implements AuditStore {
-  constructor(private readonly db: PgDb) {}
-
-  async append(input: AuditInput): Promise<AuditEntry> {
-    return this.db.tx((c) => appendAuditTx(c, this.db.auditKey, input));
-  }
-
-  async list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]> {
-    const rows = options.newestFirst
-      ? await this.db.q('SELECT * FROM audit_log WHERE client_id = $1 AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3', [clientId, options.afterSeq ?? null, options.limit])
-      : await this.db.q('SELECT * FROM audit_log WHERE client_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3', [clientId, options.afterSeq ?? 0, options.limit]);
-    return rows.map(toAuditEntry);
-  }
-
-  async pinned(clientId: string) {
-    const [r] = await this.db.q('SELECT audit_head, audit_count FROM apps WHERE client_id = $1', [clientId]);
-    return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
-  }
-}
 
 const CHECK_TYPES = ['text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'text'];
 const APPROVAL_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'bigint'];

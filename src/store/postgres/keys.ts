@@ -2,7 +2,8 @@
 import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, toPak, toPakAuth } from '../sql/keys.js';
 import type { AuditInput } from '../types/audit.js';
 import type { KeyStore, NewPak, Pak } from '../types/keys.js';
-import { appendAuditTx, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { type PgDb } from './db.js';
 
 type Row = Record<string, unknown>;
 

@@ -3,7 +3,8 @@
  * enable/rotate/disable of one app (from any node) apply one after the other.
  */
 import type pg from 'pg';
-import { appendAuditTx, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { type PgDb } from './db.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
 import type { SecretStore } from '../types/secrets.js';
 

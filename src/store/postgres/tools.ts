@@ -3,7 +3,9 @@
  * approvals do), so two nodes reporting the same new tool, or a report racing an operator's
  * decision, apply one after the other.
  */
-import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { insertDeliveriesTx } from './outbox.js';
+import { lockApps, type PgDb } from './db.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
   UPSERT_DEFINITION_SQL,

@@ -7,7 +7,7 @@ import { storeError } from '../errors.js';
 import { COUNT_TRACES_SQL, MAX_TRACE_SEQ_SQL, toTrace, toUsage, TRACE_COLUMNS, traceListQuery, TRACES_AFTER_SQL, USAGE_SQL } from '../sql/traces.js';
 import type { TraceQuery, TraceRow, TraceStore } from '../types/traces.js';
 import type { WriteHealth } from '../write-health.js';
-import type { PgDb } from './guard.js';
+import type { PgDb } from './db.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,6 +1,8 @@
 /** The webhook sub-store on PostgreSQL: several nodes claim from one outbox without sending a delivery twice. */
 import type { AuditInput } from '../types/guard.js';
-import { appendAuditTx, insertDeliveriesTx, lockApps, type PgDb } from './guard.js';
+import { appendAuditTx } from './audit.js';
+import { insertDeliveriesTx } from './outbox.js';
+import { lockApps, type PgDb } from './db.js';
 import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from '../sql/webhooks.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from '../types/webhooks.js';
 

@@ -6,7 +6,8 @@ import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decid
 import type { AuditInput } from '../types/guard.js';
 import { toGrant } from '../sql/guard.js';
 import { numbered } from '../sql/params.js';
-import { appendAuditSync, insertDeliveriesSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
+import { insertDeliveriesSync } from './outbox.js';
 
 type Row = Record<string, unknown>;
 

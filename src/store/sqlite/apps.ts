@@ -4,7 +4,7 @@ import type { AuditKey } from '../../crypto/audit-key.js';
 import { FIND_APP_SQL, INSERT_APP_SQL, LIST_APPS_SQL, toApp, UPDATE_APP_SQL } from '../sql/apps.js';
 import type { App, AppPatch, AppStore } from '../types/apps.js';
 import type { AuditInput } from '../types/audit.js';
-import { appendAuditSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
 import { sqliteQueries } from './queries.js';
 
 export class SqliteAppStore implements AppStore {

@@ -1,66 +1,16 @@
-/** The guard and audit sub-stores on SQLite. Every method is synchronous inside, so a transaction never yields. */
+/** The guard sub-store on SQLite. Every method is synchronous inside, so a transaction never yields. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import type { AuditEntry, AuditInput, AuditStore, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
-import {
-  answerValues, approvalValues, auditValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, INSERT_AUDIT_SQL,
-  nextAuditEntry, PENDING_APPROVALS_SQL, PIN_AUDIT_SQL, toAuditEntry, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL,
-} from '../sql/guard.js';
+import type { AuditInput, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
+import { answerValues, approvalValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL } from '../sql/guard.js';
 import { appsOpening, earliest, keysByApp, planChecks } from '../check-plan.js';
 import { numbered, slots } from '../sql/params.js';
-import { deliveryValues, DROP_OLDEST_SQL, droppedReason, endpointsOf, INSERT_DELIVERY_SQL, OUTBOX_SIZE_SQL } from '../sql/webhooks.js';
+import { appendAuditSync } from './audit.js';
+import { insertDeliveriesSync } from './outbox.js';
+
 import type { NewDelivery } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
-
-/** Appends a keyed entry to the app's chain; the caller holds the (immediate) transaction. */
-export function appendAuditSync(db: Database.Database, key: AuditKey, input: AuditInput): AuditEntry {
-  const app = db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
-  if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
-  const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
-  db.prepare(INSERT_AUDIT_SQL).run(numbered(auditValues(entry)));
-  db.prepare(PIN_AUDIT_SQL).run(numbered([entry.hash, entry.seq, entry.clientId]));
-  return entry;
-}
-
-/**
- * Webhook outbox rows written inside the caller's transaction, so the event and its notification
- * commit together; then each endpoint that got one keeps at most `outboxLimit` undelivered rows,
- * its oldest dropped (the transaction is the only writer, so the count cannot race).
- */
-export function insertDeliveriesSync(db: Database.Database, deliveries: readonly NewDelivery[], outboxLimit: number): void {
-  if (deliveries.length === 0) return;
-  const insert = db.prepare(INSERT_DELIVERY_SQL);
-  for (const d of deliveries) insert.run(numbered(deliveryValues(d)));
-  const at = Math.max(...deliveries.map((d) => d.createdAt));
-  for (const webhookId of endpointsOf(deliveries)) {
-    const size = Number(db.prepare(OUTBOX_SIZE_SQL).pluck().get(numbered([webhookId])));
-    if (size > outboxLimit) db.prepare(DROP_OLDEST_SQL).run(numbered([webhookId, size - outboxLimit, at, droppedReason(outboxLimit)]));
-  }
-}
-
-export class SqliteAuditStore implements AuditStore {
-  constructor(private readonly db: Database.Database, private readonly key: AuditKey) {}
-
-  async append(input: AuditInput): Promise<AuditEntry> {
-    return this.db.transaction(() => appendAuditSync(this.db, this.key, input)).immediate();
-  }
-
-  async list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]> {
-    const order = options.newestFirst ? 'DESC' : 'ASC';
-    const rows = options.newestFirst
-      ? this.db.prepare(`SELECT * FROM audit_log WHERE client_id = ? AND (? IS NULL OR seq < ?) ORDER BY seq ${order} LIMIT ?`)
-          .all(clientId, options.afterSeq ?? null, options.afterSeq ?? null, options.limit)
-      : this.db.prepare(`SELECT * FROM audit_log WHERE client_id = ? AND seq > ? ORDER BY seq ${order} LIMIT ?`)
-          .all(clientId, options.afterSeq ?? 0, options.limit);
-    return (rows as Row[]).map(toAuditEntry);
-  }
-
-  async pinned(clientId: string) {
-    const r = this.db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
-    return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
-  }
-}
 
 export class SqliteGuardStore implements GuardStore {
   private hits = 0;

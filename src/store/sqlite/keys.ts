@@ -4,7 +4,7 @@ import type { AuditKey } from '../../crypto/audit-key.js';
 import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, toPak, toPakAuth } from '../sql/keys.js';
 import type { AuditInput } from '../types/audit.js';
 import type { KeyStore, NewPak, Pak } from '../types/keys.js';
-import { appendAuditSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
 import { sqliteQueries } from './queries.js';
 
 export class SqliteKeyStore implements KeyStore {

@@ -4,7 +4,7 @@ import type { AuditKey } from '../../crypto/audit-key.js';
 import { numbered } from '../sql/params.js';
 import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
 import type { SecretStore } from '../types/secrets.js';
-import { appendAuditSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
 
 type Row = Record<string, unknown>;
 

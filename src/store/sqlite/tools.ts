@@ -2,7 +2,8 @@
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import { numbered } from '../sql/params.js';
-import { appendAuditSync, insertDeliveriesSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
+import { insertDeliveriesSync } from './outbox.js';
 import {
   CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
   UPSERT_DEFINITION_SQL, UPSERT_TOOL_SQL,

@@ -3,7 +3,8 @@ import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import type { AuditInput } from '../types/guard.js';
 import { numbered } from '../sql/params.js';
-import { appendAuditSync, insertDeliveriesSync } from './guard.js';
+import { appendAuditSync } from './audit.js';
+import { insertDeliveriesSync } from './outbox.js';
 import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from '../sql/webhooks.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from '../types/webhooks.js';
 

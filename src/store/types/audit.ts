@@ -14,3 +14,12 @@ export interface AuditInput {
 }
 
 export type AuditEntry = ChainEntry;
+
+export interface AuditStore {
+  /** Appends a keyed entry (the store holds the chain key it was opened with). */
+  append(input: AuditInput): Promise<AuditEntry>;
+  /** Entries in seq order, after `afterSeq`, at most `limit`. */
+  list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]>;
+  /** The head hash and count pinned on the app row. */
+  pinned(clientId: string): Promise<{ head: string | null; count: number }>;
+}

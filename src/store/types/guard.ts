@@ -1,24 +1,16 @@
 /**
- * Storage for the AI Guard and the audit log, as sub-stores of `Store` (`store.audit`,
- * `store.guard`). Each engine implements them in `sqlite/guard.ts` / `postgres/guard.ts`; the
- * contract suite runs them on both.
+ * Storage for the AI Guard, the `store.guard` sub-store (the audit log's is in audit.ts). Each
+ * engine implements it in `sqlite/guard.ts` / `postgres/guard.ts`; the contract suite runs it on
+ * both.
  *
  * Governance changes carry an `AuditInput`, appended in the same transaction as the change, so the
  * log cannot miss a change that happened.
  */
 import type { NewDelivery } from './webhooks.js';
-import type { AuditEntry, AuditInput } from './audit.js';
+import type { AuditInput } from './audit.js';
 
-export type { AuditEntry, AuditInput } from './audit.js';
+export type { AuditEntry, AuditInput, AuditStore } from './audit.js';
 
-export interface AuditStore {
-  /** Appends a keyed entry (the store holds the chain key it was opened with). */
-  append(input: AuditInput): Promise<AuditEntry>;
-  /** Entries in seq order, after `afterSeq`, at most `limit`. */
-  list(clientId: string, options: { afterSeq?: number | undefined; limit: number; newestFirst?: boolean }): Promise<AuditEntry[]>;
-  /** The head hash and count pinned on the app row. */
-  pinned(clientId: string): Promise<{ head: string | null; count: number }>;
-}
 
 export type Effect = 'allow' | 'deny' | 'require_approval';
 export type Decision = Effect;

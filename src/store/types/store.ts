@@ -7,7 +7,8 @@
 import type { AccountStore } from './accounts.js';
 import type { AppStore } from './apps.js';
 import type { ApprovalStore } from './approvals.js';
-import type { AuditStore, GuardStore } from './guard.js';
+import type { GuardStore } from './guard.js';
+import type { AuditStore } from './audit.js';
 import type { KeyStore } from './keys.js';
 import type { SecretStore } from './secrets.js';
 import type { ToolStore } from './tools.js';
