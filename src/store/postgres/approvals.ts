@@ -1,6 +1,6 @@
 /** The approval sub-store on PostgreSQL. Row locks make the decision compare-and-set safe across nodes. */
 import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from '../types/approvals.js';
-import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval, APPROVAL_BY_ID_SQL, APPROVAL_SQL, GRANT_SQL, REVOKE_GRANT_SQL } from '../sql/approvals.js';
 import type { AuditInput } from '../types/guard.js';
 import { toGrant } from '../sql/guard.js';
 import { appendAuditTx } from './audit.js';
@@ -13,7 +13,7 @@ export class PostgresApprovalStore implements ApprovalStore {
   constructor(private readonly db: PgDb, private readonly outboxLimit: number) {}
 
   async get(approvalId: string) {
-    const [r] = await this.db.q('SELECT * FROM approvals WHERE id = $1', [approvalId]);
+    const [r] = await this.db.q(APPROVAL_BY_ID_SQL, [approvalId]);
     return r ? toApproval(r) : null;
   }
 
@@ -27,7 +27,7 @@ export class PostgresApprovalStore implements ApprovalStore {
       // A concurrent decision blocks on the row lock and then re-checks status = 'pending': it finds none.
       const r = (await c.query(DECIDE_SQL, decideValues(input))).rows[0] as Row | undefined;
       if (r === undefined) {
-        const current = (await c.query('SELECT * FROM approvals WHERE id = $1 AND client_id = $2', [input.approvalId, input.clientId])).rows[0] as Row | undefined;
+        const current = (await c.query(APPROVAL_SQL, [input.approvalId, input.clientId])).rows[0] as Row | undefined;
         return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
       }
       const approval = toApproval(r);
@@ -69,12 +69,12 @@ export class PostgresApprovalStore implements ApprovalStore {
     return this.db.tx(async (c) => {
       // The app row first, as a check commit takes it before the grants it uses: no lock cycle.
       await lockApps(c, [input.clientId]);
-      const updated = (await c.query('UPDATE grants SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING *', [input.now, input.grantId, input.clientId])).rows[0] as Row | undefined;
+      const updated = (await c.query(REVOKE_GRANT_SQL, [input.now, input.grantId, input.clientId])).rows[0] as Row | undefined;
       if (updated !== undefined) {
         await appendAuditTx(c, this.db.auditKey, input.audit);
         return { grant: toGrant(updated), changed: true };
       }
-      const existing = (await c.query('SELECT * FROM grants WHERE id = $1 AND client_id = $2', [input.grantId, input.clientId])).rows[0] as Row | undefined;
+      const existing = (await c.query(GRANT_SQL, [input.grantId, input.clientId])).rows[0] as Row | undefined;
       return existing === undefined ? null : { grant: toGrant(existing), changed: false };
     });
   }

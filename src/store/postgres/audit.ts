@@ -1,7 +1,7 @@
 /** The audit sub-store on PostgreSQL. Appends lock the app row, so one app's chain grows one entry at a time across nodes. */
 import type pg from 'pg';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import { auditValues, INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry } from '../sql/audit.js';
+import { auditValues, INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, AUDIT_PIN_SQL } from '../sql/audit.js';
 import type { AuditEntry, AuditInput, AuditStore } from '../types/audit.js';
 import type { PgDb } from './db.js';
 
@@ -33,7 +33,7 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   async pinned(clientId: string) {
-    const [r] = await this.db.q('SELECT audit_head, audit_count FROM apps WHERE client_id = $1', [clientId]);
+    const [r] = await this.db.q(AUDIT_PIN_SQL, [clientId]);
     return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
   }
 }

@@ -1,7 +1,7 @@
 /** The guard sub-store on PostgreSQL. */
 import type pg from 'pg';
 import type { AuditInput, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
-import { answerValues, approvalValues, asWritten, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, ACTIVE_GRANTS_SQL } from '../sql/guard.js';
+import { answerValues, approvalValues, asWritten, byAppThenKey, CHECK_COLUMNS, checkValues, guardUsageIncrements, HIT_RATE_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, ACTIVE_GRANTS_SQL, CHECK_SQL, DELETE_KILL_SWITCH_SQL, KEEP_ARGUMENTS_SQL, KILL_SWITCHES_SQL, KILL_SWITCH_SQL, POLICY_SQL, POLICY_VERSION_SQL, PRUNE_RATE_COUNTERS_SQL, RECENT_CHECKS_SQL, SET_KEEP_ARGUMENTS_SQL, UPSERT_KILL_SWITCH_SQL, UPSERT_POLICY_SQL } from '../sql/guard.js';
 import { appsOpening, appsToLock, earliest, keysByApp, planChecks, type AnswerRow, type CheckWrite } from '../check-plan.js';
 import { appendAuditTx } from './audit.js';
 import { lockApps, type PgDb } from './db.js';
@@ -70,7 +70,7 @@ export class PostgresGuardStore implements GuardStore {
   constructor(private readonly db: PgDb, private readonly outboxLimit: number) {}
 
   async getPolicy(clientId: string) {
-    const [r] = await this.db.q('SELECT * FROM policies WHERE client_id = $1', [clientId]);
+    const [r] = await this.db.q(POLICY_SQL, [clientId]);
     return r ? toPolicy(r) : null;
   }
 
@@ -78,12 +78,10 @@ export class PostgresGuardStore implements GuardStore {
     return this.db.tx(async (c) => {
       // The app row lock serialises every governance change of one app (and its audit append).
       await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
-      const current = (await c.query('SELECT version FROM policies WHERE client_id = $1', [input.clientId])).rows[0] as Row | undefined;
+      const current = (await c.query(POLICY_VERSION_SQL, [input.clientId])).rows[0] as Row | undefined;
       if (Number(current?.version ?? 0) !== input.expectedVersion) return null;
       const { rows } = await c.query(
-        `INSERT INTO policies (client_id, version, document, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (client_id) DO UPDATE SET version = excluded.version, document = excluded.document,
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`,
+        UPSERT_POLICY_SQL,
         [input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor],
       );
       await appendAuditTx(c, this.db.auditKey, input.audit);
@@ -92,16 +90,15 @@ export class PostgresGuardStore implements GuardStore {
   }
 
   async listKillSwitches(clientId: string) {
-    return (await this.db.q('SELECT * FROM kill_switches WHERE client_id = $1 ORDER BY tool', [clientId])).map(toKillSwitch);
+    return (await this.db.q(KILL_SWITCHES_SQL, [clientId])).map(toKillSwitch);
   }
 
   async setKillSwitch(input: KillSwitch & { audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.tx(async (c) => {
       await c.query('SELECT 1 FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [input.clientId]);
-      const before = (await c.query('SELECT * FROM kill_switches WHERE client_id = $1 AND tool = $2', [input.clientId, input.tool])).rows[0] as Row | undefined;
+      const before = (await c.query(KILL_SWITCH_SQL, [input.clientId, input.tool])).rows[0] as Row | undefined;
       await c.query(
-        `INSERT INTO kill_switches (client_id, tool, reason, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
+        UPSERT_KILL_SWITCH_SQL,
         [input.clientId, input.tool, input.reason, input.createdBy, input.createdAt],
       );
       await appendAuditTx(c, this.db.auditKey, input.audit);
@@ -112,7 +109,7 @@ export class PostgresGuardStore implements GuardStore {
 
   async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.tx(async (c) => {
-      const before = (await c.query('DELETE FROM kill_switches WHERE client_id = $1 AND tool = $2 RETURNING *', [input.clientId, input.tool])).rows[0] as Row | undefined;
+      const before = (await c.query(DELETE_KILL_SWITCH_SQL, [input.clientId, input.tool])).rows[0] as Row | undefined;
       if (before === undefined) return null;
       await appendAuditTx(c, this.db.auditKey, input.audit);
       await insertDeliveriesTx(c, input.deliveries, this.outboxLimit);
@@ -179,7 +176,7 @@ export class PostgresGuardStore implements GuardStore {
   }
 
   async getCheck(clientId: string, checkId: string) {
-    const [r] = await this.db.q('SELECT * FROM guard_checks WHERE client_id = $1 AND id = $2', [clientId, checkId]);
+    const [r] = await this.db.q(CHECK_SQL, [clientId, checkId]);
     return r ? toCheck(r) : null;
   }
 
@@ -189,24 +186,24 @@ export class PostgresGuardStore implements GuardStore {
   }
 
   async recentChecks(clientId: string, sinceMs: number, limit: number) {
-    return (await this.db.q('SELECT * FROM guard_checks WHERE client_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT $3', [clientId, sinceMs, limit])).map(toCheck);
+    return (await this.db.q(RECENT_CHECKS_SQL, [clientId, sinceMs, limit])).map(toCheck);
   }
 
   async hitRateCounter(bucket: string, windowStart: number, expiresAt: number) {
-    if (++this.hits % 1000 === 0) await this.db.q('DELETE FROM rate_counters WHERE expires_at < $1', [windowStart]);
+    if (++this.hits % 1000 === 0) await this.db.q(PRUNE_RATE_COUNTERS_SQL, [windowStart]);
     const [r] = await this.db.q(HIT_RATE_SQL, [bucket, windowStart, expiresAt]);
     return Number(r!.count);
   }
 
   async setKeepArguments(clientId: string, keep: boolean, audit: AuditInput) {
     await this.db.tx(async (c) => {
-      await c.query('UPDATE apps SET keep_arguments = $1 WHERE client_id = $2', [keep ? 1 : 0, clientId]);
+      await c.query(SET_KEEP_ARGUMENTS_SQL, [keep ? 1 : 0, clientId]);
       await appendAuditTx(c, this.db.auditKey, audit);
     });
   }
 
   async appSettings(clientId: string) {
-    const [r] = await this.db.q('SELECT keep_arguments FROM apps WHERE client_id = $1', [clientId]);
+    const [r] = await this.db.q(KEEP_ARGUMENTS_SQL, [clientId]);
     return r ? { keepArguments: Boolean(r.keep_arguments) } : null;
   }
 

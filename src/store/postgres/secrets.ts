@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { appendAuditTx } from './audit.js';
 import { type PgDb } from './db.js';
-import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
+import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret, HMAC_OFF_SQL, HMAC_ON_SQL } from '../sql/secrets.js';
 import type { SecretStore } from '../types/secrets.js';
 
 type Row = Record<string, unknown>;
@@ -27,7 +27,7 @@ export class PostgresSecretStore implements SecretStore {
     return this.db.tx(async (c) => {
       if (await lockedHmacEnabled(c, input.clientId)) return null;
       // The column is INTEGER on both engines: 1/0, never a boolean.
-      await c.query('UPDATE apps SET hmac_enabled = 1 WHERE client_id = $1', [input.clientId]);
+      await c.query(HMAC_ON_SQL, [input.clientId]);
       const secret = await insert(c, input.clientId, input.secret, input.now);
       await appendAuditTx(c, this.db.auditKey, input.audit);
       return secret;
@@ -37,7 +37,7 @@ export class PostgresSecretStore implements SecretStore {
   async disableHmac(input: Parameters<SecretStore['disableHmac']>[0]) {
     return this.db.tx(async (c) => {
       if (!(await lockedHmacEnabled(c, input.clientId))) return null;
-      await c.query('UPDATE apps SET hmac_enabled = 0 WHERE client_id = $1', [input.clientId]);
+      await c.query(HMAC_OFF_SQL, [input.clientId]);
       const revoked = (await c.query(REVOKE_SECRETS_SQL, [input.now, input.clientId])).rows.map((r) => toSecret(r as Row)).sort(newestFirst);
       await appendAuditTx(c, this.db.auditKey, input.audit(revoked));
       return revoked;

@@ -6,10 +6,7 @@
 import { appendAuditTx } from './audit.js';
 import { insertDeliveriesTx } from './outbox.js';
 import { lockApps, type PgDb } from './db.js';
-import {
-  CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
-  UPSERT_DEFINITION_SQL,
-} from '../sql/tools.js';
+import { CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord, UPSERT_DEFINITION_SQL, DEFINITION_BY_ID_SQL, DEFINITION_SQL, NEW_TOOLS_POLICY_SQL, PIN_TOOL_SQL, SET_NEW_TOOLS_SQL, TOOL_SQL } from '../sql/tools.js';
 import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from '../types/tools.js';
 import type { AuditInput } from '../types/audit.js';
 
@@ -55,18 +52,18 @@ export class PostgresToolStore implements ToolStore {
   async decide(input: DecideToolInput): Promise<DecideToolResult> {
     return this.db.tx(async (c): Promise<DecideToolResult> => {
       await lockApps(c, [input.clientId]);
-      const r = (await c.query('SELECT * FROM tool_definitions WHERE id = $1 AND client_id = $2', [input.definitionId, input.clientId])).rows[0] as Row | undefined;
+      const r = (await c.query(DEFINITION_SQL, [input.definitionId, input.clientId])).rows[0] as Row | undefined;
       if (r === undefined) return { ok: false, reason: 'not_found' };
       const definition = toToolDefinition(r);
       if (decisionRefused(definition.status, input.status)) return { ok: false, reason: 'decided', definition };
-      const tool = toToolRecord((await c.query('SELECT * FROM tools WHERE client_id = $1 AND name = $2', [input.clientId, definition.name])).rows[0] as Row);
-      const pinnedRow = tool.pinnedId === null ? undefined : ((await c.query('SELECT * FROM tool_definitions WHERE id = $1', [tool.pinnedId])).rows[0] as Row | undefined);
+      const tool = toToolRecord((await c.query(TOOL_SQL, [input.clientId, definition.name])).rows[0] as Row);
+      const pinnedRow = tool.pinnedId === null ? undefined : ((await c.query(DEFINITION_BY_ID_SQL, [tool.pinnedId])).rows[0] as Row | undefined);
       const pinned = pinnedRow === undefined ? null : toToolDefinition(pinnedRow);
       const decided = { ...definition, status: input.status, decidedAt: input.now, decidedBy: input.actor };
       await c.query(UPSERT_DEFINITION_SQL, definitionValues(decided));
       if (input.status === 'approved') {
         if (pinned !== null) await c.query(UPSERT_DEFINITION_SQL, definitionValues({ ...pinned, status: 'superseded' }));
-        await c.query('UPDATE tools SET pinned_id = $1 WHERE client_id = $2 AND name = $3', [decided.id, input.clientId, definition.name]);
+        await c.query(PIN_TOOL_SQL, [decided.id, input.clientId, definition.name]);
       }
       await appendAuditTx(c, this.db.auditKey, input.audit(decided, pinned));
       return { ok: true, definition: decided, previous: pinned !== null && input.status === 'approved' ? { ...pinned, status: 'superseded' } : pinned };
@@ -81,7 +78,7 @@ export class PostgresToolStore implements ToolStore {
   }
 
   async getDefinition(clientId: string, definitionId: string) {
-    const [r] = await this.db.q('SELECT * FROM tool_definitions WHERE id = $1 AND client_id = $2', [definitionId, clientId]);
+    const [r] = await this.db.q(DEFINITION_SQL, [definitionId, clientId]);
     return r === undefined ? null : toToolDefinition(r);
   }
 
@@ -91,7 +88,7 @@ export class PostgresToolStore implements ToolStore {
   }
 
   async newToolsPolicy(clientId: string) {
-    const [r] = await this.db.q('SELECT new_tools FROM apps WHERE client_id = $1', [clientId]);
+    const [r] = await this.db.q(NEW_TOOLS_POLICY_SQL, [clientId]);
     return r === undefined ? null : (String(r.new_tools) as NewToolsPolicy);
   }
 
@@ -100,7 +97,7 @@ export class PostgresToolStore implements ToolStore {
       const r = (await c.query('SELECT new_tools FROM apps WHERE client_id = $1 FOR NO KEY UPDATE', [clientId])).rows[0] as Row;
       const before = String(r.new_tools) as NewToolsPolicy;
       if (before !== policy) {
-        await c.query('UPDATE apps SET new_tools = $1 WHERE client_id = $2', [policy, clientId]);
+        await c.query(SET_NEW_TOOLS_SQL, [policy, clientId]);
         await appendAuditTx(c, this.db.auditKey, audit(before));
       }
       return before;

@@ -3,7 +3,7 @@ import type { AuditInput } from '../types/guard.js';
 import { appendAuditTx } from './audit.js';
 import { insertDeliveriesTx } from './outbox.js';
 import { lockApps, type PgDb } from './db.js';
-import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from '../sql/webhooks.js';
+import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint, DELETE_ENDPOINT_DELIVERIES_SQL, DELETE_ENDPOINT_SQL, ENDPOINTS_SQL, ENDPOINT_SQL, RECENT_DELIVERIES_SQL } from '../sql/webhooks.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
@@ -20,11 +20,11 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async list(clientId: string) {
-    return (await this.db.q('SELECT * FROM webhooks WHERE client_id = $1 ORDER BY created_at, id', [clientId])).map(toEndpoint);
+    return (await this.db.q(ENDPOINTS_SQL, [clientId])).map(toEndpoint);
   }
 
   async get(clientId: string, webhookId: string) {
-    const [r] = await this.db.q('SELECT * FROM webhooks WHERE client_id = $1 AND id = $2', [clientId, webhookId]);
+    const [r] = await this.db.q(ENDPOINT_SQL, [clientId, webhookId]);
     return r ? toEndpoint(r) : null;
   }
 
@@ -34,8 +34,8 @@ export class PostgresWebhookStore implements WebhookStore {
       await lockApps(c, [input.clientId]);
       const locked = (await c.query('SELECT 1 FROM webhooks WHERE client_id = $1 AND id = $2 FOR UPDATE', [input.clientId, input.webhookId])).rows[0];
       if (locked === undefined) return null;
-      await c.query('DELETE FROM webhook_deliveries WHERE webhook_id = $1', [input.webhookId]);
-      const r = (await c.query('DELETE FROM webhooks WHERE id = $1 RETURNING *', [input.webhookId])).rows[0] as Row;
+      await c.query(DELETE_ENDPOINT_DELIVERIES_SQL, [input.webhookId]);
+      const r = (await c.query(DELETE_ENDPOINT_SQL, [input.webhookId])).rows[0] as Row;
       await appendAuditTx(c, this.db.auditKey, input.audit);
       return toEndpoint(r);
     });
@@ -66,7 +66,7 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async listDeliveries(clientId: string, webhookId: string, limit: number) {
-    return (await this.db.q('SELECT * FROM webhook_deliveries WHERE client_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3', [clientId, webhookId, limit])).map(toDelivery);
+    return (await this.db.q(RECENT_DELIVERIES_SQL, [clientId, webhookId, limit])).map(toDelivery);
   }
 
   async deliveryCounts(clientId: string, webhookId: string) {

@@ -75,3 +75,8 @@ export const LIST_GRANTS_SQL = (includeRevoked: boolean): string =>
 /** Audit appends lock app rows (on PostgreSQL); one order everywhere keeps concurrent sweeps from deadlocking. */
 export const byClientThenId = (a: Approval, b: Approval): number =>
   a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+
+export const APPROVAL_BY_ID_SQL = 'SELECT * FROM approvals WHERE id = $1';
+export const APPROVAL_SQL = 'SELECT * FROM approvals WHERE id = $1 AND client_id = $2';
+export const GRANT_SQL = 'SELECT * FROM grants WHERE id = $1 AND client_id = $2';
+export const REVOKE_GRANT_SQL = 'UPDATE grants SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING *';

@@ -65,3 +65,4 @@ export function sealUnkeyedInput(r: Row, now: number): AuditInput {
 
 export const PIN_AUDIT_SQL = `UPDATE apps SET audit_head = $1, audit_count = $2 WHERE client_id = $3`;
 
+export const AUDIT_PIN_SQL = 'SELECT audit_head, audit_count FROM apps WHERE client_id = $1';

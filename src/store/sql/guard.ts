@@ -150,3 +150,19 @@ export const answerValues = (a: AnswerRow): unknown[] => [a.clientId, a.key, a.r
 /** One lock order for key rows everywhere (commits and replays), so two writers never wait on each other in a cycle. */
 export const byAppThenKey = (a: { clientId: string; key: string }, b: { clientId: string; key: string }): number =>
   a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+
+export const CHECK_SQL = 'SELECT * FROM guard_checks WHERE client_id = $1 AND id = $2';
+export const DELETE_KILL_SWITCH_SQL = 'DELETE FROM kill_switches WHERE client_id = $1 AND tool = $2 RETURNING *';
+export const KEEP_ARGUMENTS_SQL = 'SELECT keep_arguments FROM apps WHERE client_id = $1';
+export const KILL_SWITCHES_SQL = 'SELECT * FROM kill_switches WHERE client_id = $1 ORDER BY tool';
+export const KILL_SWITCH_SQL = 'SELECT * FROM kill_switches WHERE client_id = $1 AND tool = $2';
+export const POLICY_SQL = 'SELECT * FROM policies WHERE client_id = $1';
+export const POLICY_VERSION_SQL = 'SELECT version FROM policies WHERE client_id = $1';
+export const PRUNE_RATE_COUNTERS_SQL = 'DELETE FROM rate_counters WHERE expires_at < $1';
+export const RECENT_CHECKS_SQL = 'SELECT * FROM guard_checks WHERE client_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT $3';
+export const SET_KEEP_ARGUMENTS_SQL = 'UPDATE apps SET keep_arguments = $1 WHERE client_id = $2';
+export const UPSERT_KILL_SWITCH_SQL = `INSERT INTO kill_switches (client_id, tool, reason, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`;
+export const UPSERT_POLICY_SQL = `INSERT INTO policies (client_id, version, document, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (client_id) DO UPDATE SET version = excluded.version, document = excluded.document,
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`;

@@ -34,3 +34,6 @@ export const LIST_SECRETS_SQL =
   `SELECT * FROM app_secrets WHERE client_id = $1 ORDER BY created_at DESC, id`;
 
 export const newestFirst = (a: AppSecret, b: AppSecret): number => b.createdAt - a.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+export const HMAC_OFF_SQL = 'UPDATE apps SET hmac_enabled = 0 WHERE client_id = $1';
+export const HMAC_ON_SQL = 'UPDATE apps SET hmac_enabled = 1 WHERE client_id = $1';

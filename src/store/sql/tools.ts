@@ -138,3 +138,10 @@ export function planReport(
 export function decisionRefused(status: DefinitionStatus, decision: 'approved' | 'rejected'): boolean {
   return decision === 'approved' ? status !== 'pending' && status !== 'rejected' : status !== 'pending';
 }
+
+export const DEFINITION_BY_ID_SQL = 'SELECT * FROM tool_definitions WHERE id = $1';
+export const DEFINITION_SQL = 'SELECT * FROM tool_definitions WHERE id = $1 AND client_id = $2';
+export const NEW_TOOLS_POLICY_SQL = 'SELECT new_tools FROM apps WHERE client_id = $1';
+export const PIN_TOOL_SQL = 'UPDATE tools SET pinned_id = $1 WHERE client_id = $2 AND name = $3';
+export const SET_NEW_TOOLS_SQL = 'UPDATE apps SET new_tools = $1 WHERE client_id = $2';
+export const TOOL_SQL = 'SELECT * FROM tools WHERE client_id = $1 AND name = $2';

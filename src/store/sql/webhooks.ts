@@ -86,3 +86,9 @@ export function toDeliveryCounts(rows: readonly Row[]): DeliveryCounts {
 
 export const outcomeValues = (o: DeliveryOutcome): unknown[] =>
   [o.status, o.nextAttemptAt, o.statusCode, o.error, o.completedAt, o.id, o.attempts];
+
+export const DELETE_ENDPOINT_DELIVERIES_SQL = 'DELETE FROM webhook_deliveries WHERE webhook_id = $1';
+export const DELETE_ENDPOINT_SQL = 'DELETE FROM webhooks WHERE id = $1 RETURNING *';
+export const ENDPOINTS_SQL = 'SELECT * FROM webhooks WHERE client_id = $1 ORDER BY created_at, id';
+export const ENDPOINT_SQL = 'SELECT * FROM webhooks WHERE client_id = $1 AND id = $2';
+export const RECENT_DELIVERIES_SQL = 'SELECT * FROM webhook_deliveries WHERE client_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3';

@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import type { Approval, ApprovalQuery, ApprovalStore, DecideInput, DecideResult, ExpiryEffects } from '../types/approvals.js';
-import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval } from '../sql/approvals.js';
+import { approvalListQuery, APPS_WITH_DUE_SQL, byClientThenId, DECIDE_SQL, decideValues, grantValues, INSERT_GRANT_SQL, LIST_GRANTS_SQL, toApproval, APPROVAL_BY_ID_SQL, APPROVAL_SQL, GRANT_SQL, REVOKE_GRANT_SQL } from '../sql/approvals.js';
 import type { AuditInput } from '../types/guard.js';
 import { toGrant } from '../sql/guard.js';
 import { numbered } from '../sql/params.js';
@@ -15,7 +15,7 @@ export class SqliteApprovalStore implements ApprovalStore {
   constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
 
   async get(approvalId: string) {
-    const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(approvalId) as Row | undefined;
+    const r = this.db.prepare(APPROVAL_BY_ID_SQL).get(numbered([approvalId])) as Row | undefined;
     return r ? toApproval(r) : null;
   }
 
@@ -28,7 +28,7 @@ export class SqliteApprovalStore implements ApprovalStore {
     return this.db.transaction((): DecideResult => {
       const r = this.db.prepare(DECIDE_SQL).get(numbered(decideValues(input))) as Row | undefined;
       if (r === undefined) {
-        const current = this.db.prepare('SELECT * FROM approvals WHERE id = ? AND client_id = ?').get(input.approvalId, input.clientId) as Row | undefined;
+        const current = this.db.prepare(APPROVAL_SQL).get(numbered([input.approvalId, input.clientId])) as Row | undefined;
         return current === undefined ? { ok: false, reason: 'not_found' } : { ok: false, reason: 'decided', approval: toApproval(current) };
       }
       const approval = toApproval(r);
@@ -65,13 +65,13 @@ export class SqliteApprovalStore implements ApprovalStore {
 
   async revokeGrant(input: { clientId: string; grantId: string; now: number; audit: AuditInput }) {
     return this.db.transaction(() => {
-      const updated = this.db.prepare('UPDATE grants SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL RETURNING *')
-        .get(input.now, input.grantId, input.clientId) as Row | undefined;
+      const updated = this.db.prepare(REVOKE_GRANT_SQL)
+        .get(numbered([input.now, input.grantId, input.clientId])) as Row | undefined;
       if (updated !== undefined) {
         appendAuditSync(this.db, this.key, input.audit);
         return { grant: toGrant(updated), changed: true };
       }
-      const existing = this.db.prepare('SELECT * FROM grants WHERE id = ? AND client_id = ?').get(input.grantId, input.clientId) as Row | undefined;
+      const existing = this.db.prepare(GRANT_SQL).get(numbered([input.grantId, input.clientId])) as Row | undefined;
       return existing === undefined ? null : { grant: toGrant(existing), changed: false };
     }).immediate();
   }

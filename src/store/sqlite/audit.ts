@@ -1,7 +1,7 @@
 /** The audit sub-store on SQLite, and the append every governance change runs inside its own transaction. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import { auditValues, INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry } from '../sql/audit.js';
+import { auditValues, INSERT_AUDIT_SQL, nextAuditEntry, PIN_AUDIT_SQL, toAuditEntry, AUDIT_PIN_SQL } from '../sql/audit.js';
 import { numbered } from '../sql/params.js';
 import type { AuditEntry, AuditInput, AuditStore } from '../types/audit.js';
 
@@ -9,7 +9,7 @@ type Row = Record<string, unknown>;
 
 /** Appends a keyed entry to the app's chain; the caller holds the (immediate) transaction. */
 export function appendAuditSync(db: Database.Database, key: AuditKey, input: AuditInput): AuditEntry {
-  const app = db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
+  const app = db.prepare(AUDIT_PIN_SQL).get(numbered([input.clientId])) as Row | undefined;
   if (app === undefined) throw new Error(`audit: no app ${input.clientId}`);
   const entry = nextAuditEntry(key, input, { head: (app.audit_head as string | null) ?? null, count: Number(app.audit_count) });
   db.prepare(INSERT_AUDIT_SQL).run(numbered(auditValues(entry)));
@@ -35,7 +35,7 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async pinned(clientId: string) {
-    const r = this.db.prepare('SELECT audit_head, audit_count FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    const r = this.db.prepare(AUDIT_PIN_SQL).get(numbered([clientId])) as Row | undefined;
     return { head: (r?.audit_head as string | null | undefined) ?? null, count: Number(r?.audit_count ?? 0) };
   }
 }

@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import type { AuditInput, CheckRecord, GuardStore, IdempotencyKey, KillSwitch, RecordOutcome, StoredAnswer } from '../types/guard.js';
-import { answerValues, approvalValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL } from '../sql/guard.js';
+import { answerValues, approvalValues, byAppThenKey, CHECK_COLUMNS, checkValues, GUARD_USAGE_SQL, guardUsageIncrements, HIT_RATE_SQL, INSERT_APPROVAL_SQL, PENDING_APPROVALS_SQL, toCheck, toGrant, toKillSwitch, toPendingApproval, toPolicy, toStoredAnswer, UPSERT_ANSWER_SQL, ACTIVE_GRANTS_SQL, CHECK_SQL, DELETE_KILL_SWITCH_SQL, KEEP_ARGUMENTS_SQL, KILL_SWITCHES_SQL, KILL_SWITCH_SQL, POLICY_SQL, POLICY_VERSION_SQL, PRUNE_RATE_COUNTERS_SQL, RECENT_CHECKS_SQL, SET_KEEP_ARGUMENTS_SQL, UPSERT_KILL_SWITCH_SQL, UPSERT_POLICY_SQL } from '../sql/guard.js';
 import { appsOpening, earliest, keysByApp, planChecks } from '../check-plan.js';
 import { numbered, slots } from '../sql/params.js';
 import { appendAuditSync } from './audit.js';
@@ -18,35 +18,28 @@ export class SqliteGuardStore implements GuardStore {
   constructor(private readonly db: Database.Database, private readonly key: AuditKey, private readonly outboxLimit: number) {}
 
   async getPolicy(clientId: string) {
-    const r = this.db.prepare('SELECT * FROM policies WHERE client_id = ?').get(clientId) as Row | undefined;
+    const r = this.db.prepare(POLICY_SQL).get(numbered([clientId])) as Row | undefined;
     return r ? toPolicy(r) : null;
   }
 
   async savePolicy(input: Parameters<GuardStore['savePolicy']>[0]) {
     return this.db.transaction(() => {
-      const current = this.db.prepare('SELECT version FROM policies WHERE client_id = ?').pluck().get(input.clientId) as number | undefined;
+      const current = this.db.prepare(POLICY_VERSION_SQL).pluck().get(numbered([input.clientId])) as number | undefined;
       if ((current ?? 0) !== input.expectedVersion) return null;
-      const r = this.db.prepare(
-        `INSERT INTO policies (client_id, version, document, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (client_id) DO UPDATE SET version = excluded.version, document = excluded.document,
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by RETURNING *`,
-      ).get(input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor) as Row;
+      const r = this.db.prepare(UPSERT_POLICY_SQL).get(numbered([input.clientId, input.expectedVersion + 1, input.document, input.now, input.actor])) as Row;
       appendAuditSync(this.db, this.key, input.audit);
       return toPolicy(r);
     }).immediate();
   }
 
   async listKillSwitches(clientId: string) {
-    return (this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? ORDER BY tool').all(clientId) as Row[]).map(toKillSwitch);
+    return (this.db.prepare(KILL_SWITCHES_SQL).all(numbered([clientId])) as Row[]).map(toKillSwitch);
   }
 
   async setKillSwitch(input: KillSwitch & { audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.transaction(() => {
-      const before = this.db.prepare('SELECT * FROM kill_switches WHERE client_id = ? AND tool = ?').get(input.clientId, input.tool) as Row | undefined;
-      this.db.prepare(
-        `INSERT INTO kill_switches (client_id, tool, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (client_id, tool) DO UPDATE SET reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at`,
-      ).run(input.clientId, input.tool, input.reason, input.createdBy, input.createdAt);
+      const before = this.db.prepare(KILL_SWITCH_SQL).get(numbered([input.clientId, input.tool])) as Row | undefined;
+      this.db.prepare(UPSERT_KILL_SWITCH_SQL).run(numbered([input.clientId, input.tool, input.reason, input.createdBy, input.createdAt]));
       appendAuditSync(this.db, this.key, input.audit);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
       return before ? toKillSwitch(before) : null;
@@ -55,7 +48,7 @@ export class SqliteGuardStore implements GuardStore {
 
   async removeKillSwitch(input: { clientId: string; tool: string; audit: AuditInput; deliveries: readonly NewDelivery[] }) {
     return this.db.transaction(() => {
-      const before = this.db.prepare('DELETE FROM kill_switches WHERE client_id = ? AND tool = ? RETURNING *').get(input.clientId, input.tool) as Row | undefined;
+      const before = this.db.prepare(DELETE_KILL_SWITCH_SQL).get(numbered([input.clientId, input.tool])) as Row | undefined;
       if (before === undefined) return null;
       appendAuditSync(this.db, this.key, input.audit);
       insertDeliveriesSync(this.db, input.deliveries, this.outboxLimit);
@@ -114,7 +107,7 @@ export class SqliteGuardStore implements GuardStore {
   }
 
   async getCheck(clientId: string, checkId: string) {
-    const r = this.db.prepare('SELECT * FROM guard_checks WHERE client_id = ? AND id = ?').get(clientId, checkId) as Row | undefined;
+    const r = this.db.prepare(CHECK_SQL).get(numbered([clientId, checkId])) as Row | undefined;
     return r ? toCheck(r) : null;
   }
 
@@ -124,12 +117,12 @@ export class SqliteGuardStore implements GuardStore {
   }
 
   async recentChecks(clientId: string, sinceMs: number, limit: number) {
-    return (this.db.prepare('SELECT * FROM guard_checks WHERE client_id = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?').all(clientId, sinceMs, limit) as Row[]).map(toCheck);
+    return (this.db.prepare(RECENT_CHECKS_SQL).all(numbered([clientId, sinceMs, limit])) as Row[]).map(toCheck);
   }
 
   async hitRateCounter(bucket: string, windowStart: number, expiresAt: number) {
     const count = this.db.transaction(() => {
-      if (++this.hits % 1000 === 0) this.db.prepare('DELETE FROM rate_counters WHERE expires_at < ?').run(windowStart);
+      if (++this.hits % 1000 === 0) this.db.prepare(PRUNE_RATE_COUNTERS_SQL).run(numbered([windowStart]));
       return this.db.prepare(HIT_RATE_SQL).pluck().get(numbered([bucket, windowStart, expiresAt])) as number;
     }).immediate();
     return Number(count);
@@ -137,13 +130,13 @@ export class SqliteGuardStore implements GuardStore {
 
   async setKeepArguments(clientId: string, keep: boolean, audit: AuditInput) {
     this.db.transaction(() => {
-      this.db.prepare('UPDATE apps SET keep_arguments = ? WHERE client_id = ?').run(keep ? 1 : 0, clientId);
+      this.db.prepare(SET_KEEP_ARGUMENTS_SQL).run(numbered([keep ? 1 : 0, clientId]));
       appendAuditSync(this.db, this.key, audit);
     }).immediate();
   }
 
   async appSettings(clientId: string) {
-    const r = this.db.prepare('SELECT keep_arguments FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    const r = this.db.prepare(KEEP_ARGUMENTS_SQL).get(numbered([clientId])) as Row | undefined;
     return r ? { keepArguments: Boolean(r.keep_arguments) } : null;
   }
 

@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import { numbered } from '../sql/params.js';
-import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret } from '../sql/secrets.js';
+import { ACTIVE_SECRETS_SQL, EXPIRE_SECRETS_SQL, INSERT_SECRET_SQL, LIST_SECRETS_SQL, newestFirst, REVOKE_SECRETS_SQL, toSecret, HMAC_OFF_SQL, HMAC_ON_SQL } from '../sql/secrets.js';
 import type { SecretStore } from '../types/secrets.js';
 import { appendAuditSync } from './audit.js';
 
@@ -24,7 +24,7 @@ export class SqliteSecretStore implements SecretStore {
   async enableHmac(input: Parameters<SecretStore['enableHmac']>[0]) {
     return this.db.transaction(() => {
       if (this.hmacEnabled(input.clientId)) return null;
-      this.db.prepare('UPDATE apps SET hmac_enabled = 1 WHERE client_id = ?').run(input.clientId);
+      this.db.prepare(HMAC_ON_SQL).run(numbered([input.clientId]));
       const secret = this.insert(input.clientId, input.secret, input.now);
       appendAuditSync(this.db, this.key, input.audit);
       return secret;
@@ -34,7 +34,7 @@ export class SqliteSecretStore implements SecretStore {
   async disableHmac(input: Parameters<SecretStore['disableHmac']>[0]) {
     return this.db.transaction(() => {
       if (!this.hmacEnabled(input.clientId)) return null;
-      this.db.prepare('UPDATE apps SET hmac_enabled = 0 WHERE client_id = ?').run(input.clientId);
+      this.db.prepare(HMAC_OFF_SQL).run(numbered([input.clientId]));
       const revoked = (this.db.prepare(REVOKE_SECRETS_SQL).all(numbered([input.now, input.clientId])) as Row[]).map(toSecret).sort(newestFirst);
       appendAuditSync(this.db, this.key, input.audit(revoked));
       return revoked;

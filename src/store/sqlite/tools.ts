@@ -4,10 +4,7 @@ import type { AuditKey } from '../../crypto/audit-key.js';
 import { numbered } from '../sql/params.js';
 import { appendAuditSync } from './audit.js';
 import { insertDeliveriesSync } from './outbox.js';
-import {
-  CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord,
-  UPSERT_DEFINITION_SQL, UPSERT_TOOL_SQL,
-} from '../sql/tools.js';
+import { CALL_COUNTS_SQL, decisionRefused, definitionValues, LIST_DEFINITIONS_SQL, LIST_TOOLS_SQL, planReport, toolValues, toToolDefinition, toToolRecord, UPSERT_DEFINITION_SQL, UPSERT_TOOL_SQL, DEFINITION_BY_ID_SQL, DEFINITION_SQL, NEW_TOOLS_POLICY_SQL, PIN_TOOL_SQL, SET_NEW_TOOLS_SQL, TOOL_SQL } from '../sql/tools.js';
 import type { DecideToolInput, DecideToolResult, NewToolsPolicy, ReportInput, ReportResult, ToolStore } from '../types/tools.js';
 import type { AuditInput } from '../types/audit.js';
 
@@ -18,7 +15,7 @@ export class SqliteToolStore implements ToolStore {
 
   async report(input: ReportInput): Promise<ReportResult> {
     return this.db.transaction(() => {
-      const app = this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').get(input.clientId) as Row | undefined;
+      const app = this.db.prepare(NEW_TOOLS_POLICY_SQL).get(numbered([input.clientId])) as Row | undefined;
       if (app === undefined) throw new Error(`tools: no app ${input.clientId}`);
       const names = input.tools.map((t) => t.name);
       const inList = names.map(() => '?').join(', ');
@@ -40,19 +37,19 @@ export class SqliteToolStore implements ToolStore {
 
   async decide(input: DecideToolInput): Promise<DecideToolResult> {
     return this.db.transaction((): DecideToolResult => {
-      const r = this.db.prepare('SELECT * FROM tool_definitions WHERE id = ? AND client_id = ?').get(input.definitionId, input.clientId) as Row | undefined;
+      const r = this.db.prepare(DEFINITION_SQL).get(numbered([input.definitionId, input.clientId])) as Row | undefined;
       if (r === undefined) return { ok: false, reason: 'not_found' };
       const definition = toToolDefinition(r);
       if (decisionRefused(definition.status, input.status)) return { ok: false, reason: 'decided', definition };
-      const tool = toToolRecord(this.db.prepare('SELECT * FROM tools WHERE client_id = ? AND name = ?').get(input.clientId, definition.name) as Row);
-      const pinnedRow = tool.pinnedId === null ? undefined : (this.db.prepare('SELECT * FROM tool_definitions WHERE id = ?').get(tool.pinnedId) as Row | undefined);
+      const tool = toToolRecord(this.db.prepare(TOOL_SQL).get(numbered([input.clientId, definition.name])) as Row);
+      const pinnedRow = tool.pinnedId === null ? undefined : (this.db.prepare(DEFINITION_BY_ID_SQL).get(numbered([tool.pinnedId])) as Row | undefined);
       const pinned = pinnedRow === undefined ? null : toToolDefinition(pinnedRow);
       const decided = { ...definition, status: input.status, decidedAt: input.now, decidedBy: input.actor };
       const upsert = this.db.prepare(UPSERT_DEFINITION_SQL);
       upsert.run(numbered(definitionValues(decided)));
       if (input.status === 'approved') {
         if (pinned !== null) upsert.run(numbered(definitionValues({ ...pinned, status: 'superseded' })));
-        this.db.prepare('UPDATE tools SET pinned_id = ? WHERE client_id = ? AND name = ?').run(decided.id, input.clientId, definition.name);
+        this.db.prepare(PIN_TOOL_SQL).run(numbered([decided.id, input.clientId, definition.name]));
       }
       appendAuditSync(this.db, this.key, input.audit(decided, pinned));
       return { ok: true, definition: decided, previous: pinned !== null && input.status === 'approved' ? { ...pinned, status: 'superseded' } : pinned };
@@ -67,7 +64,7 @@ export class SqliteToolStore implements ToolStore {
   }
 
   async getDefinition(clientId: string, definitionId: string) {
-    const r = this.db.prepare('SELECT * FROM tool_definitions WHERE id = ? AND client_id = ?').get(definitionId, clientId) as Row | undefined;
+    const r = this.db.prepare(DEFINITION_SQL).get(numbered([definitionId, clientId])) as Row | undefined;
     return r === undefined ? null : toToolDefinition(r);
   }
 
@@ -77,15 +74,15 @@ export class SqliteToolStore implements ToolStore {
   }
 
   async newToolsPolicy(clientId: string) {
-    const r = this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').get(clientId) as Row | undefined;
+    const r = this.db.prepare(NEW_TOOLS_POLICY_SQL).get(numbered([clientId])) as Row | undefined;
     return r === undefined ? null : (String(r.new_tools) as NewToolsPolicy);
   }
 
   async setNewToolsPolicy(clientId: string, policy: NewToolsPolicy, audit: (before: NewToolsPolicy) => AuditInput) {
     return this.db.transaction(() => {
-      const before = String(this.db.prepare('SELECT new_tools FROM apps WHERE client_id = ?').pluck().get(clientId)) as NewToolsPolicy;
+      const before = String(this.db.prepare(NEW_TOOLS_POLICY_SQL).pluck().get(numbered([clientId]))) as NewToolsPolicy;
       if (before !== policy) {
-        this.db.prepare('UPDATE apps SET new_tools = ? WHERE client_id = ?').run(policy, clientId);
+        this.db.prepare(SET_NEW_TOOLS_SQL).run(numbered([policy, clientId]));
         appendAuditSync(this.db, this.key, audit(before));
       }
       return before;

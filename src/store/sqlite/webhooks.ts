@@ -5,7 +5,7 @@ import type { AuditInput } from '../types/guard.js';
 import { numbered } from '../sql/params.js';
 import { appendAuditSync } from './audit.js';
 import { insertDeliveriesSync } from './outbox.js';
-import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint } from '../sql/webhooks.js';
+import { COMPLETE_SQL, DELIVERY_COUNTS_SQL, DUE_WHERE, endpointValues, INSERT_ENDPOINT_SQL, outcomeValues, toDelivery, toDeliveryCounts, toEndpoint, DELETE_ENDPOINT_DELIVERIES_SQL, DELETE_ENDPOINT_SQL, ENDPOINTS_SQL, ENDPOINT_SQL, RECENT_DELIVERIES_SQL } from '../sql/webhooks.js';
 import type { ClaimedDelivery, DeliveryOutcome, NewDelivery, WebhookEndpoint, WebhookStore } from '../types/webhooks.js';
 
 type Row = Record<string, unknown>;
@@ -22,11 +22,11 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async list(clientId: string) {
-    return (this.db.prepare('SELECT * FROM webhooks WHERE client_id = ? ORDER BY created_at, id').all(clientId) as Row[]).map(toEndpoint);
+    return (this.db.prepare(ENDPOINTS_SQL).all(numbered([clientId])) as Row[]).map(toEndpoint);
   }
 
   async get(clientId: string, webhookId: string) {
-    const r = this.db.prepare('SELECT * FROM webhooks WHERE client_id = ? AND id = ?').get(clientId, webhookId) as Row | undefined;
+    const r = this.db.prepare(ENDPOINT_SQL).get(numbered([clientId, webhookId])) as Row | undefined;
     return r ? toEndpoint(r) : null;
   }
 
@@ -34,8 +34,8 @@ export class SqliteWebhookStore implements WebhookStore {
     return this.db.transaction(() => {
       const exists = this.db.prepare('SELECT 1 FROM webhooks WHERE client_id = ? AND id = ?').get(input.clientId, input.webhookId);
       if (exists === undefined) return null;
-      this.db.prepare('DELETE FROM webhook_deliveries WHERE webhook_id = ?').run(input.webhookId);
-      const r = this.db.prepare('DELETE FROM webhooks WHERE id = ? RETURNING *').get(input.webhookId) as Row;
+      this.db.prepare(DELETE_ENDPOINT_DELIVERIES_SQL).run(numbered([input.webhookId]));
+      const r = this.db.prepare(DELETE_ENDPOINT_SQL).get(numbered([input.webhookId])) as Row;
       appendAuditSync(this.db, this.key, input.audit);
       return toEndpoint(r);
     }).immediate();
@@ -62,8 +62,8 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async listDeliveries(clientId: string, webhookId: string, limit: number) {
-    return (this.db.prepare('SELECT * FROM webhook_deliveries WHERE client_id = ? AND webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?')
-      .all(clientId, webhookId, limit) as Row[]).map(toDelivery);
+    return (this.db.prepare(RECENT_DELIVERIES_SQL)
+      .all(numbered([clientId, webhookId, limit])) as Row[]).map(toDelivery);
   }
 
   async deliveryCounts(clientId: string, webhookId: string) {
