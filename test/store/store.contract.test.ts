@@ -62,30 +62,6 @@ for (const engine of ENGINES) {
       assert.equal(await store.accounts.count(), 1);
     });
 
-    it('the first account owns the install; later ones do not; emails are unique', async () => {
-      const first = await store.accounts.findById(accountId);
-      assert.equal(first?.isOwner, true);
-      const { account: second } = ok(await store.accounts.create({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now }));
-      assert.equal(second?.isOwner, false);
-      assert.deepEqual(await store.accounts.create({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), { ok: false, reason: 'email_taken' });
-    });
-
-    it('sessions expire and can be deleted', async () => {
-      await store.accounts.createSession({ tokenHash: 's1', accountId, now, expiresAt: now + 1000 });
-      assert.equal((await store.accounts.findSession('s1', now))?.accountId, accountId);
-      assert.equal(await store.accounts.findSession('s1', now + 1000), null);
-      await store.accounts.deleteSession('s1');
-      assert.equal(await store.accounts.findSession('s1', now), null);
-    });
-
-    it('operator tokens are found by hash until revoked', async () => {
-      await store.accounts.createToken({ id: 'tok_1', tokenHash: 't1', accountId, prefix: 'pano_op_abc', name: 'cli', now });
-      assert.equal((await store.accounts.findToken('t1'))?.id, 'tok_1');
-      assert.equal(await store.accounts.revokeToken('t1', now), true);
-      assert.equal(await store.accounts.findToken('t1'), null);
-      assert.equal(await store.accounts.revokeToken('t1', now), false);
-    });
-
     it('apps are scoped to their account', async () => {
       await store.apps.create(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
       assert.equal((await store.apps.find(accountId, 'logi_000000000001'))?.name, 'one');
