@@ -62,25 +62,6 @@ for (const engine of ENGINES) {
       assert.equal(await store.accounts.count(), 1);
     });
 
-    it('apps are scoped to their account', async () => {
-      await store.apps.create(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
-      assert.equal((await store.apps.find(accountId, 'logi_000000000001'))?.name, 'one');
-      assert.equal(await store.apps.find('acct_2', 'logi_000000000001'), null);
-      const entry = (action: string): AuditInput => ({ clientId: 'logi_000000000001', at: now, actor: 'system', action, target: null, before: null, after: null });
-      assert.equal(await store.apps.update('acct_2', 'logi_000000000001', { name: 'stolen' }, () => [entry('app.rename')]), null);
-      let seen: [boolean, boolean] | undefined;
-      const updated = await store.apps.update(accountId, 'logi_000000000001', { panopticonEnabled: true }, (b, a) => {
-        seen = [b.panopticonEnabled, a.panopticonEnabled];
-        return [entry('app.enable')];
-      });
-      assert.equal(updated?.panopticonEnabled, true);
-      assert.equal(updated?.name, 'one');
-      assert.deepEqual(seen, [false, true], 'the audit builder sees the row before and after the change');
-      const log = await store.audit.list('logi_000000000001', { limit: 10 });
-      assert.deepEqual(log.map((e) => [e.action, e.chain]), [['app.create', 2], ['app.enable', 2]], 'written with the change, keyed; nothing for the refused one');
-      assert.deepEqual((await store.apps.list('acct_2')).map((a) => a.clientId), []);
-    });
-
     it('keys: one primary per app, rotation with grace, revocation', async () => {
       const clientId = 'logi_000000000002';
       await store.apps.create(...appCreated({ clientId, accountId, name: 'keys', now }));
