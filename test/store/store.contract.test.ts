@@ -62,38 +62,6 @@ for (const engine of ENGINES) {
       assert.equal(await store.accounts.count(), 1);
     });
 
-    it('keys: one primary per app, rotation with grace, revocation', async () => {
-      const clientId = 'logi_000000000002';
-      await store.apps.create(...appCreated({ clientId, accountId, name: 'keys', now }));
-      const first = await store.keys.insert({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
-      assert.equal(first?.id, 'pak_1');
-      assert.equal(await store.keys.insert({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
-
-      const rotated = await store.keys.rotate({ id: 'pak_2', clientId, keyHash: 'h2', prefix: 'p2', now: now + 10, expiresAt: now + 10 + 3600_000 });
-      assert.equal(rotated.pak.id, 'pak_2');
-      assert.deepEqual(rotated.previous.map((p) => [p.id, p.expiresAt, p.revokedAt]), [['pak_1', now + 10 + 3600_000, null]]);
-      assert.deepEqual((await store.keys.active(clientId, now + 20)).map((p) => p.id).sort(), ['pak_1', 'pak_2']);
-      assert.deepEqual((await store.keys.active(clientId, now + 10 + 3600_000)).map((p) => p.id), ['pak_2']);
-
-      const auth = await store.keys.findForAuth('h1');
-      assert.equal(auth?.clientId, clientId);
-      assert.equal(auth?.expiresAt, now + 10 + 3600_000);
-
-      // A rotation with no grace revokes the others on the spot.
-      const immediate = await store.keys.rotate({ id: 'pak_3', clientId, keyHash: 'h3', prefix: 'p3', now: now + 30, expiresAt: now + 30 });
-      assert.deepEqual(immediate.previous.map((p) => p.id).sort(), ['pak_1', 'pak_2']);
-      assert.ok(immediate.previous.every((p) => p.revokedAt === now + 30));
-      assert.deepEqual((await store.keys.active(clientId, now + 31)).map((p) => p.id), ['pak_3']);
-
-      const revoked = await store.keys.revoke(clientId, now + 40);
-      assert.deepEqual(revoked.map((p) => p.id), ['pak_3']);
-      assert.equal((await store.keys.findForAuth('h3'))?.revokedAt, now + 40);
-      assert.equal(await store.keys.findForAuth('nope'), null);
-
-      await store.keys.touch(new Map([['pak_3', now + 50]]));
-      assert.equal((await store.keys.list(clientId)).find((p) => p.id === 'pak_3')?.lastUsedAt, now + 50);
-    });
-
     it('traces.insert reports which rows were new, first occurrence wins, and counts usage once', async () => {
       const clientId = 'logi_000000000003';
       await store.apps.create(...appCreated({ clientId, accountId, name: 'traces', now }));
