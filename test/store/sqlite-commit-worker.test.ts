@@ -97,3 +97,24 @@ describe('SQLite trace commits run on a worker thread', () => {
     assert.deepEqual(await store.traces.insert([again]), [false]);
   });
 });
+
+describe('SQLite in memory (:memory:) commits traces on the store\'s own connection', () => {
+  it('with the same answers and usage as the worker, one commit per call', async () => {
+    const store = await openStore({ engine: 'sqlite', file: ':memory:' }, { auditKey: TEST_AUDIT_KEY });
+    try {
+      const { account } = ok(await store.accounts.create({ id: 'acct_m', email: 'm@example.com', passwordHash: 'h', now: 1 }));
+      const clientId = 'logi_0000000000bb';
+      await store.apps.create(...appCreated({ clientId, accountId: account.id, name: 'm', now: 1 }));
+      const stats = store.traces.commitStats!;
+      const a = row(clientId, { status: 'timeout' });
+      assert.deepEqual(await store.traces.insert([a, row(clientId), { ...a, tool: 'other' }]), [true, true, false]);
+      assert.deepEqual(await store.traces.insert([a]), [false]);
+      assert.deepEqual(stats, { commits: 2, rows: 4 });
+      assert.equal((store.traces as unknown as { worker: unknown }).worker, null, 'no thread was started');
+      assert.equal((await store.traces.list({ clientId, limit: 10 })).find((t) => t.eventId === a.eventId)?.tool, 'search');
+      assert.deepEqual(await store.traces.usage(clientId, '2026-05-09', '2026-05-09'), [{ day: '2026-05-09', traces: 2, errors: 1, hitlRequests: 0, killSwitch: 0 }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
