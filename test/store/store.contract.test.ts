@@ -1,332 +1,108 @@
-/** One contract, every engine: the Store interface behaves the same on SQLite and PostgreSQL. */
+/**
+ * The store as a whole, on every engine: migrations, health (ping, writable, signal health) and the
+ * cross-node signals. Each area's sub-store has its own contract suite (test/store/<area>.contract.test.ts);
+ * SQLite's trace commit worker has its own (sqlite-commit-worker.test.ts).
+ */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
 import { openStore } from '../../src/store/index.js';
-import type { AuditInput } from '../../src/store/types/guard.js';
-import type { Store, TraceRow } from '../../src/store/types/store.js';
-
-/** A store-level app creation with the audit entry it must carry (the apps service writes the real one). */
-function appCreated<T extends { clientId: string; now: number }>(input: T): [T, AuditInput] {
-  return [input, { clientId: input.clientId, at: input.now, actor: 'system', action: 'app.create', target: input.clientId, before: null, after: null }];
-}
-
-function row(clientId: string, overrides: Partial<TraceRow> = {}): TraceRow {
-  return {
-    clientId,
-    eventId: crypto.randomUUID(),
-    tool: 'search',
-    scopeUsed: 'agent:read',
-    status: 'ok',
-    startedAtUs: Date.parse('2026-05-09T10:11:12Z') * 1000,
-    day: '2026-05-09',
-    durationMs: 5,
-    userSub: null,
-    errorMessage: null,
-    sessionId: null,
-    attributes: null,
-    keyId: 'pak_test',
-    receivedAt: Date.now(),
-    checkId: null,
-    ...overrides,
-  };
-}
-
-function ok<T extends { ok: boolean }>(result: T): Extract<T, { ok: true }> {
-  assert.ok(result.ok, JSON.stringify(result));
-  return result as Extract<T, { ok: true }>;
-}
+import type { StoreLocation } from '../../src/config.js';
+import type { Store, StoreSignal } from '../../src/store/types/store.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { createAccount, createApp, NOW, traceRow } from './fixtures.js';
 
 for (const engine of ENGINES) {
   describe(`store contract [${engine}]`, () => {
     let store: Store;
+    let location: StoreLocation;
     let cleanup: () => Promise<void>;
-    let accountId: string;
-    const now = 1_780_000_000_000;
 
     before(async () => {
       const fresh = freshLocation(engine);
+      location = fresh.location;
       cleanup = fresh.cleanup;
-      store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-      const { account } = ok(await store.accounts.create({ id: 'acct_owner', email: 'owner@example.com', passwordHash: 'h', now }));
-      accountId = account!.id;
+      store = await openStore(location, { auditKey: TEST_AUDIT_KEY });
     });
     after(async () => {
-      await store.close();
-      await cleanup();
+      await store?.close();
+      await cleanup?.();
     });
 
-    it('migrations are idempotent', async () => {
+    it('is the engine its location names', () => {
+      assert.equal(store.engine, engine);
+    });
+
+    it('migrations are idempotent: migrating again keeps every row and changes nothing', async () => {
+      const account = await createAccount(store, 'acct_m');
+      const app = await createApp(store, account, 'logi_e00000000001');
+      assert.deepEqual(await store.traces.insert([traceRow(app.clientId)]), [true]);
+      const pinned = await store.audit.pinned(app.clientId);
+      await store.migrate();
       await store.migrate();
       assert.equal(await store.accounts.count(), 1);
-    });
-
-    it('the first account owns the install; later ones do not; emails are unique', async () => {
-      const first = await store.accounts.findById(accountId);
-      assert.equal(first?.isOwner, true);
-      const { account: second } = ok(await store.accounts.create({ id: 'acct_2', email: 'two@example.com', passwordHash: 'h', now }));
-      assert.equal(second?.isOwner, false);
-      assert.deepEqual(await store.accounts.create({ id: 'acct_3', email: 'two@example.com', passwordHash: 'h', now }), { ok: false, reason: 'email_taken' });
-    });
-
-    it('sessions expire and can be deleted', async () => {
-      await store.accounts.createSession({ tokenHash: 's1', accountId, now, expiresAt: now + 1000 });
-      assert.equal((await store.accounts.findSession('s1', now))?.accountId, accountId);
-      assert.equal(await store.accounts.findSession('s1', now + 1000), null);
-      await store.accounts.deleteSession('s1');
-      assert.equal(await store.accounts.findSession('s1', now), null);
-    });
-
-    it('operator tokens are found by hash until revoked', async () => {
-      await store.accounts.createToken({ id: 'tok_1', tokenHash: 't1', accountId, prefix: 'pano_op_abc', name: 'cli', now });
-      assert.equal((await store.accounts.findToken('t1'))?.id, 'tok_1');
-      assert.equal(await store.accounts.revokeToken('t1', now), true);
-      assert.equal(await store.accounts.findToken('t1'), null);
-      assert.equal(await store.accounts.revokeToken('t1', now), false);
-    });
-
-    it('apps are scoped to their account', async () => {
-      await store.apps.create(...appCreated({ clientId: 'logi_000000000001', accountId, name: 'one', now }));
-      assert.equal((await store.apps.find(accountId, 'logi_000000000001'))?.name, 'one');
-      assert.equal(await store.apps.find('acct_2', 'logi_000000000001'), null);
-      const entry = (action: string): AuditInput => ({ clientId: 'logi_000000000001', at: now, actor: 'system', action, target: null, before: null, after: null });
-      assert.equal(await store.apps.update('acct_2', 'logi_000000000001', { name: 'stolen' }, () => [entry('app.rename')]), null);
-      let seen: [boolean, boolean] | undefined;
-      const updated = await store.apps.update(accountId, 'logi_000000000001', { panopticonEnabled: true }, (b, a) => {
-        seen = [b.panopticonEnabled, a.panopticonEnabled];
-        return [entry('app.enable')];
-      });
-      assert.equal(updated?.panopticonEnabled, true);
-      assert.equal(updated?.name, 'one');
-      assert.deepEqual(seen, [false, true], 'the audit builder sees the row before and after the change');
-      const log = await store.audit.list('logi_000000000001', { limit: 10 });
-      assert.deepEqual(log.map((e) => [e.action, e.chain]), [['app.create', 2], ['app.enable', 2]], 'written with the change, keyed; nothing for the refused one');
-      assert.deepEqual((await store.apps.list('acct_2')).map((a) => a.clientId), []);
-    });
-
-    it('keys: one primary per app, rotation with grace, revocation', async () => {
-      const clientId = 'logi_000000000002';
-      await store.apps.create(...appCreated({ clientId, accountId, name: 'keys', now }));
-      const first = await store.keys.insert({ id: 'pak_1', clientId, keyHash: 'h1', prefix: 'p1', now });
-      assert.equal(first?.id, 'pak_1');
-      assert.equal(await store.keys.insert({ id: 'pak_x', clientId, keyHash: 'hx', prefix: 'px', now }), null);
-
-      const rotated = await store.keys.rotate({ id: 'pak_2', clientId, keyHash: 'h2', prefix: 'p2', now: now + 10, expiresAt: now + 10 + 3600_000 });
-      assert.equal(rotated.pak.id, 'pak_2');
-      assert.deepEqual(rotated.previous.map((p) => [p.id, p.expiresAt, p.revokedAt]), [['pak_1', now + 10 + 3600_000, null]]);
-      assert.deepEqual((await store.keys.active(clientId, now + 20)).map((p) => p.id).sort(), ['pak_1', 'pak_2']);
-      assert.deepEqual((await store.keys.active(clientId, now + 10 + 3600_000)).map((p) => p.id), ['pak_2']);
-
-      const auth = await store.keys.findForAuth('h1');
-      assert.equal(auth?.clientId, clientId);
-      assert.equal(auth?.expiresAt, now + 10 + 3600_000);
-
-      // A rotation with no grace revokes the others on the spot.
-      const immediate = await store.keys.rotate({ id: 'pak_3', clientId, keyHash: 'h3', prefix: 'p3', now: now + 30, expiresAt: now + 30 });
-      assert.deepEqual(immediate.previous.map((p) => p.id).sort(), ['pak_1', 'pak_2']);
-      assert.ok(immediate.previous.every((p) => p.revokedAt === now + 30));
-      assert.deepEqual((await store.keys.active(clientId, now + 31)).map((p) => p.id), ['pak_3']);
-
-      const revoked = await store.keys.revoke(clientId, now + 40);
-      assert.deepEqual(revoked.map((p) => p.id), ['pak_3']);
-      assert.equal((await store.keys.findForAuth('h3'))?.revokedAt, now + 40);
-      assert.equal(await store.keys.findForAuth('nope'), null);
-
-      await store.keys.touch(new Map([['pak_3', now + 50]]));
-      assert.equal((await store.keys.list(clientId)).find((p) => p.id === 'pak_3')?.lastUsedAt, now + 50);
-    });
-
-    it('traces.insert reports which rows were new, first occurrence wins, and counts usage once', async () => {
-      const clientId = 'logi_000000000003';
-      await store.apps.create(...appCreated({ clientId, accountId, name: 'traces', now }));
-      const a = row(clientId);
-      const b = row(clientId, { status: 'error', day: '2026-05-10', startedAtUs: Date.parse('2026-05-10T00:00:00Z') * 1000 });
-      assert.deepEqual(await store.traces.insert([a, b, { ...a }]), [true, true, false]);
-      assert.deepEqual(await store.traces.insert([a, row(clientId, { status: 'timeout' })]), [false, true]);
-      assert.equal(await store.traces.count(clientId), 3);
-      const usage = await store.traces.usage(clientId, '2026-05-01', '2026-05-31');
-      assert.deepEqual(usage, [
-        { day: '2026-05-09', traces: 2, errors: 1, hitlRequests: 0, killSwitch: 0 },
-        { day: '2026-05-10', traces: 1, errors: 1, hitlRequests: 0, killSwitch: 0 },
-      ]);
-      assert.deepEqual(await store.traces.insert([a]), [false], 'a resend alone is not new either');
-    });
-
-    it('the same event_id in two apps is two traces', async () => {
-      await store.apps.create(...appCreated({ clientId: 'logi_000000000004', accountId, name: 'x', now }));
-      await store.apps.create(...appCreated({ clientId: 'logi_000000000005', accountId, name: 'y', now }));
-      const eventId = crypto.randomUUID();
-      assert.deepEqual(
-        await store.traces.insert([row('logi_000000000004', { eventId }), row('logi_000000000005', { eventId })]),
-        [true, true],
-      );
-    });
-
-    it('lists traces newest first with filters and a keyset cursor', async () => {
-      const clientId = 'logi_000000000006';
-      await store.apps.create(...appCreated({ clientId, accountId, name: 'list', now }));
-      const base = Date.parse('2026-06-01T00:00:00Z') * 1000;
-      const rows = Array.from({ length: 7 }, (_, i) => row(clientId, { startedAtUs: base + (i % 3) * 1000, tool: i % 2 ? 'odd' : 'even', userSub: `u${i % 2}` }));
-      await store.traces.insert(rows);
-      const all = await store.traces.list({ clientId, limit: 100 });
-      assert.equal(all.length, 7);
-      for (let i = 1; i < all.length; i++) {
-        const [p, c] = [all[i - 1]!, all[i]!];
-        assert.ok(p.startedAtUs > c.startedAtUs || (p.startedAtUs === c.startedAtUs && p.seq > c.seq));
-      }
-      const pages: string[] = [];
-      let before: { startedAtUs: number; seq: number } | undefined;
-      for (;;) {
-        const page = await store.traces.list({ clientId, limit: 3, before });
-        pages.push(...page.map((t) => t.eventId));
-        if (page.length < 3) break;
-        const last = page[page.length - 1]!;
-        before = { startedAtUs: last.startedAtUs, seq: last.seq };
-      }
-      assert.deepEqual(pages, all.map((t) => t.eventId));
-      assert.equal((await store.traces.list({ clientId, limit: 100, tool: 'odd' })).length, 3);
-      assert.equal((await store.traces.list({ clientId, limit: 100, userSub: 'u0' })).length, 4);
-      assert.equal((await store.traces.list({ clientId, limit: 100, sinceUs: base + 1000, untilUs: base + 2000 })).length, 2);
-      assert.equal((await store.traces.list({ clientId: 'logi_000000000005', limit: 100, tool: 'odd' })).length, 0);
-    });
-
-    it('tracesAfter reads one app after a seq, ascending and bounded; maxTraceSeq is its latest', async () => {
-      const clientId = 'logi_000000000007';
-      const other = 'logi_000000000008';
-      await store.apps.create(...appCreated({ clientId, accountId, name: 'live', now }));
-      await store.apps.create(...appCreated({ clientId: other, accountId, name: 'other', now }));
-      assert.equal(await store.traces.maxSeq(clientId), 0);
-      assert.deepEqual(await store.traces.after(clientId, 0, 10), []);
-      // Interleaved with another app, and started_at going backwards: order is by seq, not time.
-      const rows = Array.from({ length: 6 }, (_, i) => row(i % 2 ? other : clientId, { startedAtUs: (Date.parse('2026-06-01T00:00:00Z') - i * 1000) * 1000 }));
-      await store.traces.insert(rows);
-      const mine = await store.traces.after(clientId, 0, 10);
-      // Within one commit the engine picks the seq order (PostgreSQL sorts rows by event_id to lock in one order).
-      assert.deepEqual(mine.map((t) => t.eventId).sort(), [rows[0]!, rows[2]!, rows[4]!].map((r) => r.eventId).sort());
-      assert.ok(mine[0]!.seq < mine[1]!.seq && mine[1]!.seq < mine[2]!.seq);
-      assert.equal(await store.traces.maxSeq(clientId), mine[2]!.seq);
-      assert.deepEqual((await store.traces.after(clientId, mine[0]!.seq, 1)).map((t) => t.seq), [mine[1]!.seq]);
-      assert.deepEqual(await store.traces.after(clientId, mine[2]!.seq, 10), []);
-    });
-
-    it('a signal has reached this node\'s subscribers when publish returns, once', async () => {
-      const got: unknown[] = [];
-      const off = store.subscribe((s) => got.push(s));
+      assert.deepEqual(await store.apps.list(account), [app]);
+      assert.equal(await store.traces.count(app.clientId), 1);
+      assert.deepEqual(await store.audit.pinned(app.clientId), pinned);
+      // Reopened, it finds the schema done and the data there.
+      const again = await openStore(location, { auditKey: TEST_AUDIT_KEY });
       try {
-        await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000002' });
-        assert.deepEqual(got, [{ kind: 'keys_changed', clientId: 'logi_000000000002' }]);
-        // On PostgreSQL our own NOTIFY also comes back through LISTEN; it must not be heard twice.
-        await new Promise((r) => setTimeout(r, 300));
-        assert.equal(got.length, 1);
+        assert.deepEqual(await again.apps.find(account, app.clientId), app);
       } finally {
-        off();
+        await again.close();
       }
     });
 
-    it('signals reach subscribers', async () => {
-      const got = new Promise((resolve) => {
-        const off = store.subscribe((s) => {
-          off();
-          resolve(s);
-        });
-      });
-      await store.publish({ kind: 'keys_changed', clientId: 'logi_000000000001' });
-      assert.deepEqual(await got, { kind: 'keys_changed', clientId: 'logi_000000000001' });
-      const committed = new Promise((resolve) => {
-        const off = store.subscribe((s) => {
-          off();
-          resolve(s);
-        });
-      });
-      await store.publish({ kind: 'traces_committed', clientIds: ['logi_000000000001', 'logi_000000000002'] });
-      assert.deepEqual(await committed, { kind: 'traces_committed', clientIds: ['logi_000000000001', 'logi_000000000002'] });
+    it('ping resolves, a healthy store is writable, and signals are heard', async () => {
+      await store.ping();
+      assert.deepEqual(await store.writable(), { ok: true });
+      const health = store.signalHealth();
+      assert.equal(health.live, true, JSON.stringify(health));
+      assert.equal(health.mode, engine === 'sqlite' ? 'in_process' : 'listen_notify');
+      assert.equal(health.lastError, null);
+    });
+
+    it('a signal has reached every subscriber of this node when publish returns, once; unsubscribed listeners hear nothing', async () => {
+      const first: StoreSignal[] = [];
+      const second: StoreSignal[] = [];
+      const offFirst = store.subscribe((s) => first.push(s));
+      const offSecond = store.subscribe((s) => second.push(s));
+      try {
+        const keys: StoreSignal = { kind: 'keys_changed', clientId: 'logi_e00000000001' };
+        await store.publish(keys);
+        assert.deepEqual(first, [keys]);
+        assert.deepEqual(second, [keys]);
+        offSecond();
+        const committed: StoreSignal = { kind: 'traces_committed', clientIds: ['logi_e00000000001', 'logi_e00000000002'] };
+        await store.publish(committed);
+        assert.deepEqual(first, [keys, committed]);
+        assert.deepEqual(second, [keys], 'unsubscribed');
+
+        if (engine === 'postgres') {
+          // Our own NOTIFYs come back through LISTEN too, and must not be heard twice. Another
+          // node's signal, sent after them, arrives after them (notifications come in commit
+          // order): once it is here, any echo would have been.
+          const other = await openStore(location, { auditKey: TEST_AUDIT_KEY });
+          try {
+            const fromOther: StoreSignal = { kind: 'guard_changed', clientId: 'logi_e00000000003' };
+            const heard = new Promise<void>((resolve) => {
+              const off = store.subscribe((s) => {
+                if (s.kind === 'guard_changed') {
+                  off();
+                  resolve();
+                }
+              });
+            });
+            await other.publish(fromOther);
+            await heard;
+            assert.deepEqual(first, [keys, committed, fromOther]);
+          } finally {
+            await other.close();
+          }
+        }
+      } finally {
+        offFirst();
+        offSecond();
+      }
     });
   });
 }
-
-describe('SQLite trace commits run on a worker thread', () => {
-  let store: Store;
-  let cleanup: () => Promise<void>;
-  const clientId = 'logi_0000000000aa';
-
-  before(async () => {
-    const fresh = freshLocation('sqlite');
-    cleanup = fresh.cleanup;
-    store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
-    const { account } = ok(await store.accounts.create({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
-    await store.apps.create(...appCreated({ clientId, accountId: account!.id, name: 'w', now: 1 }));
-  });
-  after(async () => {
-    await store.close();
-    await cleanup();
-  });
-
-  it('the event loop keeps turning while a commit is in flight', async () => {
-    await store.traces.insert([row(clientId)]);
-    let turned = false;
-    setImmediate(() => (turned = true));
-    // A commit on the main thread would finish (fsync included) before the loop could turn.
-    assert.deepEqual(await store.traces.insert([row(clientId), row(clientId)]), [true, true]);
-    assert.equal(turned, true);
-  });
-
-  it('batches posted while a commit runs ride the next one together; each caller gets its own rows\' answers, duplicates across callers included', async () => {
-    const stats = store.traces.commitStats!;
-    await store.traces.insert([row(clientId)]);
-    const before = { ...stats };
-    const stored = await store.traces.count(clientId);
-    const shared = row(clientId);
-    // 40 callers at once, 3 rows each; caller 0 and caller 25 both carry `shared`.
-    const batches = Array.from({ length: 40 }, (_, i) => [row(clientId), i === 0 || i === 25 ? shared : row(clientId), row(clientId)]);
-    const answers = await Promise.all(batches.map((b) => store.traces.insert(b)));
-    answers.forEach((a, i) => assert.deepEqual(a, [true, i !== 25, true], `caller ${i}`));
-    const commits = stats.commits - before.commits;
-    assert.equal(stats.rows - before.rows, 120);
-    assert.ok(commits >= 1 && commits < 40, `40 batches in ${commits} transactions`);
-    assert.equal(await store.traces.count(clientId), stored + 119);
-  });
-
-  it('the worker merges no more than PANOPTICON_COMMIT_BATCH rows into one transaction, and never splits a caller\'s rows', async () => {
-    const fresh = freshLocation('sqlite');
-    const bounded = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY, commitBatch: 5 });
-    try {
-      const { account } = ok(await bounded.accounts.create({ id: 'acct_b', email: 'b@example.com', passwordHash: 'h', now: 1 }));
-      await bounded.apps.create(...appCreated({ clientId, accountId: account!.id, name: 'b', now: 1 }));
-      const stats = bounded.traces.commitStats!;
-      await bounded.traces.insert([row(clientId)]);
-      const before = { ...stats };
-      // Two callers of 3 rows exceed 5: however they arrive, each commits on its own. 7 rows commit whole.
-      const batches = [...Array.from({ length: 20 }, () => [row(clientId), row(clientId), row(clientId)]), Array.from({ length: 7 }, () => row(clientId))];
-      const answers = await Promise.all(batches.map((b) => bounded.traces.insert(b)));
-      answers.forEach((a, i) => assert.deepEqual(a, batches[i]!.map(() => true), `caller ${i}`));
-      assert.equal(stats.rows - before.rows, 67);
-      assert.equal(stats.commits - before.commits, 21);
-      assert.equal(await bounded.traces.count(clientId), 68);
-    } finally {
-      await bounded.close();
-      await fresh.cleanup();
-    }
-  });
-
-  it('once the worker commits, the main connection leaves checkpoints to it (a checkpoint here would stall the event loop)', async () => {
-    await store.traces.insert([row(clientId)]);
-    const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
-    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
-  });
-
-  it('a commit worker that dies fails the commits waiting on it, and the next commit starts a new one', { timeout: 20_000 }, async () => {
-    const internals = store.traces as unknown as { worker: import('node:worker_threads').Worker | null };
-    await store.traces.insert([row(clientId)]);
-    const worker = internals.worker;
-    assert.ok(worker !== null);
-    const waiting = store.traces.insert([row(clientId)]).then(() => 'committed', (err: Error) => err.message);
-    await worker.terminate();
-    // It either committed before the thread stopped or failed with it; it never hangs.
-    assert.match(await waiting, /committed|worker exited/);
-    const again = row(clientId);
-    assert.deepEqual(await store.traces.insert([again]), [true]);
-    assert.notEqual(internals.worker, worker);
-    assert.deepEqual(await store.traces.insert([again]), [false]);
-  });
-});
