@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Store, StoredTrace, TraceQuery, TraceRow, TraceStatus } from '../../src/store/types/store.js';
 import { ENGINES } from '../support/harness.js';
-import { createAccount, createApp, freshStore, NOW, type OpenedStore, traceRow } from './fixtures.js';
+import { createAccount, createApp, freshStore, NOW, type OpenedStore, traceRow } from '../support/store-fixtures.js';
 
 const ACCOUNT = 'acct_traces';
 /** 2026-06-01T00:00:00Z in microseconds. */
