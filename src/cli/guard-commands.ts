@@ -4,7 +4,6 @@
  */
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import YAML from 'yaml';
 import { authedClient, enc, positiveInt, run, UsageError, withJson, type Json } from './common.js';
 import { parseDuration, table } from './format.js';
 
@@ -79,8 +78,17 @@ function exportable(policy: Json): Json {
   };
 }
 
-function readPolicyFile(file: string | undefined): unknown {
+/**
+ * The YAML library, loaded by the commands that read or write YAML only: it is a third of what
+ * every other `logi` call would load at start-up (see test/cli/startup.test.ts).
+ */
+function yaml(): Promise<typeof import('yaml')> {
+  return import('yaml');
+}
+
+async function readPolicyFile(file: string | undefined): Promise<unknown> {
   const text = file === undefined || file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
+  const YAML = await yaml();
   try {
     return YAML.parse(text);
   } catch (err) {
@@ -175,7 +183,7 @@ export function registerGuardCommands(pano: Command): void {
       const policy = await authedClient(cmd).request<Json>('GET', `/api/apps/${enc(clientId!)}/policies`);
       const doc = exportable(policy);
       const asJson = file?.endsWith('.json') ?? false;
-      const text = asJson ? JSON.stringify(doc, null, 2) + '\n' : `# Panopticon policy for ${clientId}, exported at version ${String(policy.version)}\n` + YAML.stringify(doc);
+      const text = asJson ? JSON.stringify(doc, null, 2) + '\n' : `# Panopticon policy for ${clientId}, exported at version ${String(policy.version)}\n` + (await yaml()).stringify(doc);
       if (file !== undefined && file !== '-') {
         fs.writeFileSync(file, text);
         return { json: { file, version: policy.version, rules: (doc.rules as Json[]).length }, human: `Wrote ${(doc.rules as Json[]).length} rule(s), policy v${String(policy.version)}, to ${file}\n` };
@@ -187,7 +195,7 @@ export function registerGuardCommands(pano: Command): void {
     .description('replace the policy with a YAML or JSON file (stdin without FILE); rules keep their ids, new ones get one')
     .option('--if-version <n>', 'apply only if the policy is still at this version', (v) => Number(v))
     .action(run(async (cmd, clientId, file) => {
-      const doc = readPolicyFile(file);
+      const doc = await readPolicyFile(file);
       if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError('the file must hold a mapping with rules (and optionally default_effect)');
       const ifVersion = cmd.opts<{ ifVersion?: number }>().ifVersion;
       const res = await authedClient(cmd).request<Json>('PUT', `/api/apps/${enc(clientId!)}/policies`, { ...(doc as Json), ...(ifVersion !== undefined ? { if_version: ifVersion } : {}) });
@@ -198,7 +206,7 @@ export function registerGuardCommands(pano: Command): void {
     .description("evaluate a proposed policy file against the app's recent checks and traces; per rule, what would change")
     .option('--since-hours <n>', 'how far back to sample (default 168)', positiveInt)
     .action(run(async (cmd, clientId, file) => {
-      const proposed = readPolicyFile(file);
+      const proposed = await readPolicyFile(file);
       const since = cmd.opts<{ sinceHours?: number }>().sinceHours;
       const r = await authedClient(cmd).request<Json>('POST', `/api/apps/${enc(clientId!)}/policies/simulate`, { policy: proposed, ...(since ? { since_hours: since } : {}) });
       const human = `${String(r.samples)} sample(s) ${r.from ? `from ${String(r.from)} to ${String(r.to)}` : ''}; ${String(r.changed)} decision(s) would change` +

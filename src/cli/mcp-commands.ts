@@ -4,11 +4,9 @@
  * client connects to the proxy's `--listen` address instead of the server. See docs/mcp-proxy.md.
  */
 import crypto from 'node:crypto';
-import { createPanopticon, type PanopticonError } from '@panopticon/sdk';
+import type { PanopticonError } from '@panopticon/sdk';
 import { InvalidArgumentError, type Command } from 'commander';
-import { Governor } from '../mcp-proxy/governor.js';
 import { parseUserSubSource, startHttpProxy, type UserSubSource } from '../mcp-proxy/http.js';
-import { startStdioProxy } from '../mcp-proxy/stdio.js';
 import { cliConfig, UsageError } from './common.js';
 import { parseDuration } from './format.js';
 
@@ -121,6 +119,11 @@ export function registerMcpCommands(program: Command): void {
         if (pak === undefined) throw new UsageError('--pak or LOGI_PAK is required');
         const log = logger(o.quiet === true);
         const url = o.url ?? cliConfig.url ?? DEFAULT_PANOPTICON_URL;
+        // Loaded here, not at the top: every other logi command would pay for the SDK and the
+        // governor at start-up (see test/cli/startup.test.ts).
+        const [{ createPanopticon }, { Governor }, { startStdioProxy }] = await Promise.all([
+          import('@panopticon/sdk'), import('../mcp-proxy/governor.js'), import('../mcp-proxy/stdio.js'),
+        ]);
         const panopticon = createPanopticon({
           url, pak, clientId: o.clientId, pakSecret: o.pakSecret ?? cliConfig.pakSecret,
           failMode: o.failOpen === true ? 'open' : 'closed', spoolPath: o.spool, onError: deliveryLog(log),

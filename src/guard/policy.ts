@@ -103,9 +103,17 @@ export type PolicyImport = Static<typeof PolicyImportSchema>;
 
 export const EMPTY_POLICY: PolicyDocument = { default_effect: 'allow', rules: [] };
 
-const validateDocument = bodyAjv.compile(PolicyDocumentSchema) as ValidateFunction<PolicyDocument>;
-const validateImport = bodyAjv.compile(PolicyImportSchema) as ValidateFunction<PolicyImport>;
-const validateRuleInput = bodyAjv.compile(RuleInputSchema) as ValidateFunction<RuleInput>;
+/**
+ * Compiled on first use rather than at import: the three cost 0.1 s of CPU, paid by every process
+ * that imports the server (each test file, each `logi serve`) whether or not it reads a policy.
+ */
+function lazily<T>(compile: () => ValidateFunction<T>): () => ValidateFunction<T> {
+  let validate: ValidateFunction<T> | undefined;
+  return () => (validate ??= compile());
+}
+const documentValidator = lazily(() => bodyAjv.compile(PolicyDocumentSchema) as ValidateFunction<PolicyDocument>);
+const importValidator = lazily(() => bodyAjv.compile(PolicyImportSchema) as ValidateFunction<PolicyImport>);
+const ruleInputValidator = lazily(() => bodyAjv.compile(RuleInputSchema) as ValidateFunction<RuleInput>);
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
@@ -148,18 +156,21 @@ export function conditionProblem(c: Condition): string | null {
 }
 
 export function checkDocument(value: unknown): Checked<PolicyDocument> {
+  const validateDocument = documentValidator();
   if (!validateDocument(value)) return { ok: false, errors: fieldErrors(validateDocument.errors) };
   const errors = semanticErrors(value.rules, 'rules.');
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value };
 }
 
 export function checkImport(value: unknown): Checked<PolicyImport> {
+  const validateImport = importValidator();
   if (!validateImport(value)) return { ok: false, errors: fieldErrors(validateImport.errors) };
   const errors = semanticErrors(value.rules, 'rules.');
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value };
 }
 
 export function checkRuleInput(value: unknown): Checked<RuleInput> {
+  const validateRuleInput = ruleInputValidator();
   if (!validateRuleInput(value)) return { ok: false, errors: fieldErrors(validateRuleInput.errors) };
   const errors = semanticErrors([value], 'rule.').map((e) => ({ ...e, field: e.field.replace(/^rule\.0\./, '') }));
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value };

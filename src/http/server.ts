@@ -17,7 +17,7 @@ import { continueOnlyWhenWanted } from './expect-continue.js';
 import { createServices, type BuildOptions } from './services.js';
 
 export type { BuildOptions, Services } from './services.js';
-import { fieldErrors, validatorCompiler } from './validation.js';
+import { cachedSerializerFactory, fieldErrors, validatorCompiler } from './validation.js';
 import { operatorAuth } from './auth.js';
 import { pakAuth } from './pak-auth.js';
 import { accountRoutes } from '../accounts/routes.js';
@@ -69,6 +69,7 @@ export async function buildServer(config: ServerConfig, store: Store, options: B
     // catalogue and turn away work we can finish.
     return503OnClosing: false,
     clientErrorHandler: answerMalformedHttp,
+    schemaController: { compilersFactory: { buildSerializer: cachedSerializerFactory } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   continueOnlyWhenWanted(app);

@@ -3,9 +3,10 @@
  * errors reported) so a client learns every wrong field at once; query strings and path params are
  * coerced, since they only ever arrive as text.
  */
+import { createRequire } from 'node:module';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as addFormatsModule from 'ajv-formats';
-import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import type { FastifyRequest, FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
 import type { FieldError } from '../traces/ingest.js';
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -31,8 +32,52 @@ function makeAjv(coerce: boolean): Ajv {
 export const bodyAjv = makeAjv(false);
 const textAjv = makeAjv(true);
 
-export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object) as ValidateFunction;
+/**
+ * Compiled code is a pure function of the schema's JSON and the compiler, so each schema is compiled
+ * once per process. Fastify hands some route schemas over as fresh copies for every server (AJV's
+ * own cache is keyed by object), and a process that builds several servers (the test suites, the
+ * benchmark) otherwise paid the whole compile again for each.
+ */
+const validators = new Map<string, ValidateFunction>();
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : textAjv;
+  const key = `${ajv === bodyAjv ? 'body' : 'text'}\0${JSON.stringify(schema)}`;
+  let validate = validators.get(key);
+  if (validate === undefined) {
+    validate = ajv.compile(schema as object) as ValidateFunction;
+    validators.set(key, validate);
+  }
+  return validate;
+};
+
+type SerializerFactory = NonNullable<NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer']>;
+
+/**
+ * Fastify's own response serializer factory (fast-json-stringify, resolved from fastify itself so
+ * it is the one Fastify would use), with the same once-per-process cache: a serializer build costs
+ * several milliseconds (a fresh AJV instance each), and the server has a hundred of them.
+ */
+const defaultSerializerFactory = (() => {
+  const fromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
+  return (fromFastify('@fastify/fast-json-stringify-compiler') as { SerializerSelector: () => SerializerFactory }).SerializerSelector();
+})();
+const serializers = new Map<string, (doc: unknown) => string>();
+
+export const cachedSerializerFactory: SerializerFactory = (externalSchemas, options) => {
+  const compile = defaultSerializerFactory(externalSchemas, options);
+  // The shared schemas a response may $ref and the options are part of what the code depends on.
+  const context = JSON.stringify([externalSchemas, options]);
+  return (route) => {
+    const key = `${context}\0${JSON.stringify(route.schema)}`;
+    let serialize = serializers.get(key);
+    if (serialize === undefined) {
+      serialize = compile(route);
+      serializers.set(key, serialize);
+    }
+    return serialize;
+  };
+};
 
 /**
  * AJV errors as one entry per offending field, named as the client wrote it (`a.b[2]` → `a.b.2`).

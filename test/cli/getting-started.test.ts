@@ -77,6 +77,17 @@ describe('logi CLI: help and usage errors', () => {
     assert.match(run.stderr, /Usage: logi panopticon usage/);
   });
 
+  it('a server that cannot be reached is exit code 1, naming the URL and the cause', async () => {
+    // Port 9 (discard) has no listener here: the connection is refused.
+    const run = await exec(process.execPath, [LOGI_BIN, 'apps', 'list', '--json'], { ...env, LOGI_TOKEN: 'pano_op_x' });
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, '');
+    assert.deepEqual(JSON.parse(run.stderr).error, { code: 'connection_failed', message: 'cannot reach http://127.0.0.1:9 (ECONNREFUSED)' });
+    const human = await exec(process.execPath, [LOGI_BIN, 'apps', 'list'], { ...env, LOGI_TOKEN: 'pano_op_x' });
+    assert.equal(human.code, 1);
+    assert.match(human.stderr, /^logi: cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\); is the server running\? \(set LOGI_URL or --url\)\n$/);
+  });
+
   it('a command that needs a token says how to sign in, exit code 2', async () => {
     const run = await exec(process.execPath, [LOGI_BIN, 'apps', 'list', '--json'], env);
     assert.equal(run.code, 2);

@@ -11,7 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
 import { isWellFormedToken, SECRET_PREFIX } from '../../src/keys/tokens.js';
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
+/**
+ * The clock of every server in this file: real time plus what a test skipped ahead (the grace
+ * period of a rotation), so no test sleeps through it. Signatures are timestamped by it too.
+ */
+let skippedMs = 0;
+const serverNow = () => Date.now() + skippedMs;
+const nowSeconds = () => Math.floor(serverNow() / 1000);
 
 function sign(secret: string, t: number | string, method: string, pathAndQuery: string, body: string): string {
   return crypto.createHmac('sha256', secret).update(`${t}.${method}.${pathAndQuery}.${body}`).digest('hex');
@@ -36,7 +42,7 @@ for (const engine of ENGINES) {
     const issued: string[] = [];
 
     before(async () => {
-      server = await startServer(engine);
+      server = await startServer(engine, {}, undefined, { now: serverNow });
       t = await createTenant(server.url);
     });
     after(() => server.close());
@@ -218,7 +224,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(res.body.previous.map((p: { status: string }) => p.status), ['expiring']);
       assert.equal((await signedTrace(old)).status, 202, 'old secret still valid during grace');
       assert.equal((await signedTrace(secret)).status, 202, 'new secret valid at once');
-      await sleep(2100);
+      skippedMs += 2100; // past the grace period, on the server's clock
       const n = await count();
       await refused(await signedTrace(old), 'signature_mismatch', n);
       assert.equal((await signedTrace(secret)).status, 202);
@@ -246,7 +252,7 @@ for (const engine of ENGINES) {
       const status = await http(server.url, 'GET', `/api/apps/${t.clientId}/hmac`, { token: t.token });
       assert.equal(status.body.enabled, false);
       assert.deepEqual(status.body.secrets.map((s: { status: string }) => s.status).sort(), ['expired', 'revoked', 'revoked']);
-      assert.equal(await server.store.secrets.activeSecrets(t.clientId, Date.now()).then((s) => s.length), 0);
+      assert.equal(await server.store.secrets.activeSecrets(t.clientId, serverNow()).then((s) => s.length), 0);
       const again = await http(server.url, 'POST', `/api/apps/${t.clientId}/hmac/disable`, { token: t.token });
       assert.equal(again.status, 409);
       assert.equal(again.body.error.code, 'hmac_not_enabled');
@@ -285,7 +291,7 @@ describe('HMAC signing on every node (two nodes, one PostgreSQL)', POSTGRES_ONLY
   let t: Tenant;
   let nodes: TwoNodes;
   before(async () => {
-    nodes = await twoNodesOnePostgres();
+    nodes = await twoNodesOnePostgres({ now: serverNow });
     ({ a, b, t } = nodes);
   });
   after(() => nodes.close());
