@@ -1,10 +1,6 @@
 /** Statements and row mapping of accounts, sessions and operator tokens, shared by both engines. */
+import { type Row, num, numOrNull } from './row.js';
 import type { Account, OperatorToken } from '../types/accounts.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 
 export const toAccount = (r: Row): Account => ({
   id: String(r.id),

@@ -1,11 +1,7 @@
 /** SQL and row mapping the approval sub-stores of both engines share. */
+import { type Row, num, numOrNull, strOrNull } from './row.js';
 import { slots } from './params.js';
 import type { Approval, ApprovalQuery, DecideInput } from '../types/approvals.js';
-
-type Row = Record<string, unknown>;
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 
 export const toApproval = (r: Row): Approval => ({
   id: String(r.id),

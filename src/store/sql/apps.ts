@@ -1,9 +1,6 @@
 /** Statements and row mapping of applications, shared by both engines. */
+import { type Row, num } from './row.js';
 import type { App } from '../types/apps.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
 export const toApp = (r: Row): App => ({
   clientId: String(r.client_id),

@@ -1,13 +1,9 @@
 /** SQL and row mapping of the audit log, shared by both engines: entries, the pinned head, migration 7's seal. */
+import { type Row, num, strOrNull } from './row.js';
 import { slots } from './params.js';
 import { GENESIS_HASH, KEYED_CHAIN, keyedHash, type AuditFields, type ChainVersion } from '../../crypto/audit-chain.js';
 import type { AuditKey } from '../../crypto/audit-key.js';
 import type { AuditEntry, AuditInput } from '../types/audit.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 export const toAuditEntry = (r: Row): AuditEntry => ({
   clientId: String(r.client_id),

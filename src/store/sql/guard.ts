@@ -1,11 +1,8 @@
 /** SQL and row mapping the guard sub-stores of both engines share. */
+import { type Row, num, strOrNull } from './row.js';
 import { slots } from './params.js';
 import type { CheckRecord, Grant, KillSwitch, StoredAnswer, StoredCheck, StoredPolicy } from '../types/guard.js';
 import type { AnswerRow, CheckWrite, PendingApproval } from '../check-plan.js';
-
-type Row = Record<string, unknown>;
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 export const CHECK_COLUMNS = [
   'id', 'client_id', 'created_at', 'tool', 'scope', 'user_sub', 'session_id', 'event_id', 'arguments_hash', 'arguments',

@@ -1,10 +1,6 @@
 /** Statements and row mapping of PAKs, shared by both engines. */
+import { type Row, num, numOrNull } from './row.js';
 import type { Pak, PakAuthRecord } from '../types/keys.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 
 export const toPak = (r: Row): Pak => ({
   id: String(r.id),

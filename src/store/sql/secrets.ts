@@ -1,10 +1,7 @@
 /** SQL and row mapping of `app_secrets`, shared by both engines' secret stores. */
+import { type Row, numOrNull } from './row.js';
 import { EXPIRE_FOR_ROTATION_SQL } from './keys.js';
 import type { AppSecret } from '../types/secrets.js';
-
-type Row = Record<string, unknown>;
-
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 export const toSecret = (r: Row): AppSecret => ({
   id: String(r.id),

@@ -3,16 +3,12 @@
  * is pure: given the rows the report's transaction read, it decides every verdict and write, so
  * both engines pin, quarantine and cap the same way.
  */
+import { type Row, num, numOrNull, strOrNull } from './row.js';
 import { slots } from './params.js';
 import {
   MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP,
   type DefinitionStatus, type NewToolsPolicy, type ReportInput, type ReportResult, type ToolChange, type ToolDefinition, type ToolRecord, type ToolVerdict,
 } from '../types/tools.js';
-
-type Row = Record<string, unknown>;
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 export const toToolRecord = (r: Row): ToolRecord => ({
   clientId: String(r.client_id),

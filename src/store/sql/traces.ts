@@ -1,10 +1,6 @@
 /** Statements and row mapping of traces and daily usage, shared by both engines (the group commits stay per engine). */
+import { type Row, num, strOrNull } from './row.js';
 import type { StoredTrace, TraceQuery, TraceStatus, UsageRow } from '../types/traces.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 /** The columns a trace is inserted with, in the order both engines' group commits bind them. */
 export const TRACE_COLUMNS = [

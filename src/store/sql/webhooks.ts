@@ -1,11 +1,8 @@
 /** SQL and row mapping the webhook sub-stores of both engines share. */
+import { type Row, num, numOrNull } from './row.js';
 import { slots } from './params.js';
 import type { GuardEventType } from '../types/webhooks.js';
 import type { DeliveryCounts, DeliveryOutcome, NewDelivery, WebhookDelivery, WebhookEndpoint } from '../types/webhooks.js';
-
-type Row = Record<string, unknown>;
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 
 export const toEndpoint = (r: Row): WebhookEndpoint => ({
   id: String(r.id),

@@ -1,8 +1,7 @@
 /** Running the shared `$n` statements (src/store/sql/) on a better-sqlite3 connection. */
 import type Database from 'better-sqlite3';
 import { numbered } from '../sql/params.js';
-
-export type Row = Record<string, unknown>;
+import type { Row } from '../sql/row.js';
 
 export function sqliteQueries(db: Database.Database) {
   return {
