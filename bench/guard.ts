@@ -20,7 +20,7 @@ import { ArgumentHasher } from '../src/guard/arguments-hash.js';
 import { checkDocument, type PolicyDocument, type Rule } from '../src/guard/policy.js';
 import { changePolicy, runCheck } from '../src/guard/service.js';
 import { importPolicy } from '../src/guard/edits.js';
-import { createTenant, freshLocation, TEST_AUDIT_KEY, TEST_SCRYPT_N, testConfig, type Engine } from '../test/support/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../test/support/harness.js';
 
 const smoke = process.argv.includes('--smoke');
 const outIndex = process.argv.indexOf('--out');
@@ -100,8 +100,8 @@ async function checkBench(engine: Engine, concurrency: number, durationMs: numbe
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { logLevel: 'silent' });
   const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize });
-  // The tenant's sign-up at the test suites' scrypt cost: passwords are not what this measures.
-  const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N });
+  // testConfig: the tenant's sign-up at the test suites' scrypt cost; passwords are not what this measures.
+  const { app, services } = await buildServer(config, store);
   try {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const tenant = await createTenant(url);

@@ -17,7 +17,7 @@
 import { buildServer } from '../src/http/server.js';
 import { openStore } from '../src/store/index.js';
 import { naiveTraceSink } from './naive-writer.js';
-import { createTenant, freshLocation, TEST_AUDIT_KEY, TEST_SCRYPT_N, testConfig, type Engine } from '../test/support/harness.js';
+import { createTenant, freshLocation, TEST_AUDIT_KEY, testConfig, type Engine } from '../test/support/harness.js';
 
 type Mode = 'group-commit' | 'per-request';
 
@@ -40,9 +40,9 @@ async function main(): Promise<void> {
   const { location, cleanup } = freshLocation(engine);
   const config = testConfig(location, { pakRateLimitPerSecond: 1_000_000_000, logLevel: 'silent' });
   const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize, commitBatch: config.commitBatchSize });
-  // The bench tenant's sign-up hashes at the test suites' scrypt cost: OWASP's would spend 1.3 s of
-  // CPU per server start on two password hashes, outside anything the benchmark measures.
-  const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...(mode === 'per-request' ? { traceSink: naiveTraceSink(location, config.lockTimeoutMs) } : {}) });
+  // testConfig: the bench tenant's sign-up hashes at the test suites' scrypt cost; OWASP's would spend
+  // 1.3 s of CPU per server start on two password hashes, outside anything the benchmark measures.
+  const { app, services } = await buildServer(config, store, { ...(mode === 'per-request' ? { traceSink: naiveTraceSink(location, config.lockTimeoutMs) } : {}) });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);
   // SQLite's commit worker merges the writer's batches into fewer transactions: count those.

@@ -14,6 +14,14 @@ import path from 'node:path';
 export const DEFAULT_COMMIT_BATCH = 2000;
 export const MAX_COMMIT_BATCH = 2000;
 
+/**
+ * scrypt's cost N for password hashes: OWASP's recommendation (with r=8, p=1) is every server's
+ * default; an operator may set it from 2^14 to 2^20 (PANOPTICON_PASSWORD_SCRYPT_N).
+ */
+export const OWASP_SCRYPT_N = 2 ** 17;
+const MIN_PASSWORD_SCRYPT_N = 2 ** 14;
+const MAX_PASSWORD_SCRYPT_N = 2 ** 20;
+
 const ServerEnv = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
@@ -66,6 +74,12 @@ const ServerEnv = Type.Object({
   PANOPTICON_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** Where the generated key file lives. Default: the SQLite file's directory, or ./data. */
   PANOPTICON_DATA_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * scrypt's cost N for new password hashes: a power of two from 2^14 to 2^20, default OWASP's 2^17
+   * (about 0.6 s of CPU and 128 MiB per hash on the 2-core CI machine). Each hash records its own
+   * cost, so changing it never locks anyone out. Test suites that start real servers lower it.
+   */
+  PANOPTICON_PASSWORD_SCRYPT_N: Type.Integer({ default: OWASP_SCRYPT_N, minimum: MIN_PASSWORD_SCRYPT_N, maximum: MAX_PASSWORD_SCRYPT_N }),
 });
 
 export type ServerEnv = Static<typeof ServerEnv>;
@@ -91,6 +105,8 @@ export interface ServerConfig {
   /** Raw server key from PANOPTICON_SECRET_KEY, already decoded; undefined → key file in dataDir. */
   secretKey: Buffer | undefined;
   dataDir: string;
+  /** PANOPTICON_PASSWORD_SCRYPT_N: scrypt's cost for new password hashes. */
+  passwordScryptN: number;
 }
 
 export type StoreLocation =
@@ -120,11 +136,18 @@ function parseEnv<T extends import('@sinclair/typebox').TObject>(
   env: NodeJS.ProcessEnv,
 ): Static<T> {
   const picked: Record<string, unknown> = {};
-  for (const key of Object.keys(schema.properties)) {
+  // TypeBox's conversion reads integers leniently ("1e3" as 1, "16384.5" as 16384, "0x10" as 16):
+  // only plain decimal digits become a number, anything else stays text and fails validation.
+  const notDecimal = new Map<string, string>();
+  for (const [key, property] of Object.entries(schema.properties)) {
     const raw = env[key];
-    if (raw !== undefined && raw !== '') picked[key] = raw;
+    if (raw === undefined || raw === '') continue;
+    picked[key] = raw;
+    if ((property as { type?: unknown }).type === 'integer' && !/^\s*-?\d+\s*$/.test(raw)) notDecimal.set(key, raw);
   }
-  const value = Value.Convert(schema, Value.Default(schema, picked));
+  // Default and Convert change `picked` in place.
+  const value = Value.Convert(schema, Value.Default(schema, picked)) as Record<string, unknown>;
+  for (const [key, raw] of notDecimal) value[key] = raw;
   const errors = [...Value.Errors(schema, value)];
   if (errors.length > 0) {
     const lines = errors.map((e) => `  ${e.path.slice(1) || '(root)'}: ${e.message} (got ${JSON.stringify(e.value)})`);
@@ -143,6 +166,8 @@ export function decodeSecretKey(text: string): Buffer {
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const e = parseEnv(ServerEnv, env);
   const database = parseStoreLocation(e.PANOPTICON_DB);
+  const scryptN = e.PANOPTICON_PASSWORD_SCRYPT_N;
+  if ((scryptN & (scryptN - 1)) !== 0) throw new ConfigError(`PANOPTICON_PASSWORD_SCRYPT_N: must be a power of two (${MIN_PASSWORD_SCRYPT_N} to ${MAX_PASSWORD_SCRYPT_N}; default ${OWASP_SCRYPT_N})`);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -160,5 +185,6 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     webhookOutboxLimit: e.PANOPTICON_WEBHOOK_OUTBOX_LIMIT,
     secretKey: e.PANOPTICON_SECRET_KEY === undefined ? undefined : decodeSecretKey(e.PANOPTICON_SECRET_KEY),
     dataDir: path.resolve(e.PANOPTICON_DATA_DIR ?? (database.engine === 'sqlite' && database.file !== ':memory:' ? path.dirname(database.file) : './data')),
+    passwordScryptN: scryptN,
   };
 }

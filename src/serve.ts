@@ -3,7 +3,7 @@
  * down gracefully on SIGTERM/SIGINT: stop accepting, let in-flight requests finish (their commits
  * included), flush pending work, close the store, exit.
  */
-import { loadServerConfig, ConfigError, type ServerConfig } from './config.js';
+import { loadServerConfig, ConfigError, OWASP_SCRYPT_N, type ServerConfig } from './config.js';
 import { buildServer } from './http/server.js';
 import { openStore } from './store/index.js';
 import { AuditKey } from './crypto/audit-key.js';
@@ -13,6 +13,9 @@ export async function serve(config: ServerConfig = loadServerConfig()): Promise<
   const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
   const store = await openStore(config.database, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, commitBatch: config.commitBatchSize });
   const { app } = await buildServer(config, store);
+  if (config.passwordScryptN < OWASP_SCRYPT_N) {
+    app.log.warn({ passwordScryptN: config.passwordScryptN, recommended: OWASP_SCRYPT_N }, 'PANOPTICON_PASSWORD_SCRYPT_N is below OWASP\'s scrypt cost: new password hashes are cheaper to crack (meant for test suites)');
+  }
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -118,6 +118,8 @@ class Server:
             "PANOPTICON_DATA_DIR": self.store.dir,
             "PANOPTICON_SECRET_KEY": SECRET_KEY,
             "PANOPTICON_LOG_LEVEL": "warn",
+            # The least scrypt cost a server takes: OWASP's (the default) is 0.6 s of CPU per hash.
+            "PANOPTICON_PASSWORD_SCRYPT_N": "16384",
         }
         env.update(self.extra_env)
         self.proc = subprocess.Popen([NODE, SERVER_JS, "serve"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,

@@ -4,11 +4,10 @@
  */
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
+import { OWASP_SCRYPT_N } from '../config.js';
 
 const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>;
 
-/** OWASP's CPU/memory cost for scrypt; every server uses it unless a test asks for less. */
-export const OWASP_SCRYPT_N = 2 ** 17;
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
 const KEY_LENGTH = 32;

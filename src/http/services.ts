@@ -8,7 +8,6 @@ import type { Store } from '../store/types/store.js';
 import { PakAuthenticator } from '../keys/authenticator.js';
 import { TraceWriter, type CommittedListener, type TraceSink } from '../traces/writer.js';
 import { ArgumentHasher } from '../guard/arguments-hash.js';
-import { OWASP_SCRYPT_N } from '../accounts/passwords.js';
 import { LiveHub } from '../live/hub.js';
 import { GuardCache } from '../guard/cache.js';
 import { GuardEvents } from '../guard/events.js';
@@ -66,11 +65,6 @@ export interface BuildOptions {
   webhooks?: Partial<WebhookSettings>;
   /** The built console (index.html and assets); default console/dist of this checkout. */
   consoleDir?: string;
-  /**
-   * Tests only: a cheaper scrypt for sign-ups (OWASP's costs about half a second per hash on the CI
-   * machine, twice per test tenant). Each hash records its cost, so verification is unaffected.
-   */
-  passwordScryptN?: number;
 }
 
 /** NOTIFY payloads are capped at 8000 bytes: a commit touching many apps is split into several signals. */
@@ -156,7 +150,7 @@ export function createServices(config: ServerConfig, store: Store, options: Buil
     // longer than the lock timeout without failing, so re-reading that far back catches it.
     live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),
     commitSignals: onCommitted,
-    passwordScryptN: options.passwordScryptN ?? OWASP_SCRYPT_N,
+    passwordScryptN: config.passwordScryptN,
     now,
   };
 }

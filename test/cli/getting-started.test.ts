@@ -125,6 +125,13 @@ for (const engine of ENGINES) {
 
     const credentials = path.join(config, 'logi', 'credentials.json');
 
+    it('logi serve warns that PANOPTICON_PASSWORD_SCRYPT_N (the harness sets 2^14) is below OWASP\'s cost', () => {
+      const warning = server.output().split('\n').find((line) => line.includes('PANOPTICON_PASSWORD_SCRYPT_N'));
+      assert.ok(warning, server.output());
+      assert.match(warning, /below OWASP's scrypt cost/);
+      assert.equal(JSON.parse(warning).passwordScryptN, 16384);
+    });
+
     it('signs up, signs in, and keeps the token in a 0600 file', async () => {
       const signup = await json('signup', '--email', email, '--password', password);
       assert.match(signup.token, /^pano_op_/);

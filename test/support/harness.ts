@@ -73,9 +73,19 @@ export const TEST_SECRET_KEY = Buffer.alloc(32, 7);
 /** The audit key test servers derive from TEST_SECRET_KEY: for stores opened without a server. */
 export const TEST_AUDIT_KEY = AuditKey.fromServerKey(TEST_SECRET_KEY);
 
+/**
+ * Test servers hash passwords at a small scrypt cost instead of OWASP's 2^17 (the default, about
+ * 0.6 s of CPU and 128 MiB per hash here): in this process N=2^10 (3 ms) for the two hashes of
+ * every test tenant, about 650 a run; `logi serve` children at 2^14, the least
+ * PANOPTICON_PASSWORD_SCRYPT_N takes. At OWASP's cost they were an eighth of the suite's CPU. The
+ * accounts suite checks a server as shipped.
+ */
+export const TEST_SCRYPT_N = 2 ** 10;
+const SPAWNED_SCRYPT_N = 2 ** 14;
+
 export function testConfig(location: StoreLocation, overrides: Partial<ServerConfig> = {}): ServerConfig {
   // Test receivers (webhooks) listen on loopback, which a default install refuses to deliver to.
-  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, webhookAllowPrivate: true, ...overrides };
+  return { ...loadServerConfig({}), host: '127.0.0.1', port: 0, database: location, logLevel: 'silent', secretKey: TEST_SECRET_KEY, webhookAllowPrivate: true, passwordScryptN: TEST_SCRYPT_N, ...overrides };
 }
 
 export interface RunningServer {
@@ -86,12 +96,6 @@ export interface RunningServer {
   location: StoreLocation;
   close(): Promise<void>;
 }
-
-/**
- * Test servers hash passwords at 2^14 instead of OWASP's 2^17: 8x less work for the two hashes
- * (sign-up, token) of every test tenant. The accounts suite and the docs examples keep OWASP's.
- */
-export const TEST_SCRYPT_N = 2 ** 14;
 
 /**
  * Starts the real server in this process on an ephemeral port, on a fresh store, or on `shared`
@@ -110,7 +114,7 @@ export async function startServer(
   // As `logi serve` does: the store chains audit entries under the key derived from the server key.
   const auditKey = AuditKey.fromServerKey(loadServerKey(config.secretKey, config.dataDir));
   const store = await openStore(fresh.location, { auditKey, pgPoolSize: config.pgPoolSize, lockTimeoutMs: config.lockTimeoutMs, webhookOutboxLimit: config.webhookOutboxLimit, commitBatch: config.commitBatchSize, ...storeOptions });
-  const { app, services } = await buildServer(config, store, { passwordScryptN: TEST_SCRYPT_N, ...options });
+  const { app, services } = await buildServer(config, store, options);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url,
@@ -165,7 +169,7 @@ export interface SpawnedServer {
 /** Starts `logi serve` as a child process (for crash, signal and CLI tests). */
 export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
   const child = spawn(process.execPath, [LOGI_BIN, 'serve'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', PANOPTICON_LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', PANOPTICON_LOG_LEVEL: 'warn', PANOPTICON_PASSWORD_SCRYPT_N: String(SPAWNED_SCRYPT_N), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
