@@ -1,12 +1,16 @@
 #!/bin/sh
 # npm test, after the build. Every test file has its own SQLite file or PostgreSQL schema, so files
-# can run side by side, in two lanes at once:
-#   - the fault tests that hold the server to a clock (a lock timeout, a signal across nodes within a
-#     second, a disk that fills up under a 1 s lock timeout) run one at a time, at normal CPU
-#     priority, so they see an almost idle machine however busy the other lane keeps it;
-#   - every other file, unit to browser and SDK suites and the remaining fault tests (crash and
-#     shutdown under load, Expect: 100-continue), PANOPTICON_TEST_CONCURRENCY at a time (default 3:
-#     many of them mostly wait on child processes, PostgreSQL or timers) at a lower priority (nice).
+# can run side by side:
+#   - first, alone: the small-disk fault test (a disk that fills up under a 1 s lock timeout; on a
+#     busy machine a write waiting for that lock fails as "locked" before the disk is ever full);
+#   - then two lanes at once. The fault tests that hold the server to a clock (a lock timeout, a
+#     signal across nodes within a second) run one at a time, at normal CPU priority, so they see an
+#     almost idle machine however busy the other lane keeps it. Every other file, unit to browser
+#     and SDK suites and the remaining fault tests (crash and shutdown under load, Expect:
+#     100-continue), runs PANOPTICON_TEST_CONCURRENCY at a time (default 3: many of them mostly wait
+#     on child processes, PostgreSQL or timers) at a lower priority (nice), longest first, so the
+#     short unit and store files fill the lane's end instead of a 50 s SDK suite starting late.
+#     `node --test` would sort the files by name: test/lane.ts runs them in the order given.
 # The timed lane's report is printed as one block when it ends. A fault test not named below joins
 # the timed lane. Files are named by shell globs, not directories: Node 20 expands a directory itself
 # (and would run every .js file under a directory named test, helpers included), Node 22+ takes only
@@ -18,30 +22,42 @@ side_by_side_faults=""
 timed=""
 for file in dist/test/faults/*.test.js; do
   case "$file" in
+    */small-disk.test.js) ;;
     */crash.test.js | */shutdown.test.js | */expect-continue.test.js) side_by_side_faults="$side_by_side_faults $file" ;;
     *) timed="$timed $file" ;;
   esac
 done
 
 # The timed lane writes to a file; on a terminal, in the format the other lane prints there.
-reporter=""
-[ -t 1 ] && reporter="--test-reporter=spec"
+reporter="--reporter=tap"
+[ -t 1 ] && reporter="--reporter=spec"
 timed_log=$(mktemp "${TMPDIR:-/tmp}/panopticon-timed-XXXXXX") || exit 2
 trap 'rm -f "$timed_log"' EXIT
 
+node dist/test/lane.js $reporter dist/test/faults/small-disk.test.js
+small_disk_status=$?
+
+# The e2e files, longest (by their run time on the CI machine) first, then the rest.
+e2e_first="python-sdk console.browser api-docs bench-smoke sdk-mcp sdk mcp-proxy-filesystem mcp-proxy-everything"
+ordered=""
+for name in $e2e_first; do ordered="$ordered dist/test/e2e/$name.test.js"; done
+for file in dist/test/e2e/*.test.js; do
+  case " $ordered " in *" $file "*) ;; *) ordered="$ordered $file" ;; esac
+done
+
 # shellcheck disable=SC2086 # the file lists are meant to split
-nice -n 10 node --test --test-concurrency="${PANOPTICON_TEST_CONCURRENCY:-3}" \
-  dist/test/unit/*.test.js dist/test/store/*.test.js dist/test/http/*.test.js dist/test/cli/*.test.js \
-  dist/test/security/*.test.js dist/test/e2e/*.test.js $side_by_side_faults &
+nice -n 10 node dist/test/lane.js --concurrency="${PANOPTICON_TEST_CONCURRENCY:-3}" \
+  $ordered $side_by_side_faults dist/test/cli/*.test.js dist/test/http/*.test.js \
+  dist/test/security/*.test.js dist/test/store/*.test.js dist/test/unit/*.test.js &
 side_by_side_pid=$!
 # Interrupted (Ctrl-C, a CI timeout): the lane in the background goes too.
 trap 'kill "$side_by_side_pid" 2>/dev/null; exit 130' INT TERM
 
 # shellcheck disable=SC2086
-node --test --test-concurrency=1 $reporter $timed > "$timed_log" 2>&1
+node dist/test/lane.js $reporter $timed > "$timed_log" 2>&1
 timed_status=$?
 cat "$timed_log"
 
 wait "$side_by_side_pid"
 side_by_side_status=$?
-[ "$side_by_side_status" -eq 0 ] && [ "$timed_status" -eq 0 ]
+[ "$small_disk_status" -eq 0 ] && [ "$side_by_side_status" -eq 0 ] && [ "$timed_status" -eq 0 ]

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';
 import { freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
@@ -15,11 +16,13 @@ import { appCreated, ok, traceRow as row } from '../support/store-fixtures.js';
 describe('SQLite trace commits run on a worker thread', () => {
   let store: Store;
   let cleanup: () => Promise<void>;
+  let file: string;
   const clientId = 'logi_0000000000aa';
 
   before(async () => {
     const fresh = freshLocation('sqlite');
     cleanup = fresh.cleanup;
+    file = fresh.dbValue;
     store = await openStore(fresh.location, { auditKey: TEST_AUDIT_KEY });
     const { account } = ok(await store.accounts.create({ id: 'acct_w', email: 'w@example.com', passwordHash: 'h', now: 1 }));
     await store.apps.create(...appCreated({ clientId, accountId: account!.id, name: 'w', now: 1 }));
@@ -31,11 +34,20 @@ describe('SQLite trace commits run on a worker thread', () => {
 
   it('the event loop keeps turning while a commit is in flight', async () => {
     await store.traces.insert([row(clientId)]);
-    let turned = false;
-    setImmediate(() => (turned = true));
-    // A commit on the main thread would finish (fsync included) before the loop could turn.
-    assert.deepEqual(await store.traces.insert([row(clientId), row(clientId)]), [true, true]);
-    assert.equal(turned, true);
+    // Another connection holds the write lock, so the commit waits for it (up to the lock timeout).
+    // On the main thread that wait would block the event loop; on the worker, timers still fire.
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    let settled = false;
+    const insert = store.traces.insert([row(clientId), row(clientId)]).finally(() => (settled = true));
+    try {
+      for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(settled, false, 'the commit waits for the lock');
+    } finally {
+      other.exec('COMMIT');
+      other.close();
+    }
+    assert.deepEqual(await insert, [true, true]);
   });
 
   it('batches posted while a commit runs ride the next one together; each caller gets its own rows\' answers, duplicates across callers included', async () => {
