@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Account, Store } from '../../src/store/types/store.js';
-import { ENGINES } from '../support/harness.js';
+import { ENGINES } from '../support/locations.js';
 import { freshStore, NOW, ok, type OpenedStore } from '../support/store-fixtures.js';
 
 for (const engine of ENGINES) {

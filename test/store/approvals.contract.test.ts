@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
 import type { CheckRecord } from '../../src/store/types/guard.js';
 import type { Store } from '../../src/store/types/store.js';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 
 const now = 1_780_000_000_000;
 let n = 0;

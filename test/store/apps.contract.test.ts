@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AuditInput } from '../../src/store/types/audit.js';
 import type { App, Store } from '../../src/store/types/store.js';
-import { ENGINES } from '../support/harness.js';
+import { ENGINES } from '../support/locations.js';
 import { appCreated, auditActions, auditEntry, createAccount, createApp, freshStore, NOW, type OpenedStore } from '../support/store-fixtures.js';
 
 const A = 'acct_a';

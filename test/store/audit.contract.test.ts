@@ -10,7 +10,7 @@ import { AuditKey } from '../../src/crypto/audit-key.js';
 import { KEYED_CHAIN, verifyChain } from '../../src/crypto/audit-chain.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 
 const now = 1_780_000_000_000;
 

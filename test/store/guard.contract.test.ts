@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { StoreLocation } from '../../src/config.js';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 import type { CheckRecord, IdempotencyClaim, RecordOutcome } from '../../src/store/types/guard.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NewPak, Pak, Store } from '../../src/store/types/store.js';
-import { ENGINES } from '../support/harness.js';
+import { ENGINES } from '../support/locations.js';
 import { auditActions, auditEntry, createAccount, createApp, freshStore, NOW, type OpenedStore } from '../support/store-fixtures.js';
 
 const ACCOUNT = 'acct_keys';

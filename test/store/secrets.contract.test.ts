@@ -1,7 +1,7 @@
 /** The secret sub-store behaves the same on SQLite and PostgreSQL: the switch, rotation, revocation, audit. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 import type { AuditInput } from '../../src/store/types/guard.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';
-import { freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 import { appCreated, ok, traceRow as row } from '../support/store-fixtures.js';
 
 describe('SQLite trace commits run on a worker thread', () => {

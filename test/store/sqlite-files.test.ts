@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { tempDir, TEST_AUDIT_KEY } from '../support/harness.js';
+import { tempDir, TEST_AUDIT_KEY } from '../support/locations.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 
 test('sqlite: a created data directory is 0700 and the database, WAL and shared-memory files 0600', async () => {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
 import type { StoreLocation } from '../../src/config.js';
 import type { Store, StoreSignal } from '../../src/store/types/store.js';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 import { createAccount, createApp, NOW, traceRow } from '../support/store-fixtures.js';
 
 for (const engine of ENGINES) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 import type { AuditInput } from '../../src/store/types/audit.js';
 import { openStore } from '../../src/store/index.js';
 import { MAX_PENDING_PER_TOOL, MAX_TOOLS_PER_APP, type ReportEffects, type ReportedTool, type ToolChange } from '../../src/store/types/tools.js';

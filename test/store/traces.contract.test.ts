@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Store, StoredTrace, TraceQuery, TraceRow, TraceStatus } from '../../src/store/types/store.js';
-import { ENGINES } from '../support/harness.js';
+import { ENGINES } from '../support/locations.js';
 import { createAccount, createApp, freshStore, NOW, type OpenedStore, traceRow } from '../support/store-fixtures.js';
 
 const ACCOUNT = 'acct_traces';

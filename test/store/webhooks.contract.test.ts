@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types/store.js';
-import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/harness.js';
+import { ENGINES, freshLocation, TEST_AUDIT_KEY } from '../support/locations.js';
 
 for (const engine of ENGINES) {
   describe(`webhook outbox [${engine}]`, () => {

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { openStore } from '../../src/store/index.js';
 import type { AuditInput } from '../../src/store/types/audit.js';
 import type { Store, TraceRow } from '../../src/store/types/store.js';
-import { type Engine, freshLocation, TEST_AUDIT_KEY } from './harness.js';
+import { type Engine, freshLocation, TEST_AUDIT_KEY } from './locations.js';
 
 /** The clock every suite passes to the store: the APIs take `now`, so no test waits for time to pass. */
 export const NOW = 1_780_000_000_000;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
-import { REPO_ROOT } from '../support/harness.js';
+import { REPO_ROOT } from '../support/locations.js';
 
 const SRC = path.join(REPO_ROOT, 'src');
 

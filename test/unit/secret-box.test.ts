@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { tempDir } from '../support/harness.js';
+import { tempDir } from '../support/locations.js';
 import { KEY_FILE_NAME, loadServerKey, SecretBox } from '../../src/crypto/secret-box.js';
 
 describe('secret box', () => {
