@@ -23,7 +23,17 @@ if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concur
 if (values.reporter !== 'spec' && values.reporter !== 'tap') throw new Error(`--reporter: spec or tap (got ${values.reporter})`);
 if (positionals.length === 0) throw new Error('no test files given');
 
-const stream = run({ files: positionals.map((file) => path.resolve(file)), concurrency });
+// Interrupted (Ctrl-C, test/run.sh or CI stopping it): the test files' processes are stopped too,
+// as `node --test` does, rather than left running on their own.
+const interrupted = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.exitCode = 1;
+    interrupted.abort();
+  });
+}
+
+const stream = run({ files: positionals.map((file) => path.resolve(file)), concurrency, signal: interrupted.signal });
 // A failed test, or a file that could not run at all: both arrive as test:fail.
 stream.on('test:fail', () => {
   process.exitCode = 1;
