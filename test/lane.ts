@@ -38,4 +38,13 @@ const stream = run({ files: positionals.map((file) => path.resolve(file)), concu
 stream.on('test:fail', () => {
   process.exitCode = 1;
 });
+// A run in which nothing ran (run() inside a test process runs no files, by design) is not a pass.
+let passed = 0;
+stream.on('test:pass', () => passed++);
+process.on('exit', () => {
+  if (passed === 0 && process.exitCode !== 1) {
+    process.stderr.write('test/lane: no test ran\n');
+    process.exitCode = 1;
+  }
+});
 stream.compose(values.reporter === 'spec' ? new spec() : tap).pipe(process.stdout);
