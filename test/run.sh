@@ -1,8 +1,8 @@
 #!/bin/sh
 # npm test, after the build. Every test file has its own SQLite file or PostgreSQL schema, so files
 # can run side by side:
-#   - first, alone: the small-disk fault test (a disk that fills up under a 1 s lock timeout; on a
-#     busy machine a write waiting for that lock fails as "locked" before the disk is ever full);
+#   - first, alone: the small-disk fault test (a disk that fills up under a 1 s lock timeout; it
+#     counts the writes until the disk is full, which a busy machine stretches);
 #   - then two lanes at once. The fault tests that hold the server to a clock (a lock timeout, a
 #     signal across nodes within a second) run one at a time, at normal CPU priority, so they see an
 #     almost idle machine however busy the other lane keeps it. Every other file, unit to browser

@@ -37,6 +37,14 @@ export function isBusy(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
+/** Whether `err` (or an error it wraps) is a lock held past the lock timeout, on either engine. */
+export function isLockTimeout(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isBusy(e) || (e as { code?: unknown }).code === '55P03') return true;
+  }
+  return false;
+}
+
 /** Whether `err` (or an error it wraps) is the store being unavailable rather than a bug. */
 export function isStoreUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

@@ -5,7 +5,7 @@
  * failure, `check` makes one probe write: the answer then reflects the store now, and recovery is
  * seen without waiting for traffic.
  */
-import { isStoreUnavailable } from './errors.js';
+import { isLockTimeout, isStoreUnavailable } from './errors.js';
 import type { WriteState } from './types/store.js';
 
 export class WriteHealth {
@@ -21,6 +21,10 @@ export class WriteHealth {
   /** A store operation failed; only the store's own failures (not bugs, not bad input) count. */
   failed(err: unknown): void {
     if (!isStoreUnavailable(err)) return;
+    // Within an outage a lock timeout is mostly its symptom (the writer holds the lock while its
+    // commit fails on a full disk, and the probe waits for it): it does not replace the reason
+    // already recorded, which says what to fix. On its own it is the reason.
+    if (this.failure !== null && isLockTimeout(err)) return;
     const reason = err instanceof Error ? err.message : String(err);
     this.failure = { reason, since: this.failure?.since ?? this.now() };
   }
