@@ -48,7 +48,12 @@ class _Delivery:
         ids = [pano.trace("search_docs", "docs:read", "ok", duration_ms=i) for i in range(250)]
         self.assertTrue(pano.flush(10))
         sent = self.proxy.batches()
-        self.assertEqual([len(b) for _, b in sent], [100, 100, 50])
+        # The first batch leaves when 100 are waiting; what accumulates while one is in flight follows
+        # as soon as it returns, so how the other 150 split depends on how fast trace() ran meanwhile
+        # (on a busy machine the split was 95 + 55 once). None is larger than batch_size.
+        sizes = [len(b) for _, b in sent]
+        self.assertEqual(sizes[0], 100, sizes)
+        self.assertTrue(len(sizes) >= 3 and max(sizes) <= 100 and sum(sizes) == 250, sizes)
         self.assertEqual([eid for _, b in sent for eid in b], ids)  # first delivery in trace() order
         self.assertEqual(sorted(self.stored_ids()), sorted(ids))
         s = pano.stats()
