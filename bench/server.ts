@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const store = await openStore(location, { auditKey: TEST_AUDIT_KEY, pgPoolSize: config.pgPoolSize, commitBatch: config.commitBatchSize });
   // testConfig: the bench tenant's sign-up hashes at the test suites' scrypt cost; OWASP's would spend
   // 1.3 s of CPU per server start on two password hashes, outside anything the benchmark measures.
-  const { app, services } = await buildServer(config, store, { ...(mode === 'per-request' ? { traceSink: naiveTraceSink(location, config.lockTimeoutMs) } : {}) });
+  const { app, services } = await buildServer(config, store, mode === 'per-request' ? { traceSink: naiveTraceSink(location, config.lockTimeoutMs) } : {});
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const tenant = await createTenant(url);
   // SQLite's commit worker merges the writer's batches into fewer transactions: count those.

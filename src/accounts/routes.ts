@@ -43,7 +43,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
     const key = normaliseEmail(email);
     const wait = throttle.retryAfterSeconds(key);
     if (wait > 0) throw new ApiError('rate_limited', `Too many wrong passwords for this account; retry in ${wait} s`, { retry_after_seconds: wait });
-    const account = await checkCredentials(store, email, password, services.passwordScryptN);
+    const account = await checkCredentials(store, email, password, config.passwordScryptN);
     if (account === null) {
       throttle.failed(key);
       throw new ApiError('invalid_credentials');
@@ -76,7 +76,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
   }, async (request, reply) => {
     assertSameOrigin(request, config.secureCookies);
     const { email, password } = request.body;
-    const result = await signUp(store, config, email, password, now(), services.passwordScryptN);
+    const result = await signUp(store, config, email, password, now(), config.passwordScryptN);
     if (!result.ok) throw new ApiError(result.code);
     await startSession(reply, result.account.id);
     return reply.code(201).send({ account: accountJson(result.account) });

@@ -47,8 +47,6 @@ export interface Services {
   live: LiveHub;
   /** The held-back `traces_committed` signals of this node; flushed at shutdown. */
   commitSignals: { flush(): void };
-  /** scrypt's cost for new password hashes (OWASP's unless a test lowers it). */
-  passwordScryptN: number;
   now: () => number;
 }
 
@@ -150,7 +148,6 @@ export function createServices(config: ServerConfig, store: Store, options: Buil
     // longer than the lock timeout without failing, so re-reading that far back catches it.
     live: new LiveHub(store, { overlapMs: store.engine === 'postgres' ? config.lockTimeoutMs + 1000 : 0 }),
     commitSignals: onCommitted,
-    passwordScryptN: config.passwordScryptN,
     now,
   };
 }

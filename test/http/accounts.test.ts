@@ -130,7 +130,7 @@ describe('a server as shipped hashes passwords at OWASP\'s scrypt cost', () => {
   after(() => server.close());
 
   it('N=2^17, r=8, p=1, recorded in the hash; the password signs in, a wrong one does not', async () => {
-    assert.equal(server.services.passwordScryptN, 2 ** 17);
+    assert.equal(server.services.config.passwordScryptN, 2 ** 17);
     assert.equal((await http(server.url, 'POST', '/api/auth/signup', { body: { email: 'owner@example.com', password } })).status, 201);
     const account = await server.store.accounts.findByEmail('owner@example.com');
     assert.ok(account);
