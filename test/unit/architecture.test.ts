@@ -108,3 +108,41 @@ describe('import graph of src/', () => {
     assert.deepEqual(routeImports, []);
   });
 });
+
+const HOOKS = new Set(['before', 'after', 'beforeEach', 'afterEach']);
+
+/** The hooks a test file registers at its top level, as `file:line name`. */
+function rootHooks(file: string, text = fs.readFileSync(file, 'utf8')): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  return source.statements.flatMap((statement) => {
+    if (!ts.isExpressionStatement(statement) || !ts.isCallExpression(statement.expression)) return [];
+    const callee = statement.expression.expression;
+    if (!ts.isIdentifier(callee) || !HOOKS.has(callee.text)) return [];
+    const { line } = source.getLineAndCharacterOfPosition(statement.getStart());
+    return [`${path.relative(REPO_ROOT, file)}:${line + 1} ${callee.text}`];
+  });
+}
+
+function testFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return testFiles(full);
+    return entry.name.endsWith('.test.ts') ? [full] : [];
+  });
+}
+
+// npm test runs most files several to a process (test/lane.ts --per-process): a hook at a file's top
+// level is the process's, and would run before or after every file in it, not its own.
+describe('test files', () => {
+  const files = testFiles(path.join(REPO_ROOT, 'test'));
+
+  it('register no hook at their top level (they may share a process)', () => {
+    assert.ok(files.length >= 60, `only ${files.length} test files found`);
+    assert.deepEqual(files.flatMap((file) => rootHooks(file)), []);
+  });
+
+  it('finds a top-level hook when there is one (the check itself works)', () => {
+    const text = "import { after, describe } from 'node:test';\nafter(() => {});\ndescribe('x', () => { after(() => {}); });\n";
+    assert.deepEqual(rootHooks(path.join(REPO_ROOT, 'test/x.test.ts'), text), ['test/x.test.ts:2 after']);
+  });
+});

@@ -1,6 +1,7 @@
 /**
- * test/lane.ts, which runs npm test's files: in the order given (node --test sorts by name), with a
- * failing file failing the run, and, when interrupted, with the files' processes stopped too.
+ * test/lane.ts, which runs npm test's files: in the order given (node --test sorts by name), several
+ * to a process where asked, with a failing file failing the run, and, when interrupted, with the
+ * files' processes stopped too.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,20 +16,23 @@ const LANE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../lane
 // process runs nothing. The lane is started as npm test starts it.
 const { NODE_TEST_CONTEXT: _context, ...env } = process.env;
 const dir = tempDir('lane');
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A test file that appends its name to `log` when it starts, then does `body`. */
 function testFile(name: string, body: string): string {
   const file = path.join(dir, `${name}.test.mjs`);
   const log = JSON.stringify(path.join(dir, 'started.log'));
-  fs.writeFileSync(file, `import fs from 'node:fs';\nimport { test } from 'node:test';\nfs.appendFileSync(${log}, ${JSON.stringify(name)} + ' ' + process.pid + '\\n');\ntest(${JSON.stringify(name)}, async () => { ${body} });\n`);
+  fs.writeFileSync(file, `import fs from 'node:fs';\nimport { test } from 'node:test';\nfs.appendFileSync(${log}, ${JSON.stringify(name)} + ' ' + process.pid + ' ' + process.argv[1] + '\\n');\ntest(${JSON.stringify(name)}, async () => { ${body} });\n`);
   return file;
 }
 
-function started(): Array<{ name: string; pid: number }> {
+/** Each file as it started: its name, its process, and the module that process ran. */
+function started(): Array<{ name: string; pid: number; entry: string }> {
   const log = path.join(dir, 'started.log');
   if (!fs.existsSync(log)) return [];
-  return fs.readFileSync(log, 'utf8').trim().split('\n').map((line) => ({ name: line.split(' ')[0]!, pid: Number(line.split(' ')[1]) }));
+  return fs.readFileSync(log, 'utf8').trim().split('\n').map((line) => {
+    const [name, pid, entry] = line.split(' ');
+    return { name: name!, pid: Number(pid), entry: entry! };
+  });
 }
 
 function alive(pid: number): boolean {
@@ -41,6 +45,9 @@ function alive(pid: number): boolean {
 }
 
 describe('test/lane.ts', () => {
+  // Inside the describe: this file may share a process with others (see lane.ts).
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
   it('runs the files in the order given, one at a time by default, and exits 0 when all pass', () => {
     fs.rmSync(path.join(dir, 'started.log'), { force: true });
     const files = [testFile('zulu', ''), testFile('alpha', ''), testFile('mike', '')];
@@ -48,6 +55,37 @@ describe('test/lane.ts', () => {
     assert.equal(res.status, 0, res.stdout + res.stderr);
     assert.deepEqual(started().map((s) => s.name), ['zulu', 'alpha', 'mike']);
     assert.match(res.stdout, /^# pass 3$/m);
+  });
+
+  it('--per-process N runs the files after it N to a process, in the order given; the others alone', () => {
+    fs.rmSync(path.join(dir, 'started.log'), { force: true });
+    const alone = [testFile('first', ''), testFile('second', '')];
+    const grouped = ['g1', 'g2', 'g3', 'g4', 'g5'].map((name) => testFile(name, ''));
+    const res = spawnSync(process.execPath, [LANE, '--reporter=tap', '--concurrency=2', ...alone, '--per-process', '2', ...grouped], { encoding: 'utf8', env: { ...env, TMPDIR: dir } });
+    assert.equal(res.status, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /^# pass 7$/m);
+    const pidOf = new Map(started().map((s) => [s.name, s.pid]));
+    assert.equal(pidOf.size, 7);
+    const processes = new Map<number, string[]>();
+    for (const [name, pid] of pidOf) processes.set(pid, [...(processes.get(pid) ?? []), name]);
+    assert.deepEqual([...processes.values()].map((names) => names.join(' ')).sort(), ['first', 'g1 g2', 'g3 g4', 'g5', 'second']);
+    // A group's process ran a module of the lane's under TMPDIR, gone with the lane.
+    const entries = started().filter((s) => s.name === 'g1' || s.name === 'g3').map((s) => s.entry);
+    for (const entry of entries) {
+      assert.ok(entry.startsWith(path.join(dir, 'panopticon-lane-')), entry);
+      assert.equal(fs.existsSync(entry), false, `${entry} removed`);
+    }
+    assert.equal(started().find((s) => s.name === 'g5')!.entry, grouped[4]);
+  });
+
+  it('exits 1 when a file fails in a group; the files after it in its process still run', () => {
+    fs.rmSync(path.join(dir, 'started.log'), { force: true });
+    const res = spawnSync(process.execPath, [LANE, '--reporter=tap', '--per-process=3', testFile('ok1', ''), testFile('bad', "throw new Error('boom');"), testFile('ok2', '')], { encoding: 'utf8', env });
+    assert.equal(res.status, 1, res.stdout);
+    assert.match(res.stdout, /^# pass 2$/m, res.stdout);
+    assert.match(res.stdout, /^# fail 1$/m, res.stdout);
+    assert.deepEqual(started().map((s) => s.name), ['ok1', 'bad', 'ok2']);
+    assert.equal(new Set(started().map((s) => s.pid)).size, 1);
   });
 
   it('exits 1 when a test fails or a file cannot run', () => {
