@@ -6,8 +6,8 @@
  *
  *   node dist/test/lane.js [--concurrency N] [--reporter spec|tap] [--per-process N] file...
  *
- * `--per-process N` applies to the files after it (up to the next --per-process): they run N to a
- * process, in the order given, instead of one process each. Loading the server and the test
+ * `--per-process N` applies to the files after it (up to the next --per-process, which starts a new
+ * set even with the same N): they run N to a process, in the order given, instead of one each. Loading the server and the test
  * helpers costs a test process about 0.8 s of CPU before its first test, which for most unit, store
  * and HTTP files is more than their tests take. Files that share a process share its module
  * instances and its root hooks, so a file that may share one registers its hooks inside a
@@ -41,12 +41,15 @@ function wholeNumber(option: string, text: string | undefined): number {
 const concurrency = wholeNumber('concurrency', values.concurrency);
 if (values.reporter !== 'spec' && values.reporter !== 'tap') throw new Error(`--reporter: spec or tap (got ${values.reporter})`);
 
-/** The files in order, each with how many may share its process. */
-const given: Array<{ file: string; perProcess: number }> = [];
+/** The files in order, each with the --per-process set it is in and that set's N. */
+const given: Array<{ file: string; set: number; perProcess: number }> = [];
+let set = 0;
 let perProcess = 1;
 for (const token of tokens) {
-  if (token.kind === 'option' && token.name === 'per-process') perProcess = wholeNumber('per-process', token.value);
-  else if (token.kind === 'positional') given.push({ file: path.resolve(token.value), perProcess });
+  if (token.kind === 'option' && token.name === 'per-process') {
+    set++;
+    perProcess = wholeNumber('per-process', token.value);
+  } else if (token.kind === 'positional') given.push({ file: path.resolve(token.value), set, perProcess });
 }
 if (given.length === 0) throw new Error('no test files given');
 
@@ -59,9 +62,9 @@ function processEntries(): string[] {
   const entries: string[] = [];
   let i = 0;
   while (i < given.length) {
-    const size = given[i]!.perProcess;
+    const { set: groupSet, perProcess: size } = given[i]!;
     let end = i + 1;
-    while (end < given.length && end - i < size && given[end]!.perProcess === size) end++;
+    while (end < given.length && end - i < size && given[end]!.set === groupSet) end++;
     const files = given.slice(i, end).map((g) => g.file);
     i = end;
     if (files.length === 1) {

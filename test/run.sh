@@ -16,7 +16,7 @@
 # (and would run every .js file under a directory named test, helpers included), Node 22+ takes only
 # files and globs. test/support holds helpers, not tests, and is never passed.
 #   PANOPTICON_TEST_CONCURRENCY        processes at once in the side-by-side lane (default 3)
-#   PANOPTICON_TEST_FILES_PER_PROCESS  CLI, HTTP and security files to a process (default 5; 1: each alone)
+#   PANOPTICON_TEST_FILES_PER_PROCESS  files to a process in every group (default: by group, below)
 cd "$(dirname "$0")/.." || exit 2
 
 side_by_side_faults=""
@@ -38,23 +38,29 @@ trap 'rm -f "$timed_log"' EXIT
 node dist/test/lane.js $reporter dist/test/faults/small-disk.test.js
 small_disk_status=$?
 
-# The e2e files, longest (by their run time on the CI machine) first, then the rest.
+# The side-by-side lane's order: the longest e2e files (by their run time on the CI machine) alone,
+# then the CLI files two to a process, the other e2e files and fault tests three to a process, the
+# HTTP and security files three to one, and the store and unit files twelve to one, so that short
+# processes fill the lane's end. Loading the server and warming up its code is most of what a unit,
+# store, HTTP or CLI file costs alone (measured: the CLI and HTTP files took 210 s of CPU one to a
+# process, 148 s five to one). PANOPTICON_TEST_FILES_PER_PROCESS, when set, is every group's size
+# (1: every file alone).
 e2e_first="python-sdk console.browser api-docs bench-smoke sdk-mcp sdk mcp-proxy-filesystem mcp-proxy-everything"
-ordered=""
-for name in $e2e_first; do ordered="$ordered dist/test/e2e/$name.test.js"; done
+first=""
+for name in $e2e_first; do first="$first dist/test/e2e/$name.test.js"; done
+e2e_rest=""
 for file in dist/test/e2e/*.test.js; do
-  case " $ordered " in *" $file "*) ;; *) ordered="$ordered $file" ;; esac
+  case " $first " in *" $file "*) ;; *) e2e_rest="$e2e_rest $file" ;; esac
 done
+per_process() { echo "--per-process=${PANOPTICON_TEST_FILES_PER_PROCESS:-$1}"; }
 
-# The CLI, HTTP and security files run PANOPTICON_TEST_FILES_PER_PROCESS to a process (default 5),
-# the store and unit files all in one: loading the server and warming up its code is most of what
-# such a file costs alone (measured: the CLI and HTTP files took 210 s of CPU one to a process,
-# 148 s five to one).
 # shellcheck disable=SC2086 # the file lists are meant to split
 nice -n 10 node dist/test/lane.js --concurrency="${PANOPTICON_TEST_CONCURRENCY:-3}" \
-  $ordered $side_by_side_faults \
-  --per-process="${PANOPTICON_TEST_FILES_PER_PROCESS:-5}" dist/test/cli/*.test.js dist/test/http/*.test.js dist/test/security/*.test.js \
-  --per-process=100 dist/test/store/*.test.js dist/test/unit/*.test.js &
+  "$(per_process 1)" $first \
+  "$(per_process 2)" dist/test/cli/*.test.js \
+  "$(per_process 3)" $e2e_rest $side_by_side_faults \
+  "$(per_process 3)" dist/test/http/*.test.js dist/test/security/*.test.js \
+  "$(per_process 12)" dist/test/store/*.test.js dist/test/unit/*.test.js &
 side_by_side_pid=$!
 # Interrupted (Ctrl-C, a CI timeout): the lane in the background goes too.
 trap 'kill "$side_by_side_pid" 2>/dev/null; exit 130' INT TERM

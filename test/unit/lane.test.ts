@@ -57,18 +57,21 @@ describe('test/lane.ts', () => {
     assert.match(res.stdout, /^# pass 3$/m);
   });
 
-  it('--per-process N runs the files after it N to a process, in the order given; the others alone', () => {
+  it('--per-process N runs the files after it N to a process, in the order given, up to the next --per-process; the others alone', () => {
     fs.rmSync(path.join(dir, 'started.log'), { force: true });
     const alone = [testFile('first', ''), testFile('second', '')];
     const grouped = ['g1', 'g2', 'g3', 'g4', 'g5'].map((name) => testFile(name, ''));
-    const res = spawnSync(process.execPath, [LANE, '--reporter=tap', '--concurrency=2', ...alone, '--per-process', '2', ...grouped], { encoding: 'utf8', env: { ...env, TMPDIR: dir } });
+    const nextSet = ['h1', 'h2'].map((name) => testFile(name, ''));
+    const args = [LANE, '--reporter=tap', '--concurrency=2', ...alone, '--per-process', '2', ...grouped, '--per-process=2', ...nextSet];
+    const res = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...env, TMPDIR: dir } });
     assert.equal(res.status, 0, res.stdout + res.stderr);
-    assert.match(res.stdout, /^# pass 7$/m);
+    assert.match(res.stdout, /^# pass 9$/m);
     const pidOf = new Map(started().map((s) => [s.name, s.pid]));
-    assert.equal(pidOf.size, 7);
+    assert.equal(pidOf.size, 9);
     const processes = new Map<number, string[]>();
     for (const [name, pid] of pidOf) processes.set(pid, [...(processes.get(pid) ?? []), name]);
-    assert.deepEqual([...processes.values()].map((names) => names.join(' ')).sort(), ['first', 'g1 g2', 'g3 g4', 'g5', 'second']);
+    // g5 is the end of its set: a repeated --per-process starts a new one.
+    assert.deepEqual([...processes.values()].map((names) => names.join(' ')).sort(), ['first', 'g1 g2', 'g3 g4', 'g5', 'h1 h2', 'second']);
     // A group's process ran a module of the lane's under TMPDIR, gone with the lane.
     const entries = started().filter((s) => s.name === 'g1' || s.name === 'g3').map((s) => s.entry);
     for (const entry of entries) {
