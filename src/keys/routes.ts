@@ -92,7 +92,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
     const body = request.body;
     const t = now();
     const revoked = await revokePaks(store, target.clientId, t, actorOf(request), body.key_id);
-    if (body.key_id !== undefined && revoked.length === 0) throw new ApiError('pak_not_found', `No unrevoked key ${body.key_id} for this application`);
+    if (body.key_id !== undefined && revoked.length === 0) throw new ApiError('pak_not_found', `No valid key ${body.key_id} for this application: none by that id, or it is already revoked or expired`);
     return { revoked: revoked.map((p) => pakJson(p, t)) };
   });
 };

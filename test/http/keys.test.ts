@@ -112,6 +112,39 @@ for (const engine of ENGINES) {
   });
 }
 
+for (const engine of ENGINES) {
+  describe(`revoke after a rotation grace has ended [${engine}]`, () => {
+    let server: RunningServer;
+    let clock = Date.now();
+    before(async () => {
+      server = await startServer(engine, {}, undefined, { now: () => clock });
+    });
+    after(() => server.close());
+
+    it('revoking all stops the keys still valid and leaves the expired one expired; by id, the expired key is a 404', async () => {
+      const t = await createTenant(server.url);
+      const rotated = await http(server.url, 'POST', `/api/apps/${t.clientId}/paks/rotate`, { token: t.token, body: { grace_seconds: 60 } });
+      assert.equal(rotated.status, 201);
+      const oldId: string = rotated.body.previous[0].id;
+      clock += 61_000;
+      const byId = await http(server.url, 'POST', `/api/apps/${t.clientId}/paks/revoke`, { token: t.token, body: { key_id: oldId } });
+      assert.equal(byId.status, 404);
+      assert.equal(byId.body.error.code, 'pak_not_found');
+
+      const all = await http(server.url, 'POST', `/api/apps/${t.clientId}/paks/revoke`, { token: t.token, body: {} });
+      assert.equal(all.status, 200);
+      assert.deepEqual(all.body.revoked.map((k: { id: string; status: string }) => [k.id, k.status]), [[rotated.body.id, 'revoked']]);
+      const listed = await http(server.url, 'GET', `/api/apps/${t.clientId}/paks`, { token: t.token });
+      const status = Object.fromEntries(listed.body.paks.map((k: { id: string; status: string }) => [k.id, k.status]));
+      assert.deepEqual(status, { [rotated.body.id]: 'revoked', [oldId]: 'expired' });
+      const audit = await http(server.url, 'GET', `/api/apps/${t.clientId}/audit`, { token: t.token });
+      const revokes = audit.body.entries.filter((e: { action: string }) => e.action === 'pak.revoke');
+      assert.equal(revokes.length, 1, 'nothing revoked by id, nothing audited');
+      assert.deepEqual(revokes[0].after.map((k: { id: string }) => k.id), [rotated.body.id]);
+    });
+  });
+}
+
 describe('revoke on every node (two nodes, one PostgreSQL)', POSTGRES_ONLY, () => {
   let a: RunningServer;
   let b: RunningServer;

@@ -190,14 +190,22 @@ for (const engine of ENGINES) {
       assert.deepEqual(log.map((e) => [e.action, e.after]), [['app.create', null], ['pak.revoke', '["pak_v1"]'], ['pak.revoke', '["pak_v2"]']]);
     });
 
-    it('revoking all includes keys whose grace has ended (they were never revoked); the audit entry lists them', async () => {
+    it('revoke leaves a key whose grace has ended expired, by id or all: the answer and the audit entry name only the keys it stopped', async () => {
       const app = 'logi_c0000000000e';
       await createApp(store, ACCOUNT, app);
       await store.keys.insert(pak('pak_e1', app, NOW));
-      await store.keys.rotate({ ...pak('pak_e2', app, NOW + 10), expiresAt: NOW + 100 });
-      const revoked = await store.keys.revoke(app, NOW + 500, undefined, (keys) => auditEntry(app, 'pak.revoke', NOW + 500, { after: ids(keys).sort() }));
-      assert.deepEqual(byId(revoked), [{ ...fresh('pak_e1', app, NOW), expiresAt: NOW + 100, revokedAt: NOW + 500 }, { ...fresh('pak_e2', app, NOW + 10), revokedAt: NOW + 500 }]);
-      assert.equal((await store.audit.list(app, { limit: 10 }))[1]?.after, '["pak_e1","pak_e2"]');
+      await store.keys.rotate({ ...pak('pak_e2', app, NOW + 10), expiresAt: NOW + 100 }); // e1 valid until NOW + 100
+      await store.keys.rotate({ ...pak('pak_e3', app, NOW + 20), expiresAt: NOW + 1000 }); // e2 until NOW + 1000
+      const audit = (keys: Pak[]) => auditEntry(app, 'pak.revoke', NOW + 500, { after: ids(keys).sort() });
+
+      assert.deepEqual(await store.keys.revoke(app, NOW + 100, 'pak_e1', audit), [], 'expired at its expiresAt, by id');
+      const revoked = await store.keys.revoke(app, NOW + 500, undefined, audit);
+      assert.deepEqual(byId(revoked), [
+        { ...fresh('pak_e2', app, NOW + 10), expiresAt: NOW + 1000, revokedAt: NOW + 500 },
+        { ...fresh('pak_e3', app, NOW + 20), revokedAt: NOW + 500 },
+      ], 'the key in its grace and the primary; not the expired one');
+      assert.deepEqual((await store.keys.list(app)).map((p) => [p.id, p.expiresAt, p.revokedAt]), [['pak_e3', null, NOW + 500], ['pak_e2', NOW + 1000, NOW + 500], ['pak_e1', NOW + 100, null]]);
+      assert.deepEqual((await store.audit.list(app, { limit: 10 })).map((e) => [e.action, e.after]), [['app.create', null], ['pak.revoke', '["pak_e2","pak_e3"]']]);
     });
 
     it('a key change whose audit entry cannot be written changes nothing', async () => {

@@ -1,5 +1,5 @@
 /** PAKs on PostgreSQL. */
-import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, toPak, toPakAuth } from '../sql/keys.js';
+import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, REVOKE_PAKS_SQL, toPak, toPakAuth } from '../sql/keys.js';
 import type { AuditInput } from '../types/audit.js';
 import type { KeyStore, NewPak, Pak } from '../types/keys.js';
 import { appendAuditTx } from './audit.js';
@@ -39,12 +39,7 @@ export class PostgresKeyStore implements KeyStore {
 
   async revoke(clientId: string, now: number, keyId?: string, audit?: (revoked: Pak[]) => AuditInput) {
     return this.db.tx(async (c) => {
-      const revoked = (
-        await c.query(
-          'UPDATE paks SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR id = $3) RETURNING *',
-          [now, clientId, keyId ?? null],
-        )
-      ).rows.map((r) => toPak(r as Row));
+      const revoked = (await c.query(REVOKE_PAKS_SQL, [now, clientId, keyId ?? null])).rows.map((r) => toPak(r as Row));
       if (revoked.length > 0 && audit) await appendAuditTx(c, this.db.auditKey, audit(revoked));
       return revoked;
     });

@@ -36,6 +36,17 @@ export const EXPIRE_FOR_ROTATION_SQL = (table: 'paks' | 'app_secrets'): string =
 
 export const EXPIRE_PAKS_SQL = EXPIRE_FOR_ROTATION_SQL('paks');
 
+/**
+ * Revocation at $1 of the app's keys still valid then (or of the one with id $3): a key whose
+ * rotation grace already ran out is left expired, so the answer and the audit entry name only the
+ * keys this revocation stopped.
+ */
+export const REVOKE_PAKS_SQL =
+  `UPDATE paks SET revoked_at = $1
+   WHERE client_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
+     AND (CAST($3 AS TEXT) IS NULL OR id = $3)
+   RETURNING *`;
+
 export const INSERT_PAK_SQL =
   `INSERT INTO paks (id, client_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)
    ON CONFLICT (client_id) WHERE revoked_at IS NULL AND expires_at IS NULL DO NOTHING RETURNING *`;

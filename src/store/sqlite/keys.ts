@@ -1,7 +1,7 @@
 /** PAKs on SQLite; issue, rotate and revoke are each one immediate transaction with their audit entry. */
 import type Database from 'better-sqlite3';
 import type { AuditKey } from '../../crypto/audit-key.js';
-import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, toPak, toPakAuth } from '../sql/keys.js';
+import { ACTIVE_PAKS_SQL, EXPIRE_PAKS_SQL, INSERT_PAK_SQL, LIST_PAKS_SQL, PAK_FOR_AUTH_SQL, REVOKE_PAKS_SQL, toPak, toPakAuth } from '../sql/keys.js';
 import type { AuditInput } from '../types/audit.js';
 import type { KeyStore, NewPak, Pak } from '../types/keys.js';
 import { appendAuditSync } from './audit.js';
@@ -45,10 +45,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async revoke(clientId: string, now: number, keyId?: string, audit?: (revoked: Pak[]) => AuditInput) {
     return this.db.transaction(() => {
-      const revoked = this.db
-        .prepare('UPDATE paks SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND (? IS NULL OR id = ?) RETURNING *')
-        .all(now, clientId, keyId ?? null, keyId ?? null)
-        .map((r) => toPak(r as Record<string, unknown>));
+      const revoked = this.sql.all(REVOKE_PAKS_SQL, [now, clientId, keyId ?? null]).map(toPak);
       if (revoked.length > 0 && audit) appendAuditSync(this.db, this.auditKey, audit(revoked));
       return revoked;
     }).immediate();
