@@ -14,6 +14,7 @@
  * describe (test/unit/architecture.test.ts checks this); a file that ends its process ends the
  * others in it too, and the run fails as it would alone.
  */
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -90,7 +91,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const stream = run({ files: processEntries(), concurrency, signal: interrupted.signal });
+const entries = processEntries();
+// run() listens on the signal once per file process: more than Node's default of 10 is expected here.
+setMaxListeners(entries.length + 10, interrupted.signal);
+const stream = run({ files: entries, concurrency, signal: interrupted.signal });
 // A failed test, or a file that could not run at all: both arrive as test:fail.
 stream.on('test:fail', () => {
   process.exitCode = 1;
