@@ -12,7 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { createTenant, ENGINES, startServer, type RunningServer, type Tenant } from '../support/harness.js';
-import { connect, eventually, EVERYTHING_SERVER, sleep, traces } from '../support/mcp.js';
+import { connect, EVERYTHING_SERVER, traces } from '../support/mcp.js';
+import { eventually, sleep } from '../support/wait.js';
 
 const engine = ENGINES[0]!;
 const CAPABILITIES = { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } };

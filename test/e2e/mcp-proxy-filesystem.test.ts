@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, startServer, tempDir, type RunningServer, type Tenant } from '../support/harness.js';
-import { addRule, connect, eventually, FILESYSTEM_SERVER, traces } from '../support/mcp.js';
+import { addRule, connect, FILESYSTEM_SERVER, traces } from '../support/mcp.js';
+import { eventually } from '../support/wait.js';
 
 const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0]?.text ?? '');
 

@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createTenant, ENGINES, http, LOGI_BIN, startServer, type RunningServer, type Tenant } from '../support/harness.js';
-import { addRule, eventually, proxyEnv, traces } from '../support/mcp.js';
+import { addRule, proxyEnv, traces } from '../support/mcp.js';
+import { eventually } from '../support/wait.js';
 import { RUG_HONEST, RUG_POISONED, startUpstream, type Upstream } from '../support/mcp-http-upstream.js';
 
 /** A JWT-shaped bearer token (unsigned: the upstream here compares it whole, as an opaque token). */

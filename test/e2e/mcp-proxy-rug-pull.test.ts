@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../support/harness.js';
-import { connect, eventually, RUG_PULL_SERVER, traces } from '../support/mcp.js';
+import { connect, RUG_PULL_SERVER, traces } from '../support/mcp.js';
+import { eventually } from '../support/wait.js';
 import { HONEST, POISONED } from '../support/mcp-rug-pull-server.js';
 
 const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0]?.text ?? '');

@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, startServer, tempDir, type RunningServer, type Tenant } from '../support/harness.js';
-import { addRule, eventually, proxyArgs, proxyEnv, RAW_SERVER, sleep, traces } from '../support/mcp.js';
+import { addRule, proxyArgs, proxyEnv, RAW_SERVER, traces } from '../support/mcp.js';
+import { eventually, sleep } from '../support/wait.js';
 
 class RawSession {
   readonly child: ChildProcess;

@@ -15,7 +15,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { createPanopticon, instrumentMcpServer, type InstrumentOptions, type McpRequestExtra, type Panopticon } from '@panopticon/sdk';
 import { createTenant, ENGINES, freshLocation, http, spawnServer, startServer, tempDir, type RunningServer, type SpawnedServer, type Tenant } from '../support/harness.js';
-import { closedPort, eventually, sleep } from '../support/sdk.js';
+import { closedPort, eventually } from '../support/sdk.js';
+import { sleep } from '../support/wait.js';
 
 type CallResult = { content: Array<{ type: string; text: string }>; isError?: boolean };
 

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createPanopticon, uuidv7, type Panopticon, type PanopticonError, type PanopticonOptions } from '@panopticon/sdk';
 import { createTenant, ENGINES, http, REPO_ROOT, startServer, tempDir, type RunningServer, type Tenant } from '../support/harness.js';
-import { closedPort, eventually, LoopbackProxy, sleep, storedRows } from '../support/sdk.js';
+import { closedPort, eventually, LoopbackProxy, storedRows } from '../support/sdk.js';
+import { sleep } from '../support/wait.js';
 
 const trace = (p: Panopticon, i: number, extra: Record<string, unknown> = {}) =>
   p.trace({ tool: `tool_${i}`, scope: 'agent:read', status: 'ok', durationMs: i, ...extra });

@@ -17,8 +17,8 @@ import { createTenant, http, postTrace, rawSql, startServer, traceBody, type Run
 import { createPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { SseClient } from '../support/sse.js';
 import { formatCounts, keepSending, type Traffic } from '../support/traffic.js';
+import { sleep } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Repeats `attempt` until it yields true; the ms that took, failing after `ms`. */
 async function within(ms: number, what: string, attempt: () => Promise<boolean>): Promise<number> {

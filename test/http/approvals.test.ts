@@ -7,22 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
 import type { GuardEvent } from '../../src/guard/events.js';
 import { openApproval } from '../support/approvals.js';
+import { eventually, sleep } from '../support/wait.js';
 
 const poll = (url: string, pak: string, id: string, wait?: number) =>
   http(url, 'GET', `/panopticon/approvals/${id}${wait === undefined ? '' : `?wait=${wait}`}`, { token: pak });
 const decide = (url: string, token: string, id: string, action: 'approve' | 'deny', body?: unknown) =>
   http(url, 'POST', `/api/approvals/${id}/${action}`, body === undefined ? { token } : { token, body });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 for (const engine of ENGINES) {
   describe(`HITL approvals [${engine}]`, () => {

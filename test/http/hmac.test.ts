@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createTenant, ENGINES, http, postTrace, startServer, twoNodesOnePostgres, traceBody, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
 import { isWellFormedToken, SECRET_PREFIX } from '../../src/keys/tokens.js';
+import { sleep } from '../support/wait.js';
 
 /**
  * The clock of every server in this file: real time plus what a test skipped ahead (the grace
@@ -32,7 +33,6 @@ function sendRaw(url: string, pak: string, path: string, raw: string, headers: R
   return http(url, 'POST', path, { raw, token: pak, headers: { 'content-type': 'application/json', ...headers } });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const engine of ENGINES) {
   describe(`HMAC request signing [${engine}]`, () => {

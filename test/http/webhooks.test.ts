@@ -4,60 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import http_ from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openApproval } from '../support/approvals.js';
+import { receiver, type Received } from '../support/receiver.js';
+import { eventually, sleep } from '../support/wait.js';
 import { createTenant, ENGINES, http, startServer, twoNodesOnePostgres, type RunningServer, type TwoNodes, type Tenant, POSTGRES_ONLY } from '../support/harness.js';
 import { backoffMs, webhookDeliveries } from '../../src/webhooks/service.js';
 import { newId } from '../../src/keys/tokens.js';
 import { GUARD_EVENT_TYPES } from '../../src/guard/events.js';
 
-interface Received {
-  path: string;
-  headers: http_.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A loopback receiver: records every request and answers with the next queued status (default 200). */
-async function receiver() {
-  const received: Received[] = [];
-  const statuses: number[] = [];
-  const server = http_.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, body });
-      res.statusCode = statuses.shift() ?? 200;
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: (path: string) => `http://127.0.0.1:${port}${path}`,
-    received,
-    statuses,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A kill switch turned on (or off) through the operator API, as an operator would: the change and its webhook rows commit together. */
 async function killSwitch(url: string, tenant: Tenant, action: 'kill' | 'revive', body: { tool?: string; reason?: string }): Promise<void> {
   const res = await http(url, 'POST', `/api/apps/${tenant.clientId}/${action}`, { token: tenant.token, body });
   assert.equal(res.status, 200, res.text);
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 function verify(secret: string, r: Received): boolean {

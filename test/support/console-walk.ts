@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { traceBody } from './harness.js';
+import { sleep } from './wait.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -40,7 +41,6 @@ async function sendTrace(baseUrl: string, pak: string, body: unknown): Promise<n
   return res.status;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The human in the loop, as the issue shows it: a require_approval rule added in the Policies

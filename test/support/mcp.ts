@@ -11,17 +11,6 @@ export const EVERYTHING_SERVER = path.join(REPO_ROOT, 'node_modules', '@modelcon
 export const RAW_SERVER = path.join(here, 'mcp-raw-server.js');
 export const RUG_PULL_SERVER = path.join(here, 'mcp-rug-pull-server.js');
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function eventually<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** `node bin/logi.js mcp proxy …flags -- <server>`: argv after the node binary. */
 export function proxyArgs(url: string, clientId: string, flags: readonly string[], server: readonly string[]): string[] {

@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { rawSql, type RunningServer } from './harness.js';
+import { eventually as waitFor } from './wait.js';
 import type { StoreLocation } from '../../src/config.js';
 
 export type ProxyMode =
@@ -113,16 +114,9 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
+/** `eventually` with a longer ceiling: an SDK retries with backoff before a trace arrives. */
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  return waitFor(what, fn, timeoutMs);
 }
 
 /** How many stored rows each event_id has in the app, read from the database itself. */

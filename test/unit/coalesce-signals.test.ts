@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { coalesceSignals } from '../../src/http/services.js';
+import { sleep } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('coalesceSignals', () => {
   it('sends the first signal at once, merges what follows within the window into one, and sends it when the window ends', async () => {
