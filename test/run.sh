@@ -7,10 +7,11 @@
 #     signal across nodes within a second) run one at a time, at normal CPU priority, so they see an
 #     almost idle machine however busy the other lane keeps it. Every other file, unit to browser
 #     and SDK suites and the remaining fault tests (crash and shutdown under load, Expect:
-#     100-continue), runs PANOPTICON_TEST_CONCURRENCY at a time (default 3: many of them mostly wait
-#     on child processes, PostgreSQL or timers) at a lower priority (nice), longest first, so the
-#     short unit and store files fill the lane's end instead of a 50 s SDK suite starting late.
-#     `node --test` would sort the files by name: test/lane.ts runs them in the order given.
+#     100-continue), runs in PANOPTICON_TEST_CONCURRENCY processes at a time (default 3: many of
+#     them mostly wait on child processes, PostgreSQL or timers), most of them several files to a
+#     process, at a lower priority (nice), longest first, so the short unit and store files fill the
+#     lane's end instead of a 50 s SDK suite starting late. `node --test` would sort the files by
+#     name: test/lane.ts runs them in the order given.
 # The timed lane's report is printed as one block when it ends. A fault test not named below joins
 # the timed lane. Files are named by shell globs, not directories: Node 20 expands a directory itself
 # (and would run every .js file under a directory named test, helpers included), Node 22+ takes only
