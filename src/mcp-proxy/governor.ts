@@ -22,6 +22,8 @@ const REPORT_BATCH = 500;
 /** The route takes 2 MiB; what a batch's definitions may add up to, leaving room for the envelope. */
 const REPORT_BATCH_BYTES = 1536 * 1024;
 const DEFINITION_BYTES = 64 * 1024;
+/** How often the hidden tools are asked about again, so one an operator approves shows without a relist. */
+export const HIDDEN_RECHECK_MS = 3000;
 const DEFINITION_DEPTH = 32;
 
 export interface ToolResult {
@@ -281,6 +283,57 @@ export class Governor {
       userSub: t.ctx.userSub, sessionId: t.ctx.sessionId, errorMessage, attributes: t.attributes,
       checkId: typeof t.attributes['panopticon.check_id'] === 'string' ? t.attributes['panopticon.check_id'] : null,
     });
+  }
+
+  /**
+   * Asks Panopticon about every hidden tool (pending, rejected, unverified, refused) every
+   * `intervalMs` while there are any, and calls `shown` with the names of those it may show now
+   * (an operator approved them, or Panopticon is back for a definition approved before), so the
+   * transport can send `notifications/tools/list_changed`. Returns the function that stops it.
+   */
+  watchHidden(shown: (names: string[]) => void, intervalMs = HIDDEN_RECHECK_MS): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.recheckHidden()
+        .then((names) => {
+          if (names.length > 0) shown(names);
+        })
+        .catch((err: unknown) => this.o.log(`rechecking the hidden tools failed: ${String(err)}`))
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private async recheckHidden(): Promise<string[]> {
+    const hidden = [...this.pins]
+      .filter(([name, pin]) => pin.status !== 'unpinnable' && !this.shown(name, pin))
+      // `canonical` only sizes the batches here.
+      .map(([name, pin]) => ({ name, pin, canonical: JSON.stringify(pin.definition) }));
+    const nowShown: string[] = [];
+    for (const batch of batches(hidden)) {
+      const report = await this.o.panopticon.reportTools(batch.map((h) => h.pin.definition));
+      // Unreachable or refused: nothing hidden can be shown yet; asked again at the next tick.
+      if (!report.ok) break;
+      const verdicts = new Map(report.tools.map((v) => [v.name, v]));
+      for (const { name, pin } of batch) {
+        const v = verdicts.get(name);
+        // Listed again meanwhile (another definition): that list's verdict stands.
+        if (v === undefined || this.pins.get(name) !== pin) continue;
+        const fresh: Pin = { ...pin, status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash, problem: undefined };
+        this.pins.set(name, fresh);
+        if (v.status === 'approved') this.approvedOnce.add(`${name}\u0000${pin.hash}`);
+        if (this.shown(name, fresh)) {
+          this.o.log(`tool "${name}" may be shown now (${v.status}): telling the client its tool list changed`);
+          nowShown.push(name);
+        }
+      }
+    }
+    return nowShown;
   }
 
   /** A quarantined or unverified definition is asked about again at call time: an operator may have approved it since. */

@@ -12,6 +12,10 @@
  *   messages after it wait for that rewrite.
  * - `notifications/cancelled` for a call still held by the governor is not forwarded (the server
  *   never saw the request); the call is dropped when its decision comes.
+ * - the answer to `initialize` declares `tools.listChanged` when the server has tools: the proxy asks
+ *   Panopticon about the tools it hides every few seconds, and when one may be shown now (an
+ *   operator approved it) it sends the client `notifications/tools/list_changed`, so the client
+ *   lists again and sees it without reconnecting.
  * - a call naming a tool never listed through the proxy makes the proxy list the server's tools
  *   itself first (ids `panopticon-proxy-<n>`; those responses are not relayed).
  * - a client line that is not JSON is answered with a JSON-RPC parse error and not forwarded, so a
@@ -117,6 +121,10 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
   const held = new Map<string, { cancelled: string | null }>();
   const inflight = new Map<string, InFlight>();
   const lists = new Set<string>();
+  /** The id of the client's `initialize`, until the server answers it. */
+  const inits = new Set<string>();
+  /** The server has tools and the client was told the proxy announces changes to them. */
+  let toolsAnnounced = false;
   const own = new Map<string, (answer: JsonRpcResponse | null) => void>();
   let ownSeq = 0;
   let initialized = false;
@@ -160,6 +168,13 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
       governor.finish(call.ticket, m.error !== undefined ? { kind: 'error', message: `${m.error.code}: ${m.error.message}` } : { kind: 'result', result: m.result });
       return { kind: 'raw' };
     }
+    if (inits.delete(key)) {
+      const result = m.result;
+      if (!isObject(result) || !isObject(result.capabilities) || !isObject(result.capabilities.tools)) return { kind: 'raw' };
+      toolsAnnounced = true;
+      const capabilities = { ...result.capabilities, tools: { ...result.capabilities.tools, listChanged: true } };
+      return { kind: 'replace', value: Promise.resolve({ ...m, result: { ...result, capabilities } }) };
+    }
     if (lists.delete(key)) {
       const result = m.result;
       if (!isObject(result) || !Array.isArray(result.tools)) return { kind: 'raw' };
@@ -172,7 +187,7 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
   }
 
   function onServerLine(line: string): void {
-    if (inflight.size === 0 && lists.size === 0 && own.size === 0) return writer.line(line);
+    if (inflight.size === 0 && lists.size === 0 && own.size === 0 && inits.size === 0) return writer.line(line);
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -287,6 +302,7 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
     if (isRequest(m)) {
       if (m.method === 'tools/call') return handleCall(m, raw);
       if (m.method === 'tools/list') lists.add(idKey(m.id));
+      if (m.method === 'initialize') inits.add(idKey(m.id));
     } else if (isNotification(m)) {
       if (m.method === 'notifications/initialized') initialized = true;
       if (m.method === 'notifications/cancelled' && isObject(m.params)) {
@@ -332,6 +348,10 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
 
   // --- lifecycle ---------------------------------------------------------------------------------
 
+  const stopWatching = governor.watchHidden(() => {
+    if (initialized && toolsAnnounced && !serverGone) writer.line(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }));
+  });
+
   const fromClient = new LineSplitter(onClientLine);
   const fromServer = new LineSplitter(onServerLine);
   childOut.on('data', (chunk: Buffer) => fromServer.push(chunk));
@@ -366,12 +386,14 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
       // A child that never started may not emit 'close'.
       if (child.pid === undefined) {
         serverGone = true;
+        stopWatching();
         input.pause();
         resolve(127);
       }
     });
     child.on('close', (code, signal) => {
       serverGone = true;
+      stopWatching();
       for (const t of killTimers) clearTimeout(t);
       fromServer.end();
       for (const [key, call] of inflight) {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createTenant, ENGINES, http, startServer, type RunningServer, type Tenant } from '../support/harness.js';
 import { connect, RUG_PULL_SERVER, traces } from '../support/mcp.js';
 import { eventually } from '../support/wait.js';
@@ -76,14 +77,22 @@ for (const engine of ENGINES) {
       const strict = await createTenant(server.url);
       await http(server.url, 'PUT', `/api/apps/${strict.clientId}/tools/settings`, { token: strict.token, body: { new_tools: 'require_approval' } });
       const p = await connect({ url: server.url, tenant: strict }, [RUG_PULL_SERVER]);
+      let announced = 0;
+      p.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        announced++;
+      });
       try {
+        assert.equal(p.client.getServerCapabilities()?.tools?.listChanged, true);
         assert.deepEqual((await p.client.listTools()).tools, []);
         const refused = await p.client.callTool({ name: 'get_time', arguments: {} });
         assert.match(text(refused), /^Refused by Panopticon: tool "get_time" is new and waits for an operator's approval \(definition tdf_\w+\)\.$/);
         const listed = (await http(server.url, 'GET', `/api/apps/${strict.clientId}/tools`, { token: strict.token })).body.tools as any[];
         const getTime = listed.find((x) => x.name === 'get_time');
         assert.deepEqual([getTime.status, getTime.pinned], ['quarantined', null]);
+        assert.equal(announced, 0);
         await http(server.url, 'POST', `/api/apps/${strict.clientId}/tools/definitions/${getTime.changes[0].id}/approve`, { token: strict.token });
+        // The client is told, without listing: the proxy asks about hidden tools every 3 s.
+        await eventually('notifications/tools/list_changed', () => announced > 0);
         assert.deepEqual((await p.client.listTools()).tools.map((x) => x.name), ['get_time'], 'approved: it appears; fetch_url (now poisoned, never approved) stays hidden');
       } finally {
         await p.close();

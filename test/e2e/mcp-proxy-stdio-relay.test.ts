@@ -256,6 +256,34 @@ describe(`MCP proxy over stdio: the relay [${engine}]`, () => {
     }
   });
 
+  it('a hidden tool an operator approves is announced: initialize declares tools.listChanged, notifications/tools/list_changed follows the approval, and the next list shows the tool', async () => {
+    const strict = await createTenant(server.url);
+    await http(server.url, 'PUT', `/api/apps/${strict.clientId}/tools/settings`, { token: strict.token, body: { new_tools: 'require_approval' } });
+    const s = session([], strict);
+    try {
+      s.send(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }));
+      const init = JSON.parse(await s.next());
+      assert.deepEqual(init.result.capabilities, { tools: { listChanged: true } }, 'the raw server declares tools: {}; the proxy adds listChanged');
+      assert.deepEqual(init.result.serverInfo, { name: 'raw-server', version: '1.0.0' });
+      s.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+      s.send('{"jsonrpc":"2.0","id":1,"method":"tools/list"}');
+      assert.deepEqual(JSON.parse(await s.next()).result.tools, [], 'every tool is new and waits for approval');
+
+      const listed = (await http(server.url, 'GET', `/api/apps/${strict.clientId}/tools`, { token: strict.token })).body.tools as Array<{ name: string; changes: Array<{ id: string }> }>;
+      const echo = listed.find((x) => x.name === 'echo')!;
+      assert.equal((await http(server.url, 'POST', `/api/apps/${strict.clientId}/tools/definitions/${echo.changes[0]!.id}/approve`, { token: strict.token })).status, 200);
+      // The next line, unasked: within one recheck (3 s) and the report's round trip.
+      assert.equal(await s.next(10_000), '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}');
+      s.send('{"jsonrpc":"2.0","id":2,"method":"tools/list"}');
+      assert.deepEqual(JSON.parse(await s.next()).result.tools.map((x: { name: string }) => x.name), ['echo'], 'slow and exit still wait');
+      assert.equal(s.received().filter((l) => l.includes('list_changed')).length, 0, 'the notification is the proxy\'s: the server never sees it');
+      assert.match(s.stderr, /tool "echo" may be shown now \(approved\)/);
+    } finally {
+      s.kill();
+      await s.exited;
+    }
+  });
+
   it('the server\'s exit ends the proxy with its exit code; the server\'s stderr is the proxy\'s stderr', async () => {
     const s = session(['--no-guard']);
     await s.handshake();
