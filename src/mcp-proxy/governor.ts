@@ -24,6 +24,7 @@ const REPORT_BATCH_BYTES = 1536 * 1024;
 const DEFINITION_BYTES = 64 * 1024;
 /** How often the hidden tools are asked about again, so one an operator approves shows without a relist. */
 export const HIDDEN_RECHECK_MS = 3000;
+
 const DEFINITION_DEPTH = 32;
 
 export interface ToolResult {

@@ -10,6 +10,12 @@
  *   through, unchanged, for the trace.
  * - the answer to a POSTed `tools/list` is rewritten without the tools that are not approved (the
  *   JSON body, or the one SSE event that carries it; other events of the stream untouched).
+ * - the answer to `initialize` declares `tools.listChanged` when the server has tools, and the
+ *   client's GET event stream carries `notifications/tools/list_changed` of the proxy's own (between
+ *   the server's events, never inside one) when a tool it hid may be shown now: the proxy asks
+ *   Panopticon about the tools it hides every few seconds, so an approval reaches the client
+ *   without a relist. Without a GET stream (a server that answers it 405), the client sees the
+ *   tool at its next tools/list.
  * - a POST body that is not JSON is answered `400` with a JSON-RPC parse error; a batch holding a
  *   tools/call or tools/list is answered `400` (the current protocol has no batches); neither is relayed.
  *
@@ -22,7 +28,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CallTicket, Governor } from './governor.js';
-import { errorResponse, INVALID_PARAMS, INVALID_REQUEST, isObject, isRequest, isResponse, PARSE_ERROR, response, type JsonRpcId, type JsonRpcResponse } from './jsonrpc.js';
+import { declaringToolListChanges, errorResponse, INVALID_PARAMS, INVALID_REQUEST, isObject, isRequest, isResponse, PARSE_ERROR, response, TOOL_LIST_CHANGED, type JsonRpcId, type JsonRpcResponse } from './jsonrpc.js';
 import { replaceData, SseSplitter } from './sse.js';
 
 /** How the proxy derives a call's user_sub from the client's request. */
@@ -142,6 +148,12 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
   const agent = new transport.Agent({ keepAlive: true });
   let ownSeq = 0;
   let listing: Promise<void> | null = null;
+  /** The clients' open GET event streams: where the proxy's own notifications go. */
+  const streams = new Set<(event: string) => void>();
+  const stopWatching = governor.watchHidden(() => {
+    const event = `event: message\ndata: ${JSON.stringify(TOOL_LIST_CHANGED)}\n\n`;
+    for (const send of streams) send(event);
+  });
 
   const targetOf = (reqUrl: string): { url: URL; endpoint: boolean } => {
     const url = new URL(reqUrl, 'http://proxy.invalid');
@@ -153,15 +165,18 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
     return { url: new URL(url.pathname + url.search, upstream.origin), endpoint: false };
   };
 
-  /** Relays one request, and its answer; `watch` reads (or rewrites) the JSON-RPC answer to one id. */
-  function relay(req: http.IncomingMessage, res: http.ServerResponse, target: URL, body: Buffer | null, watch: Watch | null): void {
+  /**
+   * Relays one request, and its answer; `watch` reads (or rewrites) the JSON-RPC answer to one id;
+   * `announce`: the answer is the client's GET event stream, which the proxy's notifications join.
+   */
+  function relay(req: http.IncomingMessage, res: http.ServerResponse, target: URL, body: Buffer | null, watch: Watch | null, announce = false): void {
     let settled = false;
     const settle = (m: JsonRpcResponse | null, why: string) => {
       if (settled || watch === null) return;
       settled = true;
       watch.answered(m, why);
     };
-    const up = transport.request(target, { method: req.method, headers: forwardHeaders(req.headers, body, watch !== null), agent });
+    const up = transport.request(target, { method: req.method, headers: forwardHeaders(req.headers, body, watch !== null || announce), agent });
     up.on('error', (err) => {
       log(`upstream ${target.origin}: ${err.message}`);
       settle(null, `upstream unreachable: ${err.message}`);
@@ -182,6 +197,23 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
       const status = answer.statusCode ?? 502;
       const headers = answerHeaders(answer.headers);
       const type = String(answer.headers['content-type'] ?? '').toLowerCase();
+      if (announce && status === 200 && type.startsWith('text/event-stream')) {
+        res.writeHead(status, headers);
+        res.flushHeaders();
+        // Whole events only: an event of the proxy's goes between two of the server's.
+        const splitter = new SseSplitter((raw) => void res.write(raw));
+        const send = (event: string) => void res.write(event);
+        streams.add(send);
+        answer.on('data', (c: Buffer) => splitter.push(c));
+        answer.on('close', () => {
+          streams.delete(send);
+          const rest = splitter.end();
+          if (rest !== '') res.write(rest);
+          res.end();
+        });
+        res.on('close', () => streams.delete(send));
+        return;
+      }
       if (watch === null || !(type.startsWith('application/json') || type.startsWith('text/event-stream'))) {
         if (watch !== null) settle(null, `HTTP ${status} from the upstream`);
         res.writeHead(status, headers);
@@ -356,6 +388,7 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { url: target, endpoint } = targetOf(req.url ?? '/');
+    if (endpoint && req.method === 'GET') return relay(req, res, target, null, null, true);
     if (!endpoint || req.method !== 'POST') return relay(req, res, target, null, null);
     const body = await readBody(req, MAX_BODY_BYTES);
     if (body === null) {
@@ -380,6 +413,9 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
       return relay(req, res, target, body, null);
     }
     if (isRequest(parsed) && parsed.method === 'tools/call') return call(req, res, target, body, parsed.id, parsed.params);
+    if (isRequest(parsed) && parsed.method === 'initialize') {
+      return relay(req, res, target, body, { id: parsed.id, rewrite: async (m) => declaringToolListChanges(m).message, answered: () => {} });
+    }
     if (isRequest(parsed) && parsed.method === 'tools/list') {
       return relay(req, res, target, body, {
         id: parsed.id,
@@ -417,6 +453,7 @@ export async function startHttpProxy(o: HttpProxyOptions): Promise<RunningHttpPr
     origin,
     endpoint: origin + upstream.pathname,
     async close() {
+      stopWatching();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       agent.destroy();

@@ -72,3 +72,17 @@ export class LineSplitter {
     if (rest !== '') this.onLine(rest);
   }
 }
+
+/** What the proxy sends a client when a tool it hid may be shown now (governor.ts, watchHidden). */
+export const TOOL_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } as const;
+
+/**
+ * The server's answer to `initialize`, declaring `tools.listChanged` when the server has tools: the
+ * proxy announces the tools it starts showing, so the client should listen. Anything else as it is.
+ */
+export function declaringToolListChanges(m: JsonRpcResponse): { message: JsonRpcResponse; hasTools: boolean } {
+  const result = m.result;
+  if (!isObject(result) || !isObject(result.capabilities) || !isObject(result.capabilities.tools)) return { message: m, hasTools: false };
+  const capabilities = { ...result.capabilities, tools: { ...result.capabilities.tools, listChanged: true } };
+  return { message: { ...m, result: { ...result, capabilities } }, hasTools: true };
+}

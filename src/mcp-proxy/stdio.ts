@@ -34,8 +34,8 @@ import { withoutCliSecrets } from '../cli-config.js';
 import type { CallContext, CallTicket, Governor } from './governor.js';
 import { toolError } from './governor.js';
 import {
-  errorResponse, idKey, INVALID_PARAMS, isNotification, isObject, isRequest, isResponse, LineSplitter, PARSE_ERROR, response,
-  type JsonRpcId, type JsonRpcRequest, type JsonRpcResponse,
+  declaringToolListChanges, errorResponse, idKey, INVALID_PARAMS, isNotification, isObject, isRequest, isResponse, LineSplitter, PARSE_ERROR, response,
+  TOOL_LIST_CHANGED, type JsonRpcId, type JsonRpcRequest, type JsonRpcResponse,
 } from './jsonrpc.js';
 
 export interface StdioProxyOptions {
@@ -169,11 +169,10 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
       return { kind: 'raw' };
     }
     if (inits.delete(key)) {
-      const result = m.result;
-      if (!isObject(result) || !isObject(result.capabilities) || !isObject(result.capabilities.tools)) return { kind: 'raw' };
+      const { message, hasTools } = declaringToolListChanges(m);
+      if (!hasTools) return { kind: 'raw' };
       toolsAnnounced = true;
-      const capabilities = { ...result.capabilities, tools: { ...result.capabilities.tools, listChanged: true } };
-      return { kind: 'replace', value: Promise.resolve({ ...m, result: { ...result, capabilities } }) };
+      return { kind: 'replace', value: Promise.resolve(message) };
     }
     if (lists.delete(key)) {
       const result = m.result;
@@ -349,7 +348,7 @@ export function startStdioProxy(o: StdioProxyOptions): RunningStdioProxy {
   // --- lifecycle ---------------------------------------------------------------------------------
 
   const stopWatching = governor.watchHidden(() => {
-    if (initialized && toolsAnnounced && !serverGone) writer.line(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }));
+    if (initialized && toolsAnnounced && !serverGone) writer.line(JSON.stringify(TOOL_LIST_CHANGED));
   });
 
   const fromClient = new LineSplitter(onClientLine);

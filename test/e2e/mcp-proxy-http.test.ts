@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createTenant, ENGINES, http, LOGI_BIN, startServer, type RunningServer, type Tenant } from '../support/harness.js';
 import { addRule, proxyEnv, traces } from '../support/mcp.js';
 import { eventually } from '../support/wait.js';
@@ -154,6 +155,35 @@ for (const engine of ENGINES) {
       assert.equal(batch.status, 400);
       assert.equal((await batch.json()).error.code, -32600);
       assert.equal(upstream.seen.length, before);
+    });
+
+    it('a hidden tool an operator approves is announced on the client\'s GET stream: initialize declares tools.listChanged, notifications/tools/list_changed follows the approval', async () => {
+      const strict = await createTenant(server.url);
+      await http(server.url, 'PUT', `/api/apps/${strict.clientId}/tools/settings`, { token: strict.token, body: { new_tools: 'require_approval' } });
+      const sseUpstream = await startUpstream({ token: TOKEN });
+      const p = await startProxy(server, strict, sseUpstream.url);
+      const { client: c } = await client(p.endpoint);
+      let announced = 0;
+      c.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        announced++;
+      });
+      try {
+        assert.deepEqual(c.getServerCapabilities()?.tools, { listChanged: true }, 'the upstream declares tools: {}; the proxy adds listChanged');
+        assert.deepEqual((await c.listTools()).tools, [], 'every tool is new and waits for approval');
+        // The official client opens its GET stream once initialized; the proxy relays it to the upstream.
+        await eventually('the client\'s GET stream', () => sseUpstream.seen.some((r) => r.method === 'GET'));
+        assert.equal(announced, 0);
+        const listed = (await http(server.url, 'GET', `/api/apps/${strict.clientId}/tools`, { token: strict.token })).body.tools as Array<{ name: string; changes: Array<{ id: string }> }>;
+        const echo = listed.find((x) => x.name === 'echo')!;
+        assert.equal((await http(server.url, 'POST', `/api/apps/${strict.clientId}/tools/definitions/${echo.changes[0]!.id}/approve`, { token: strict.token })).status, 200);
+        await eventually('notifications/tools/list_changed on the GET stream', () => announced > 0);
+        assert.deepEqual((await c.listTools()).tools.map((x) => x.name), ['echo'], 'progress and rug still wait');
+        assert.equal(text(await c.callTool({ name: 'echo', arguments: { text: 'approved' } })), 'approved');
+      } finally {
+        await c.close();
+        await p.stop();
+        await sseUpstream.close();
+      }
     });
 
     it('an upstream answering JSON (no SSE): lists pinned and calls traced the same way; DELETE ends the session at the upstream', async () => {
