@@ -325,9 +325,7 @@ export class Governor {
         const v = verdicts.get(name);
         // Listed again meanwhile (another definition): that list's verdict stands.
         if (v === undefined || this.pins.get(name) !== pin) continue;
-        const fresh: Pin = { ...pin, status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash, problem: undefined };
-        this.pins.set(name, fresh);
-        if (v.status === 'approved') this.approvedOnce.add(`${name}\u0000${pin.hash}`);
+        const fresh = this.applyVerdict(name, pin, v);
         if (this.shown(name, fresh)) {
           this.o.log(`tool "${name}" may be shown now (${v.status}): telling the client its tool list changed`);
           nowShown.push(name);
@@ -345,10 +343,14 @@ export class Governor {
       return report.unreachable ? pin : refused;
     }
     const v = report.tools[0];
-    if (v === undefined) return pin;
-    const fresh: Pin = { ...pin, status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash };
-    this.pins.set(tool, fresh);
-    if (v.status === 'approved') this.approvedOnce.add(`${tool}\u0000${pin.hash}`);
+    return v === undefined ? pin : this.applyVerdict(tool, pin, v);
+  }
+
+  /** Records what Panopticon now says of a pinned definition; the pin as it is now. */
+  private applyVerdict(name: string, pin: Pin, v: Pick<Pin, 'status' | 'definitionId' | 'pinnedHash'>): Pin {
+    const fresh: Pin = { ...pin, status: v.status, definitionId: v.definitionId, pinnedHash: v.pinnedHash, problem: undefined };
+    this.pins.set(name, fresh);
+    if (v.status === 'approved') this.approvedOnce.add(`${name}\u0000${pin.hash}`);
     return fresh;
   }
 
