@@ -37,23 +37,27 @@ export function isBusy(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
-/** Whether `err` (or an error it wraps) is a lock held past the lock timeout, on either engine. */
-export function isLockTimeout(err: unknown): boolean {
+/** Whether `err` or one of the errors it wraps (its `cause`, up to five deep) passes `test`. */
+function anyCause(err: unknown, test: (e: unknown) => boolean): boolean {
   for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isBusy(e) || (e as { code?: unknown }).code === '55P03') return true;
+    if (test(e)) return true;
   }
   return false;
 }
 
+/** Whether `err` (or an error it wraps) is a lock held past the lock timeout, on either engine. */
+export function isLockTimeout(err: unknown): boolean {
+  return anyCause(err, (e) => isBusy(e) || (e as { code?: unknown }).code === '55P03');
+}
+
 /** Whether `err` (or an error it wraps) is the store being unavailable rather than a bug. */
 export function isStoreUnavailable(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  return anyCause(err, (e) => {
     if (e instanceof StoreUnavailableError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (SQLITE_UNAVAILABLE.test(code) || PG_UNAVAILABLE.test(code) || NETWORK_CODES.has(code))) return true;
-    if (e instanceof Error && code === undefined && PG_DRIVER_MESSAGES.test(e.message)) return true;
-  }
-  return false;
+    return e instanceof Error && code === undefined && PG_DRIVER_MESSAGES.test(e.message);
+  });
 }
 
 /** `err` as a StoreUnavailableError when it is one, else unchanged: what the store seams rethrow. */
